@@ -1,0 +1,260 @@
+//! Wiring: open the store, import zone files, bind the sockets, serve, shut down with the
+//! store flushed. Also the offline zone commands that work on a data directory directly.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use hickory_proto::rr::Name;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{Cli, Command, DataArgs, ServeArgs, ZoneCommand};
+use crate::dns::{self, DnsOptions};
+use crate::model::{normalize_name, HostedZone};
+use crate::service::Service;
+use crate::store::SledStore;
+use crate::zonefile;
+
+/// Logging: `RUST_LOG`-style filter (default info, hickory at warn since it logs every
+/// response at info), `LOG_FORMAT=json` for containers.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=warn,sled=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Zone(cmd) => zone_command(cmd).await,
+    }
+}
+
+/// Everything `r53 serve` needs, independent of how it was configured.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub dns_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub cache_bytes: u64,
+    pub zones_dir: Option<PathBuf>,
+    pub dns: DnsOptions,
+}
+
+impl From<ServeArgs> for ServeOptions {
+    fn from(args: ServeArgs) -> Self {
+        let mut dns = DnsOptions::default();
+        if let Some(n) = args.udp_sockets {
+            dns.udp_sockets = n;
+        }
+        dns.tcp_idle_timeout = Duration::from_secs(args.tcp_idle_timeout);
+        dns.tcp_max_connections = args.tcp_max_connections;
+        Self {
+            dns_addr: args.dns_addr,
+            data_dir: args.data.data_dir,
+            cache_bytes: args.data.cache_mb << 20,
+            zones_dir: Some(args.zones_dir),
+            dns,
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub dns_addr: SocketAddr,
+    pub service: Arc<Service>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops serving, waits for the tasks and flushes the store.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.service.flush().await.context("flushing the store")?;
+        info!("shut down");
+        Ok(())
+    }
+}
+
+fn open_service(data_dir: &Path, cache_bytes: u64) -> anyhow::Result<Service> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let store = SledStore::open(data_dir, cache_bytes)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    Ok(Service::open(Arc::new(store))?)
+}
+
+/// Opens the store, imports zone files, binds and starts serving.
+pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
+    let service = Arc::new(open_service(&options.data_dir, options.cache_bytes)?);
+    if let Some(dir) = &options.zones_dir {
+        import_zones_dir(&service, dir).await;
+    }
+    let listeners = dns::bind(options.dns_addr, &options.dns).map_err(|e| {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            anyhow::anyhow!(
+                "cannot bind DNS to {}: permission denied. Ports below 1024 need privileges: run as root, grant the binary CAP_NET_BIND_SERVICE (sudo setcap cap_net_bind_service=+ep $(which r53)), or pass --dns-addr 127.0.0.1:5300",
+                options.dns_addr
+            )
+        } else {
+            anyhow::anyhow!("cannot bind DNS to {}: {e}", options.dns_addr)
+        }
+    })?;
+    let dns_addr = listeners.local_addr()?;
+    info!(
+        dns.udp = %dns_addr,
+        dns.tcp = %dns_addr,
+        udp.sockets = listeners.udp.len(),
+        "serving DNS"
+    );
+    let shutdown = CancellationToken::new();
+    let tasks = listeners.serve(service.catalog(), options.dns.clone(), shutdown.clone());
+    Ok(Running {
+        dns_addr,
+        service,
+        shutdown,
+        tasks,
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let running = start(args.into()).await?;
+    wait_for_signal().await?;
+    info!("signal received; shutting down");
+    running.shutdown().await
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// The zone name a file `NAME.zone` holds.
+fn zone_name_of(path: &Path) -> Option<Name> {
+    let file = path.file_name()?.to_str()?;
+    let stem = file.strip_suffix(".zone")?;
+    Name::from_ascii(stem).ok().map(|n| normalize_name(&n))
+}
+
+/// Imports every `NAME.zone` in `dir` whose zone does not exist yet. A file that does not parse
+/// is reported (file and line) and skipped; the others still load.
+pub async fn import_zones_dir(service: &Service, dir: &Path) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            info!(zones.dir = %dir.display(), "no zones directory; nothing to import");
+            return;
+        }
+        Err(e) => {
+            error!(zones.dir = %dir.display(), error = %e, "cannot read the zones directory");
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let Some(name) = zone_name_of(&path) else {
+            continue;
+        };
+        if service.zone_by_name(&name).await.is_some() {
+            continue;
+        }
+        match import_file(service, &path, &name).await {
+            Ok(summary) => info!(zone.name = %name, file = %path.display(), "{summary}"),
+            Err(e) => error!(zone.name = %name, "zone file not loaded: {e:#}"),
+        }
+    }
+}
+
+/// Imports one zone file: a new hosted zone, or the records of an existing zone of that name
+/// replaced.
+async fn import_file(service: &Service, path: &Path, name: &Name) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let parsed = zonefile::parse(&text, name, &path.display().to_string())?;
+    let count = parsed.rrsets.len();
+    match service.zone_by_name(name).await {
+        Some(existing) => {
+            service
+                .replace_records(&existing.zone.id, parsed.rrsets)
+                .await?;
+            Ok(format!(
+                "replaced the records of hosted zone {} with {count} record sets",
+                existing.zone.id
+            ))
+        }
+        None => {
+            let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+            let zone = HostedZone::new(
+                name,
+                format!("zonefile:{}", file.as_deref().unwrap_or_default()),
+                Some(format!("imported from {}", file.as_deref().unwrap_or_default())),
+            );
+            let zone = service.create_zone(zone, parsed.rrsets).await?;
+            Ok(format!(
+                "created hosted zone {} with {count} record sets",
+                zone.id
+            ))
+        }
+    }
+}
+
+async fn zone_command(cmd: ZoneCommand) -> anyhow::Result<()> {
+    match cmd {
+        ZoneCommand::Import { file, name, data } => {
+            let name = match name {
+                Some(n) => normalize_name(&Name::from_ascii(&n).context("zone name")?),
+                None => zone_name_of(&file).with_context(|| {
+                    format!(
+                        "cannot tell the zone's name from {}; pass --name",
+                        file.display()
+                    )
+                })?,
+            };
+            let service = open_offline(&data)?;
+            let summary = import_file(&service, &file, &name).await?;
+            service.flush().await?;
+            println!("{name}: {summary}");
+            Ok(())
+        }
+        ZoneCommand::Export { name, data } => {
+            let name = normalize_name(&Name::from_ascii(&name).context("zone name")?);
+            let service = open_offline(&data)?;
+            let Some(zone) = service.zone_by_name(&name).await else {
+                bail!("no hosted zone named {name}");
+            };
+            let sets: Vec<_> = zone.rrsets.into_values().collect();
+            print!("{}", zonefile::emit(&zone.zone.name, &sets));
+            Ok(())
+        }
+    }
+}
+
+/// Opens a data directory directly; sled's lock makes this fail while a server has it open.
+fn open_offline(data: &DataArgs) -> anyhow::Result<Service> {
+    open_service(&data.data_dir, data.cache_mb << 20).map_err(|e| {
+        warn!("{e:#}");
+        e.context(
+            "is a server running on this data directory? stop it first (sled allows one process)",
+        )
+    })
+}

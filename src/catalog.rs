@@ -1,0 +1,378 @@
+//! The serving snapshot: every hosted zone indexed for answering, and the answer algorithm.
+//!
+//! A [`Catalog`] is immutable. Writers build a new one and swap it in whole (see `service`),
+//! so the DNS path reads a consistent snapshot without locks and never touches storage. The
+//! answer algorithm follows RFC 1034 §4.3.2, with wildcards per RFC 4592 and negative answers
+//! per RFC 2308; it decides *what* to answer, and `dns` decides how it goes on the wire.
+//!
+//! Every lookup is a handful of hash probes: finding the zone walks the query name toward the
+//! root, and inside a zone empty non-terminals are indexed as nodes, so the closest encloser
+//! of a missing name (for NXDOMAIN and wildcards) costs what a positive lookup does.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::model::{HostedZone, ResourceRecordSet};
+
+/// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
+const MAX_CNAME_CHAIN: usize = 16;
+
+/// One RRset ready to serve.
+#[derive(Debug, Clone)]
+pub struct Rrset {
+    pub rtype: RecordType,
+    pub ttl: u32,
+    pub records: Vec<RData>,
+}
+
+/// A name in a zone: the RRsets it owns; empty for an empty non-terminal.
+#[derive(Debug, Default)]
+struct Node {
+    rrsets: Vec<Rrset>,
+}
+
+impl Node {
+    fn get(&self, rtype: RecordType) -> Option<&Rrset> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+}
+
+/// One hosted zone, indexed by owner name.
+#[derive(Debug)]
+pub struct ZoneIndex {
+    pub zone: HostedZone,
+    nodes: HashMap<Name, Node>,
+    soa: Option<Rrset>,
+    apex_labels: u8,
+}
+
+impl ZoneIndex {
+    pub fn build(zone: HostedZone, rrsets: &[ResourceRecordSet]) -> Self {
+        let apex = zone.name.clone();
+        let apex_labels = apex.num_labels();
+        let mut nodes: HashMap<Name, Node> = HashMap::with_capacity(rrsets.len() + 1);
+        nodes.insert(apex.clone(), Node::default());
+        for set in rrsets {
+            if !apex.zone_of(&set.name) {
+                continue;
+            }
+            // Index every ancestor up to the apex: they are empty non-terminals unless they
+            // own records themselves (RFC 4592 §2.2.2).
+            for labels in (apex_labels + 1..set.name.num_labels()).rev() {
+                let ancestor = set.name.trim_to(labels as usize);
+                if nodes.contains_key(&ancestor) {
+                    break;
+                }
+                nodes.insert(ancestor, Node::default());
+            }
+            let node = nodes.entry(set.name.clone()).or_default();
+            node.rrsets.push(Rrset {
+                rtype: set.rtype,
+                ttl: set.ttl,
+                records: set.records.clone(),
+            });
+        }
+        for node in nodes.values_mut() {
+            node.rrsets.sort_by_key(|s| u16::from(s.rtype));
+        }
+        let soa = nodes.get(&apex).and_then(|n| n.get(RecordType::SOA)).cloned();
+        Self {
+            zone,
+            nodes,
+            soa,
+            apex_labels,
+        }
+    }
+
+    pub fn apex(&self) -> &Name {
+        &self.zone.name
+    }
+
+    /// The SOA for a negative answer, its TTL lowered to the SOA minimum (RFC 2308 §3: "the
+    /// TTL of this record is set from the minimum of the MINIMUM field of the SOA record and
+    /// the TTL of the SOA itself").
+    fn negative_soa(&self) -> Option<Rrset> {
+        let soa = self.soa.as_ref()?;
+        let minimum = match soa.records.first() {
+            Some(RData::SOA(s)) => s.minimum,
+            _ => soa.ttl,
+        };
+        Some(Rrset {
+            rtype: RecordType::SOA,
+            ttl: soa.ttl.min(minimum),
+            records: soa.records.clone(),
+        })
+    }
+
+    /// Looks `name` up inside this zone (`name` is at or below the apex).
+    fn lookup<'z>(&'z self, name: &Name, qtype: RecordType) -> Lookup<'z> {
+        let labels = name.num_labels();
+        // Walk down from just below the apex; stop at a zone cut (a referral) or at the first
+        // name that does not exist (everything below it is missing too, since ancestors of
+        // every owner are indexed).
+        let mut encloser = self.apex().clone();
+        for depth in self.apex_labels + 1..=labels {
+            let here = name.trim_to(depth as usize);
+            let Some((stored, node)) = self.nodes.get_key_value(&here) else {
+                return self.missing(&encloser, qtype);
+            };
+            if let Some(ns) = node.get(RecordType::NS) {
+                // RFC 4035 §3.1.4.1: DS lives on the parent side of the cut.
+                let ds_at_cut = depth == labels && qtype == RecordType::DS;
+                if !ds_at_cut {
+                    return Lookup::Referral {
+                        cut: stored,
+                        ns,
+                    };
+                }
+            }
+            encloser = here;
+        }
+        let node = match self.nodes.get(name) {
+            Some(node) => node,
+            None => return self.missing(&encloser, qtype),
+        };
+        Self::from_node(node, qtype)
+    }
+
+    fn from_node(node: &Node, qtype: RecordType) -> Lookup<'_> {
+        if qtype == RecordType::ANY {
+            // RFC 8482 §4.2: answer with one RRset the name owns.
+            return match node.rrsets.first() {
+                Some(set) => Lookup::Found { set },
+                None => Lookup::NoData,
+            };
+        }
+        if let Some(set) = node.get(qtype) {
+            return Lookup::Found { set };
+        }
+        if let Some(set) = node.get(RecordType::CNAME) {
+            return Lookup::Cname { set };
+        }
+        Lookup::NoData
+    }
+
+    /// The name does not exist: a wildcard at the closest encloser answers for it, if there is
+    /// one (RFC 4592 §3.3.1), otherwise NXDOMAIN.
+    fn missing<'z>(&'z self, encloser: &Name, qtype: RecordType) -> Lookup<'z> {
+        let Ok(wildcard) = encloser.prepend_label("*") else {
+            return Lookup::NxDomain;
+        };
+        match self.nodes.get(&wildcard) {
+            Some(node) => Self::from_node(node, qtype),
+            None => Lookup::NxDomain,
+        }
+    }
+
+    /// Address records of `target`, when it is in this zone (glue included).
+    fn addresses(&self, target: &Name) -> impl Iterator<Item = (&Name, &Rrset)> {
+        self.nodes
+            .get_key_value(target)
+            .into_iter()
+            .flat_map(|(name, node)| {
+                node.rrsets
+                    .iter()
+                    .filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
+                    .map(move |s| (name, s))
+            })
+    }
+}
+
+enum Lookup<'z> {
+    Found { set: &'z Rrset },
+    Cname { set: &'z Rrset },
+    NoData,
+    NxDomain,
+    Referral { cut: &'z Name, ns: &'z Rrset },
+}
+
+/// An owner name and the RRset it owns in a response.
+#[derive(Debug, Clone)]
+pub struct Section<'a> {
+    pub owner: Cow<'a, Name>,
+    pub rrset: Cow<'a, Rrset>,
+}
+
+/// What to answer; `dns` turns it into a message.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub answers: Vec<Section<'a>>,
+    pub authorities: Vec<Section<'a>>,
+    pub additionals: Vec<Section<'a>>,
+    /// The additional section carries glue a referral needs (RFC 9471: if it does not fit,
+    /// the response is truncated).
+    pub glue_required: bool,
+}
+
+impl Answer<'_> {
+    fn new(rcode: ResponseCode, authoritative: bool) -> Self {
+        Self {
+            rcode,
+            authoritative,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            additionals: Vec::new(),
+            glue_required: false,
+        }
+    }
+}
+
+/// Every served zone, keyed by apex name.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    zones: HashMap<Name, Arc<ZoneIndex>>,
+}
+
+impl Catalog {
+    pub fn new(zones: impl IntoIterator<Item = Arc<ZoneIndex>>) -> Self {
+        Self {
+            zones: zones
+                .into_iter()
+                .map(|z| (z.apex().clone(), z))
+                .collect(),
+        }
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = &Arc<ZoneIndex>> {
+        self.zones.values()
+    }
+
+    /// The most specific zone containing `name`.
+    pub fn find_zone(&self, name: &Name) -> Option<&ZoneIndex> {
+        (0..=name.num_labels())
+            .rev()
+            .find_map(|labels| self.zones.get(&name.trim_to(labels as usize)))
+            .map(Arc::as_ref)
+    }
+
+    /// The zone that answers `qtype` at `name`: a DS query for a zone apex belongs to the
+    /// parent zone when r53 serves that too (RFC 4035 §3.1.4.1).
+    fn zone_for_query(&self, name: &Name, qtype: RecordType) -> Option<&ZoneIndex> {
+        let zone = self.find_zone(name)?;
+        if qtype == RecordType::DS && zone.apex() == name && !name.is_root() {
+            if let Some(parent) = self.find_zone(&name.base_name()) {
+                return Some(parent);
+            }
+        }
+        Some(zone)
+    }
+
+    /// Answers a query for `qname`/`qtype` (class IN).
+    pub fn answer<'a>(&'a self, qname: &'a Name, qtype: RecordType) -> Answer<'a> {
+        let Some(mut zone) = self.zone_for_query(qname, qtype) else {
+            // RFC 1034 §4.3.2 step 2 has no case for a name outside every zone served; an
+            // authoritative-only server refuses it.
+            return Answer::new(ResponseCode::Refused, false);
+        };
+        let mut answer = Answer::new(ResponseCode::NoError, true);
+        let mut name: Cow<'a, Name> = Cow::Borrowed(qname);
+        let mut visited: Vec<Name> = Vec::new();
+        loop {
+            match zone.lookup(&name, qtype) {
+                Lookup::Found { set } => {
+                    let additional = additional_targets(set);
+                    answer.answers.push(Section {
+                        owner: name,
+                        rrset: Cow::Borrowed(set),
+                    });
+                    for target in additional {
+                        add_addresses(&mut answer, zone, &target);
+                    }
+                    return answer;
+                }
+                Lookup::Cname { set } => {
+                    let target = match set.records.first() {
+                        Some(RData::CNAME(c)) => c.0.clone(),
+                        _ => return answer,
+                    };
+                    visited.push(name.as_ref().clone());
+                    answer.answers.push(Section {
+                        owner: name,
+                        rrset: Cow::Borrowed(set),
+                    });
+                    // A loop, an overlong chain or a target outside r53's zones ends the
+                    // chain here; the resolver completes it (RFC 1034 §3.6.2).
+                    if visited.len() >= MAX_CNAME_CHAIN || visited.contains(&target) {
+                        return answer;
+                    }
+                    match self.find_zone(&target) {
+                        Some(next) => zone = next,
+                        None => return answer,
+                    }
+                    name = Cow::Owned(target);
+                }
+                Lookup::NoData => {
+                    push_negative_soa(&mut answer, zone);
+                    return answer;
+                }
+                Lookup::NxDomain => {
+                    // RFC 6604 §2.1: the RCODE describes the last name in a CNAME chain.
+                    answer.rcode = ResponseCode::NXDomain;
+                    push_negative_soa(&mut answer, zone);
+                    return answer;
+                }
+                Lookup::Referral { cut, ns } => {
+                    // RFC 1034 §4.3.2 step 3b: a referral is not authoritative, unless a CNAME
+                    // from our own data led here.
+                    if answer.answers.is_empty() {
+                        answer.authoritative = false;
+                    }
+                    answer.authorities.push(Section {
+                        owner: Cow::Borrowed(cut),
+                        rrset: Cow::Borrowed(ns),
+                    });
+                    for target in additional_targets(ns) {
+                        add_addresses(&mut answer, zone, &target);
+                    }
+                    answer.glue_required = !answer.additionals.is_empty();
+                    return answer;
+                }
+            }
+        }
+    }
+}
+
+fn push_negative_soa(answer: &mut Answer<'_>, zone: &ZoneIndex) {
+    if let Some(soa) = zone.negative_soa() {
+        answer.authorities.push(Section {
+            owner: Cow::Owned(zone.apex().clone()),
+            rrset: Cow::Owned(soa),
+        });
+    }
+}
+
+/// Names whose addresses belong in the additional section (RFC 1035 §3.3.9, §3.3.11; RFC
+/// 2782 for SRV).
+fn additional_targets(set: &Rrset) -> Vec<Name> {
+    set.records
+        .iter()
+        .filter_map(|r| match r {
+            RData::NS(ns) => Some(ns.0.clone()),
+            RData::MX(mx) => Some(mx.exchange.clone()),
+            RData::SRV(srv) => Some(srv.target.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn add_addresses<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex, target: &Name) {
+    for (owner, set) in zone.addresses(target) {
+        let dup = |s: &Section<'_>| s.owner.as_ref() == owner && s.rrset.rtype == set.rtype;
+        if answer.additionals.iter().any(dup) || answer.answers.iter().any(dup) {
+            continue;
+        }
+        answer.additionals.push(Section {
+            owner: Cow::Borrowed(owner),
+            rrset: Cow::Borrowed(set),
+        });
+    }
+}
+
+/// The catalog as the DNS path sees it: a pointer swapped whole by writers.
+pub type SharedCatalog = Arc<arc_swap::ArcSwap<Catalog>>;

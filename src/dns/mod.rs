@@ -1,0 +1,16 @@
+//! DNS service: the socket loops ([`server`]) and the request-to-response function
+//! ([`message`]). The only module that serves DNS.
+//!
+//! ```text
+//!   UdpSocket ×N (SO_REUSEPORT) ─┐
+//!                                ├─► message::respond(catalog snapshot, bytes) ─► bytes
+//!   TcpListener ─► connection ───┘        │
+//!                  (length-prefixed,      └─► catalog::Catalog::answer
+//!                   pipelined, timeouts)
+//! ```
+
+pub mod message;
+pub mod server;
+
+pub use message::{respond, Transport, SERVER_UDP_PAYLOAD};
+pub use server::{bind, DnsListeners, DnsOptions};

@@ -1,0 +1,22 @@
+//! The `r53` binary: parse the command line, set up logging, run.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = r53::config::Cli::parse();
+    r53::app::init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("r53: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(r53::app::main(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("r53: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

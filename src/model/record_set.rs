@@ -1,0 +1,134 @@
+//! Resource record sets: a name, a type, a TTL and the record data.
+
+use std::cmp::Ordering;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+
+/// Lower-cases and fully qualifies a name: the one form names are stored and compared in.
+pub fn normalize_name(name: &Name) -> Name {
+    let mut name = name.to_lowercase();
+    name.set_fqdn(true);
+    name
+}
+
+/// The identity of a record set inside a zone, ordered as Route 53 lists them: names compared
+/// label by label from the right (DNSSEC canonical order, RFC 4034 §6.1), then by type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RrKey {
+    pub name: Name,
+    pub rtype: RecordType,
+}
+
+impl RrKey {
+    pub fn new(name: &Name, rtype: RecordType) -> Self {
+        Self {
+            name: normalize_name(name),
+            rtype,
+        }
+    }
+}
+
+impl Ord for RrKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // hickory's Name ordering is the canonical one (case-insensitive, rightmost label first).
+        self.name
+            .cmp(&other.name)
+            .then_with(|| u16::from(self.rtype).cmp(&u16::from(other.rtype)))
+    }
+}
+
+impl PartialOrd for RrKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One RRset as Route 53 manages it. Names are normalized (lower case, fully qualified);
+/// `records` holds no duplicates and every entry is of type `rtype`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceRecordSet {
+    pub name: Name,
+    pub rtype: RecordType,
+    pub ttl: u32,
+    pub records: Vec<RData>,
+}
+
+impl ResourceRecordSet {
+    pub fn new(name: &Name, rtype: RecordType, ttl: u32, records: Vec<RData>) -> Self {
+        let mut set = Self {
+            name: normalize_name(name),
+            rtype,
+            ttl,
+            records: Vec::with_capacity(records.len()),
+        };
+        for rdata in records {
+            set.push(rdata);
+        }
+        set
+    }
+
+    /// Adds a value unless an equal one is already present (an RRset is a set, RFC 2181 §5).
+    pub fn push(&mut self, rdata: RData) {
+        if !self.records.contains(&rdata) {
+            self.records.push(rdata);
+        }
+    }
+
+    pub fn key(&self) -> RrKey {
+        RrKey {
+            name: self.name.clone(),
+            rtype: self.rtype,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn key(name: &str, rtype: RecordType) -> RrKey {
+        RrKey::new(&Name::from_str(name).unwrap(), rtype)
+    }
+
+    #[test]
+    fn keys_sort_label_by_label_from_the_right() {
+        let mut keys = vec![
+            key("b.example.com.", RecordType::A),
+            key("example.com.", RecordType::SOA),
+            key("a.b.example.com.", RecordType::A),
+            key("example.com.", RecordType::NS),
+            key("Z.example.com.", RecordType::A),
+            key("b.example.com.", RecordType::AAAA),
+        ];
+        keys.sort();
+        let listed: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} {}", k.name, k.rtype))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "example.com. NS",
+                "example.com. SOA",
+                "b.example.com. A",
+                "b.example.com. AAAA",
+                "a.b.example.com. A",
+                "z.example.com. A",
+            ]
+        );
+    }
+
+    #[test]
+    fn record_sets_drop_duplicate_values() {
+        let a = RData::A("192.0.2.1".parse().unwrap());
+        let set = ResourceRecordSet::new(
+            &Name::from_str("WWW.example.com").unwrap(),
+            RecordType::A,
+            300,
+            vec![a.clone(), a],
+        );
+        assert_eq!(set.records.len(), 1);
+        assert_eq!(set.name.to_string(), "www.example.com.");
+    }
+}

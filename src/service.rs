@@ -1,0 +1,228 @@
+//! The operations every front end shares (zone files at start, the CLI, the API): check,
+//! store, swap the serving snapshot.
+//!
+//! One writer at a time holds `state`, the authoritative in-memory copy of what is stored.
+//! A change is decided against it, committed to the store (durable when `commit` returns),
+//! and only then applied to `state` and published as a new catalog. So a failed commit leaves
+//! nothing behind, and an acknowledged change is already visible to the next query.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
+use tokio::sync::Mutex;
+
+use crate::catalog::{Catalog, SharedCatalog, ZoneIndex};
+use crate::model::{normalize_name, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+use crate::store::{Batch, Store, StoreError, Write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("No hosted zone found with ID: {0}")]
+    NoSuchHostedZone(String),
+    #[error("A hosted zone named {0} already exists")]
+    ZoneExists(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A hosted zone and its record sets, in Route 53's listing order.
+#[derive(Debug, Clone)]
+pub struct ZoneState {
+    pub zone: HostedZone,
+    pub rrsets: BTreeMap<RrKey, ResourceRecordSet>,
+}
+
+#[derive(Default)]
+struct State {
+    zones: BTreeMap<HostedZoneId, ZoneState>,
+    indexes: HashMap<HostedZoneId, Arc<ZoneIndex>>,
+}
+
+impl State {
+    /// The catalog serves one zone per name: of several hosted zones with one name (Route 53
+    /// allows that), the oldest answers.
+    fn catalog(&self) -> Catalog {
+        let mut chosen: HashMap<&Name, &ZoneState> = HashMap::new();
+        for z in self.zones.values() {
+            chosen
+                .entry(&z.zone.name)
+                .and_modify(|c| {
+                    if (z.zone.created_at, &z.zone.id) < (c.zone.created_at, &c.zone.id) {
+                        *c = z;
+                    }
+                })
+                .or_insert(z);
+        }
+        Catalog::new(chosen.values().filter_map(|z| self.indexes.get(&z.zone.id).cloned()))
+    }
+
+    fn reindex(&mut self, id: &HostedZoneId) {
+        match self.zones.get(id) {
+            Some(z) => {
+                let sets: Vec<ResourceRecordSet> = z.rrsets.values().cloned().collect();
+                self.indexes
+                    .insert(id.clone(), Arc::new(ZoneIndex::build(z.zone.clone(), &sets)));
+            }
+            None => {
+                self.indexes.remove(id);
+            }
+        }
+    }
+}
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    catalog: SharedCatalog,
+    state: Mutex<State>,
+}
+
+impl Service {
+    /// Loads everything from the store and builds the first snapshot.
+    pub fn open(store: Arc<dyn Store>) -> Result<Self, ServiceError> {
+        let mut state = State::default();
+        for stored in store.load()? {
+            let id = stored.zone.id.clone();
+            let rrsets = stored.rrsets.into_iter().map(|s| (s.key(), s)).collect();
+            state.zones.insert(
+                id.clone(),
+                ZoneState {
+                    zone: stored.zone,
+                    rrsets,
+                },
+            );
+            state.reindex(&id);
+        }
+        let catalog = Arc::new(ArcSwap::from_pointee(state.catalog()));
+        Ok(Self {
+            store,
+            catalog,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The snapshot the DNS path reads.
+    pub fn catalog(&self) -> SharedCatalog {
+        self.catalog.clone()
+    }
+
+    pub async fn zones(&self) -> Vec<HostedZone> {
+        let state = self.state.lock().await;
+        state.zones.values().map(|z| z.zone.clone()).collect()
+    }
+
+    pub async fn zone(&self, id: &HostedZoneId) -> Option<ZoneState> {
+        self.state.lock().await.zones.get(id).cloned()
+    }
+
+    /// The oldest hosted zone of that name, the one DNS answers from.
+    pub async fn zone_by_name(&self, name: &Name) -> Option<ZoneState> {
+        let name = normalize_name(name);
+        let state = self.state.lock().await;
+        state
+            .zones
+            .values()
+            .filter(|z| z.zone.name == name)
+            .min_by(|a, b| (a.zone.created_at, &a.zone.id).cmp(&(b.zone.created_at, &b.zone.id)))
+            .cloned()
+    }
+
+    /// Creates a hosted zone with its initial record sets, in one commit.
+    pub async fn create_zone(
+        &self,
+        zone: HostedZone,
+        rrsets: Vec<ResourceRecordSet>,
+    ) -> Result<HostedZone, ServiceError> {
+        let mut state = self.state.lock().await;
+        let mut writes = vec![Write::PutZone(zone.clone())];
+        writes.extend(rrsets.iter().map(|s| Write::PutRrset(zone.id.clone(), s.clone())));
+        self.commit(Batch(writes)).await?;
+        let id = zone.id.clone();
+        state.zones.insert(
+            id.clone(),
+            ZoneState {
+                zone: zone.clone(),
+                rrsets: rrsets.into_iter().map(|s| (s.key(), s)).collect(),
+            },
+        );
+        self.publish(&mut state, &id);
+        Ok(zone)
+    }
+
+    /// Replaces every record set of a zone with `rrsets`, in one commit (a zone-file reload).
+    pub async fn replace_records(
+        &self,
+        id: &HostedZoneId,
+        rrsets: Vec<ResourceRecordSet>,
+    ) -> Result<(), ServiceError> {
+        let mut state = self.state.lock().await;
+        let current = state
+            .zones
+            .get(id)
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
+        let incoming: BTreeMap<RrKey, ResourceRecordSet> =
+            rrsets.into_iter().map(|s| (s.key(), s)).collect();
+        let mut writes: Vec<Write> = current
+            .rrsets
+            .keys()
+            .filter(|k| !incoming.contains_key(*k))
+            .map(|k| Write::DeleteRrset(id.clone(), k.clone()))
+            .collect();
+        writes.extend(
+            incoming
+                .values()
+                .map(|s| Write::PutRrset(id.clone(), s.clone())),
+        );
+        self.commit(Batch(writes)).await?;
+        if let Some(z) = state.zones.get_mut(id) {
+            z.rrsets = incoming;
+        }
+        self.publish(&mut state, id);
+        Ok(())
+    }
+
+    /// Deletes a zone and everything in it.
+    pub async fn delete_zone(&self, id: &HostedZoneId) -> Result<HostedZone, ServiceError> {
+        let mut state = self.state.lock().await;
+        let current = state
+            .zones
+            .get(id)
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
+        let mut writes: Vec<Write> = current
+            .rrsets
+            .keys()
+            .map(|k| Write::DeleteRrset(id.clone(), k.clone()))
+            .collect();
+        writes.push(Write::DeleteZone(id.clone()));
+        self.commit(Batch(writes)).await?;
+        let removed = state.zones.remove(id).map(|z| z.zone);
+        self.publish(&mut state, id);
+        removed.ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
+    }
+
+    /// Flushes the store (at shutdown).
+    pub async fn flush(&self) -> Result<(), ServiceError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Commits on a blocking thread: sled's flush blocks, and flush_async can deadlock.
+    async fn commit(&self, batch: Batch) -> Result<(), ServiceError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.commit(&batch))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        Ok(())
+    }
+
+    fn publish(&self, state: &mut State, changed: &HostedZoneId) {
+        state.reindex(changed);
+        self.catalog.store(Arc::new(state.catalog()));
+    }
+}

@@ -1,0 +1,234 @@
+//! Byte layout of keys and values in the store.
+//!
+//! Keys: `zones` tree: zone id bytes. `rrsets` tree: zone id, 0x00, owner name in lower-case
+//! wire form, record type (u16 big-endian): one zone's sets are one contiguous key range.
+//! Values start with a format byte so later formats can be told apart from this one.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
+
+use super::StoreError;
+use crate::model::{HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+
+const ZONE_V1: u8 = 1;
+const RRSET_V1: u8 = 1;
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub fn zone_key(id: &HostedZoneId) -> Vec<u8> {
+    id.as_str().as_bytes().to_vec()
+}
+
+pub fn rrset_prefix(id: &HostedZoneId) -> Vec<u8> {
+    let mut key = id.as_str().as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+pub fn rrset_key(id: &HostedZoneId, key: &RrKey) -> Result<Vec<u8>, StoreError> {
+    let mut out = rrset_prefix(id);
+    let mut encoder = BinEncoder::new(&mut out);
+    encoder.set_offset(id.as_str().len() + 1);
+    encoder.set_name_encoding(NameEncoding::UncompressedLowercase);
+    key.name.emit(&mut encoder).map_err(corrupt)?;
+    out.extend_from_slice(&u16::from(key.rtype).to_be_bytes());
+    Ok(out)
+}
+
+/// A little writer for length-prefixed fields.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        self.0.extend_from_slice(b);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.0.len() < n {
+            return Err(corrupt("value ends early"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, StoreError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        let hi = self.u32()? as u64;
+        let lo = self.u32()? as u64;
+        Ok(hi << 32 | lo)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn str(&mut self) -> Result<&'a str, StoreError> {
+        std::str::from_utf8(self.bytes()?).map_err(corrupt)
+    }
+}
+
+pub fn encode_zone(zone: &HostedZone) -> Vec<u8> {
+    let mut w = Writer(vec![ZONE_V1]);
+    w.str(zone.id.as_str());
+    w.str(&zone.name.to_ascii());
+    w.str(&zone.caller_reference);
+    match &zone.comment {
+        Some(c) => {
+            w.0.push(1);
+            w.str(c);
+        }
+        None => w.0.push(0),
+    }
+    w.0.push(u8::from(zone.private));
+    let since = zone
+        .created_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    w.0.extend_from_slice(&since.as_secs().to_be_bytes());
+    w.0.extend_from_slice(&since.subsec_nanos().to_be_bytes());
+    w.0
+}
+
+pub fn decode_zone(value: &[u8]) -> Result<HostedZone, StoreError> {
+    let mut r = Reader(value);
+    if r.u8()? != ZONE_V1 {
+        return Err(corrupt("unknown hosted zone format"));
+    }
+    let id = HostedZoneId::parse(r.str()?).map_err(corrupt)?;
+    let name = Name::from_ascii(r.str()?).map_err(corrupt)?;
+    let caller_reference = r.str()?.to_owned();
+    let comment = match r.u8()? {
+        0 => None,
+        _ => Some(r.str()?.to_owned()),
+    };
+    let private = r.u8()? != 0;
+    let secs = r.u64()?;
+    let nanos = r.u32()?;
+    Ok(HostedZone {
+        id,
+        name,
+        caller_reference,
+        comment,
+        private,
+        created_at: SystemTime::UNIX_EPOCH + Duration::new(secs, nanos),
+    })
+}
+
+pub fn encode_rrset(set: &ResourceRecordSet) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![RRSET_V1];
+    let name = set.name.to_ascii();
+    // A name is at most 255 octets on the wire, so its text fits in a u16 length.
+    let name_len = u16::try_from(name.len()).map_err(|_| corrupt("owner name too long"))?;
+    out.extend_from_slice(&name_len.to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&u16::from(set.rtype).to_be_bytes());
+    out.extend_from_slice(&set.ttl.to_be_bytes());
+    out.extend_from_slice(&(set.records.len() as u32).to_be_bytes());
+    for rdata in &set.records {
+        let mut wire = Vec::new();
+        let mut encoder = BinEncoder::new(&mut wire);
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+        rdata.emit(&mut encoder).map_err(corrupt)?;
+        let len = u16::try_from(wire.len()).map_err(|_| corrupt("record data over 65535 bytes"))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wire);
+    }
+    Ok(out)
+}
+
+pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
+    let mut r = Reader(value);
+    if r.u8()? != RRSET_V1 {
+        return Err(corrupt("unknown record set format"));
+    }
+    let name_len = r.u16()? as usize;
+    let name = std::str::from_utf8(r.take(name_len)?).map_err(corrupt)?;
+    let name = Name::from_ascii(name).map_err(corrupt)?;
+    let rtype = RecordType::from(r.u16()?);
+    let ttl = r.u32()?;
+    let count = r.u32()? as usize;
+    let mut records = Vec::with_capacity(count.min(4096));
+    for _ in 0..count {
+        let len = r.u16()?;
+        let wire = r.take(len as usize)?;
+        let mut decoder = BinDecoder::new(wire);
+        let rdata = RData::read(&mut decoder, rtype, Restrict::new(len)).map_err(corrupt)?;
+        records.push(rdata);
+    }
+    Ok(ResourceRecordSet {
+        name,
+        rtype,
+        ttl,
+        records,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn zones_round_trip() {
+        let mut zone = HostedZone::new(
+            &Name::from_str("Example.COM").unwrap(),
+            "ref-1",
+            Some("a comment".into()),
+        );
+        zone.private = true;
+        assert_eq!(decode_zone(&encode_zone(&zone)).unwrap(), zone);
+        zone.comment = None;
+        assert_eq!(decode_zone(&encode_zone(&zone)).unwrap(), zone);
+    }
+
+    #[test]
+    fn rrsets_round_trip_with_names_in_rdata() {
+        let set = ResourceRecordSet::new(
+            &Name::from_str("example.com.").unwrap(),
+            RecordType::MX,
+            3600,
+            vec![
+                RData::try_from_str(RecordType::MX, "10 Mail.example.com.").unwrap(),
+                RData::try_from_str(RecordType::MX, "20 mail2.example.net.").unwrap(),
+            ],
+        );
+        assert_eq!(decode_rrset(&encode_rrset(&set).unwrap()).unwrap(), set);
+    }
+
+    #[test]
+    fn truncated_values_are_corrupt_not_panics() {
+        let set = ResourceRecordSet::new(
+            &Name::from_str("a.example.com.").unwrap(),
+            RecordType::TXT,
+            60,
+            vec![RData::try_from_str(RecordType::TXT, "\"hello\" \"world\"").unwrap()],
+        );
+        let bytes = encode_rrset(&set).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(decode_rrset(&bytes[..cut]).is_err());
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Durable state: hosted zones and their record sets.
+//!
+//! [`Store`] is the seam between r53 and its storage engine. [`SledStore`] is the one
+//! implementation and this is the only module that imports sled. A store applies a [`Batch`]
+//! all or nothing and is durable when `commit` returns; it never decides what is valid (the
+//! service does) and is never read on the DNS path (the catalog is).
+
+mod codec;
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use crate::model::{HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+
+/// The on-disk layout version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the data directory {path} holds schema version {found}; this r53 reads version {expected} only and will not rewrite it")]
+    SchemaVersion {
+        path: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage engine: {0}")]
+    Engine(String),
+}
+
+/// One write inside a batch.
+#[derive(Debug, Clone)]
+pub enum Write {
+    PutZone(HostedZone),
+    DeleteZone(HostedZoneId),
+    PutRrset(HostedZoneId, ResourceRecordSet),
+    DeleteRrset(HostedZoneId, RrKey),
+}
+
+/// Writes applied together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Batch(pub Vec<Write>);
+
+/// A hosted zone with its record sets, as loaded at start.
+#[derive(Debug, Clone)]
+pub struct StoredZone {
+    pub zone: HostedZone,
+    pub rrsets: Vec<ResourceRecordSet>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Everything stored, for building the in-memory state at start.
+    fn load(&self) -> Result<Vec<StoredZone>, StoreError>;
+    /// Applies the batch atomically; when this returns Ok the batch survives a process crash.
+    /// Blocking: call it from `spawn_blocking` in async code.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Flushes anything buffered (used at shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
+}

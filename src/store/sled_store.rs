@@ -1,0 +1,180 @@
+//! The sled implementation of [`Store`].
+//!
+//! sled 0.34 notes that shape this file: transactions over several trees may run their
+//! closure more than once, so the closure only writes; `flush()` makes writes survive a
+//! process crash (it uses sync_file_range, not fsync, so power loss is not covered, sled#1452);
+//! `flush_async` can deadlock (sled#1308), so callers run `commit` on a blocking thread.
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::codec;
+use super::{Batch, Store, StoreError, StoredZone, Write, SCHEMA_VERSION};
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+pub struct SledStore {
+    db: sled::Db,
+    zones: sled::Tree,
+    rrsets: sled::Tree,
+}
+
+fn engine(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. A data dir written by another schema version is
+    /// refused, never rewritten.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(engine)?;
+        match db.get(SCHEMA_KEY).map_err(engine)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema version key".into()))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::SchemaVersion {
+                        path: dir.display().to_string(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(engine)?;
+                db.flush().map_err(engine)?;
+            }
+        }
+        let zones = db.open_tree("zones").map_err(engine)?;
+        let rrsets = db.open_tree("rrsets").map_err(engine)?;
+        Ok(Self { db, zones, rrsets })
+    }
+}
+
+impl Store for SledStore {
+    fn load(&self) -> Result<Vec<StoredZone>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.zones.iter() {
+            let (_, value) = entry.map_err(engine)?;
+            let zone = codec::decode_zone(&value)?;
+            let mut rrsets = Vec::new();
+            for entry in self.rrsets.scan_prefix(codec::rrset_prefix(&zone.id)) {
+                let (_, value) = entry.map_err(engine)?;
+                rrsets.push(codec::decode_rrset(&value)?);
+            }
+            out.push(StoredZone { zone, rrsets });
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        // Encode outside the transaction: the closure may run more than once.
+        enum Op {
+            Zone(Vec<u8>, Option<Vec<u8>>),
+            Rrset(Vec<u8>, Option<Vec<u8>>),
+        }
+        let mut ops = Vec::with_capacity(batch.0.len());
+        for write in &batch.0 {
+            ops.push(match write {
+                Write::PutZone(zone) => {
+                    Op::Zone(codec::zone_key(&zone.id), Some(codec::encode_zone(zone)))
+                }
+                Write::DeleteZone(id) => Op::Zone(codec::zone_key(id), None),
+                Write::PutRrset(id, set) => Op::Rrset(
+                    codec::rrset_key(id, &set.key())?,
+                    Some(codec::encode_rrset(set)?),
+                ),
+                Write::DeleteRrset(id, key) => Op::Rrset(codec::rrset_key(id, key)?, None),
+            });
+        }
+        (&self.zones, &self.rrsets)
+            .transaction(|(zones, rrsets)| {
+                for op in &ops {
+                    match op {
+                        Op::Zone(k, Some(v)) => zones.insert(k.as_slice(), v.as_slice())?,
+                        Op::Zone(k, None) => zones.remove(k.as_slice())?,
+                        Op::Rrset(k, Some(v)) => rrsets.insert(k.as_slice(), v.as_slice())?,
+                        Op::Rrset(k, None) => rrsets.remove(k.as_slice())?,
+                    };
+                }
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => engine(e),
+            })?;
+        self.db.flush().map_err(engine)?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HostedZone, ResourceRecordSet};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use std::str::FromStr;
+
+    fn a_set(name: &str, ip: &str) -> ResourceRecordSet {
+        ResourceRecordSet::new(
+            &Name::from_str(name).unwrap(),
+            RecordType::A,
+            300,
+            vec![RData::A(ip.parse().unwrap())],
+        )
+    }
+
+    #[test]
+    fn committed_batches_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = HostedZone::new(&Name::from_str("example.com.").unwrap(), "r", None);
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let batch = Batch(vec![
+                Write::PutZone(zone.clone()),
+                Write::PutRrset(zone.id.clone(), a_set("www.example.com.", "192.0.2.1")),
+                Write::PutRrset(zone.id.clone(), a_set("api.example.com.", "192.0.2.2")),
+            ]);
+            store.commit(&batch).unwrap();
+            let del = Batch(vec![Write::DeleteRrset(
+                zone.id.clone(),
+                a_set("api.example.com.", "192.0.2.2").key(),
+            )]);
+            store.commit(&del).unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].zone, zone);
+        assert_eq!(
+            loaded[0].rrsets,
+            vec![a_set("www.example.com.", "192.0.2.1")]
+        );
+    }
+
+    #[test]
+    fn unknown_schema_version_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert(SCHEMA_KEY, &99u32.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path(), 1 << 20).err().unwrap();
+        assert!(matches!(err, StoreError::SchemaVersion { found: 99, .. }), "{err}");
+        let db = sled::open(dir.path()).unwrap();
+        assert_eq!(db.get(SCHEMA_KEY).unwrap().unwrap().as_ref(), 99u32.to_be_bytes());
+    }
+}

@@ -1,0 +1,4 @@
+//! r53's integration tests: one binary, servers started in-process on ephemeral ports and
+//! queried over real sockets.
+
+mod support;

@@ -1,0 +1,152 @@
+//! Starting r53 on ephemeral ports with given zone files, and sending it queries.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use r53::app::{Running, ServeOptions};
+use r53::dns::DnsOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+pub struct TestServer {
+    pub running: Running,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts r53 with `zones` written as `zones/NAME.zone` files in a fresh data directory.
+    pub async fn start(zones: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zones_dir = dir.path().join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(format!("{name}.zone")), text).unwrap();
+        }
+        let running = start_in(dir.path(), DnsOptions::default()).await;
+        let addr = running.dns_addr;
+        Self { running, addr, dir }
+    }
+
+    /// Stops the server and starts another on the same data directory (a restart).
+    pub async fn restart(self) -> Self {
+        let Self { running, dir, .. } = self;
+        running.shutdown().await.expect("shutdown");
+        let running = start_in(dir.path(), DnsOptions::default()).await;
+        let addr = running.dns_addr;
+        Self { running, addr, dir }
+    }
+
+    pub async fn udp(&self, name: &str, qtype: RecordType) -> Message {
+        query_udp(self.addr, &query(name, qtype)).await
+    }
+
+    pub async fn tcp(&self, name: &str, qtype: RecordType) -> Message {
+        query_tcp(self.addr, &query(name, qtype)).await
+    }
+}
+
+pub async fn start_in(dir: &Path, dns: DnsOptions) -> Running {
+    r53::app::start(ServeOptions {
+        dns_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("data"),
+        cache_bytes: 8 << 20,
+        zones_dir: Some(dir.join("zones")),
+        dns,
+    })
+    .await
+    .expect("server starts")
+}
+
+/// A query with EDNS (payload 1232), RD clear, as `dig +norec` sends.
+pub fn query(name: &str, qtype: RecordType) -> Message {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    m
+}
+
+/// A query without EDNS.
+pub fn plain_query(name: &str, qtype: RecordType) -> Message {
+    let mut m = query(name, qtype);
+    m.edns = None;
+    m
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(1);
+    NEXT.fetch_add(7919, Ordering::Relaxed)
+}
+
+pub async fn query_udp(addr: SocketAddr, message: &Message) -> Message {
+    let raw = exchange_udp(addr, &message.to_vec().unwrap())
+        .await
+        .expect("an answer over UDP");
+    let response = Message::from_vec(&raw).expect("a well-formed response");
+    assert_eq!(response.metadata.id, message.metadata.id, "response id");
+    response
+}
+
+/// Sends raw bytes over UDP; `None` if nothing comes back within a second.
+pub async fn exchange_udp(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(bytes, addr).await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await {
+        Ok(Ok(n)) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+pub async fn query_tcp(addr: SocketAddr, message: &Message) -> Message {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let raw = exchange_tcp(&mut stream, &message.to_vec().unwrap())
+        .await
+        .expect("an answer over TCP");
+    Message::from_vec(&raw).expect("a well-formed response")
+}
+
+/// Sends one length-prefixed message on an open connection and reads one back.
+pub async fn exchange_tcp(stream: &mut TcpStream, bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    stream.write_all(&framed).await.ok()?;
+    read_tcp(stream).await
+}
+
+pub async fn read_tcp(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let read = async {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await.ok()?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    tokio::time::timeout(Duration::from_secs(2), read).await.ok()?
+}
+
+/// Record lines of a section, lower-cased and sorted, for comparisons: `name ttl TYPE rdata`.
+pub fn rrs(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    let mut out: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.name.to_ascii().to_lowercase(),
+                r.ttl,
+                r.record_type(),
+                r.data
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
