@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::api;
 use crate::config::{Cli, Command, DataArgs, ServeArgs, ZoneCommand};
 use crate::dns::{self, DnsOptions};
 use crate::model::{normalize_name, HostedZone};
@@ -47,10 +48,32 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub dns_addr: SocketAddr,
+    /// `None`: no API (tests of DNS alone).
+    pub api_addr: Option<SocketAddr>,
+    pub api_token: Option<String>,
+    pub api_body_limit: usize,
+    pub name_servers: Vec<Name>,
     pub data_dir: PathBuf,
     pub cache_bytes: u64,
     pub zones_dir: Option<PathBuf>,
     pub dns: DnsOptions,
+}
+
+impl Default for ServeOptions {
+    /// Loopback on ephemeral ports, no API, data and zones under the current directory.
+    fn default() -> Self {
+        Self {
+            dns_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_addr: None,
+            api_token: None,
+            api_body_limit: 1 << 20,
+            name_servers: Name::from_ascii("ns1.r53.test.").into_iter().collect(),
+            data_dir: PathBuf::from("./data"),
+            cache_bytes: 8 << 20,
+            zones_dir: None,
+            dns: DnsOptions::default(),
+        }
+    }
 }
 
 impl From<ServeArgs> for ServeOptions {
@@ -61,8 +84,20 @@ impl From<ServeArgs> for ServeOptions {
         }
         dns.tcp_idle_timeout = Duration::from_secs(args.tcp_idle_timeout);
         dns.tcp_max_connections = args.tcp_max_connections;
+        let ns_names = if args.ns_names.is_empty() {
+            vec![crate::config::host_name_server()]
+        } else {
+            args.ns_names.clone()
+        };
         Self {
             dns_addr: args.dns_addr,
+            api_addr: Some(args.api_addr),
+            api_token: args.api_token.filter(|t| !t.is_empty()),
+            api_body_limit: args.api_body_limit,
+            name_servers: ns_names
+                .iter()
+                .filter_map(|n| Name::from_ascii(n).ok().map(|n| normalize_name(&n)))
+                .collect(),
             data_dir: args.data.data_dir,
             cache_bytes: args.data.cache_mb << 20,
             zones_dir: Some(args.zones_dir),
@@ -74,6 +109,7 @@ impl From<ServeArgs> for ServeOptions {
 /// A running server.
 pub struct Running {
     pub dns_addr: SocketAddr,
+    pub api_addr: Option<SocketAddr>,
     pub service: Arc<Service>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
@@ -122,13 +158,48 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         "serving DNS"
     );
     let shutdown = CancellationToken::new();
-    let tasks = listeners.serve(service.catalog(), options.dns.clone(), shutdown.clone());
+    let mut tasks = listeners.serve(service.catalog(), options.dns.clone(), shutdown.clone());
+    let api_addr = match options.api_addr {
+        Some(addr) => Some(start_api(&options, addr, &service, &shutdown, &mut tasks).await?),
+        None => None,
+    };
     Ok(Running {
         dns_addr,
+        api_addr,
         service,
         shutdown,
         tasks,
     })
+}
+
+async fn start_api(
+    options: &ServeOptions,
+    addr: SocketAddr,
+    service: &Arc<Service>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the API to {addr}"))?;
+    let bound = listener.local_addr()?;
+    if options.api_token.is_none() && !bound.ip().is_loopback() {
+        warn!(api.addr = %bound, "the API listens beyond loopback without --api-token: anyone who can reach it can change every zone");
+    }
+    info!(api.addr = %bound, auth = options.api_token.is_some(), "serving the API");
+    let router = api::router(api::ApiState {
+        service: service.clone(),
+        name_servers: Arc::new(options.name_servers.clone()),
+        token: options.api_token.as_deref().map(Arc::from),
+        body_limit: options.api_body_limit,
+    });
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = api::serve(listener, router, shutdown).await {
+            error!(error = %e, "the API server stopped");
+        }
+    });
+    Ok(bound)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -27,6 +27,18 @@ pub struct ServeArgs {
     /// Address for DNS over UDP and TCP.
     #[arg(long, env = "R53_DNS_ADDR", default_value = "0.0.0.0:53")]
     pub dns_addr: SocketAddr,
+    /// Address for the REST API.
+    #[arg(long, env = "R53_API_ADDR", default_value = "127.0.0.1:8053")]
+    pub api_addr: SocketAddr,
+    /// Bearer token every API request must carry (`Authorization: Bearer …`).
+    #[arg(long, env = "R53_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Largest API request body accepted, in bytes.
+    #[arg(long, env = "R53_API_BODY_LIMIT", default_value_t = 1 << 20)]
+    pub api_body_limit: usize,
+    /// Name servers given to new hosted zones (repeatable; default: this host's name).
+    #[arg(long = "ns-name", env = "R53_NS_NAMES", value_delimiter = ',')]
+    pub ns_names: Vec<String>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Directory of zone files (NAME.zone) imported at start when no zone of that name exists.
@@ -73,4 +85,15 @@ pub enum ZoneCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+/// The default name server for new zones: this host's name, fully qualified.
+pub fn host_name_server() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}.")
 }

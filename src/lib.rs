@@ -20,6 +20,7 @@
 //! - [`zonefile`]: RFC 1035 master files in and out.
 //! - [`app`]: wiring for `r53 serve`; [`config`]: the command line.
 
+pub mod api;
 pub mod app;
 pub mod catalog;
 pub mod config;

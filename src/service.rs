@@ -14,19 +14,60 @@ use hickory_proto::rr::Name;
 use tokio::sync::Mutex;
 
 use crate::catalog::{Catalog, SharedCatalog, ZoneIndex};
-use crate::model::{normalize_name, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::{RData, RecordType};
+
+use crate::model::{
+    normalize_name, plan, ChangeBatch, ChangeInfo, HostedZone, HostedZoneId, ResourceRecordSet,
+    RrKey,
+};
 use crate::store::{Batch, Store, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("No hosted zone found with ID: {0}")]
     NoSuchHostedZone(String),
-    #[error("A hosted zone named {0} already exists")]
-    ZoneExists(String),
+    #[error("No change found with ID: {0}")]
+    NoSuchChange(String),
+    #[error("{}", .0.join(", "))]
+    InvalidChangeBatch(Vec<String>),
+    #[error("A hosted zone has already been created with the specified caller reference.")]
+    HostedZoneAlreadyExists,
+    #[error("The specified hosted zone contains non-required resource record sets and so cannot be deleted.")]
+    HostedZoneNotEmpty,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What CreateHostedZone asks for.
+#[derive(Debug, Clone)]
+pub struct NewHostedZone {
+    pub name: Name,
+    pub caller_reference: String,
+    pub comment: Option<String>,
+    /// The zone's name servers, first one in the SOA.
+    pub name_servers: Vec<Name>,
+}
+
+/// A zone's SOA and NS as Route 53 creates them: NS TTL 172800; SOA TTL 900 with refresh
+/// 7200, retry 900, expire 1209600 and negative TTL 86400.
+pub fn default_apex_records(zone: &Name, name_servers: &[Name]) -> Vec<ResourceRecordSet> {
+    let mname = name_servers.first().cloned().unwrap_or_else(|| zone.clone());
+    let rname = Name::from_ascii("hostmaster")
+        .and_then(|h| h.append_domain(zone))
+        .unwrap_or_else(|_| zone.clone());
+    let soa = SOA::new(mname, rname, 1, 7200, 900, 1_209_600, 86400);
+    vec![
+        ResourceRecordSet::new(zone, RecordType::SOA, 900, vec![RData::SOA(soa)]),
+        ResourceRecordSet::new(
+            zone,
+            RecordType::NS,
+            172_800,
+            name_servers.iter().map(|n| RData::NS(NS(n.clone()))).collect(),
+        ),
+    ]
 }
 
 /// A hosted zone and its record sets, in Route 53's listing order.
@@ -114,6 +155,16 @@ impl Service {
         state.zones.values().map(|z| z.zone.clone()).collect()
     }
 
+    /// Every zone with its record set count, in id order (ListHostedZones).
+    pub async fn zone_summaries(&self) -> Vec<(HostedZone, usize)> {
+        let state = self.state.lock().await;
+        state
+            .zones
+            .values()
+            .map(|z| (z.zone.clone(), z.rrsets.len()))
+            .collect()
+    }
+
     pub async fn zone(&self, id: &HostedZoneId) -> Option<ZoneState> {
         self.state.lock().await.zones.get(id).cloned()
     }
@@ -152,6 +203,116 @@ impl Service {
         Ok(zone)
     }
 
+    /// CreateHostedZone: a new zone with Route 53's SOA and NS. Reusing a caller reference
+    /// for the same name returns the zone made the first time; for anything else it is
+    /// HostedZoneAlreadyExists.
+    pub async fn create_hosted_zone(
+        &self,
+        request: NewHostedZone,
+    ) -> Result<(ZoneState, ChangeInfo), ServiceError> {
+        let name = normalize_name(&request.name);
+        let mut state = self.state.lock().await;
+        if let Some(existing) = state
+            .zones
+            .values()
+            .find(|z| z.zone.caller_reference == request.caller_reference)
+        {
+            if existing.zone.name == name && existing.zone.comment == request.comment {
+                let change = ChangeInfo {
+                    id: format!("C{}", existing.zone.id.as_str().trim_start_matches('Z')),
+                    submitted_at: existing.zone.created_at,
+                    comment: None,
+                };
+                return Ok((existing.clone(), change));
+            }
+            return Err(ServiceError::HostedZoneAlreadyExists);
+        }
+        let zone = HostedZone::new(&name, request.caller_reference, request.comment);
+        let rrsets = default_apex_records(&name, &request.name_servers);
+        let change = ChangeInfo {
+            id: format!("C{}", zone.id.as_str().trim_start_matches('Z')),
+            submitted_at: zone.created_at,
+            comment: None,
+        };
+        let mut writes = vec![Write::PutZone(zone.clone()), Write::PutChange(change.clone())];
+        writes.extend(rrsets.iter().map(|s| Write::PutRrset(zone.id.clone(), s.clone())));
+        self.commit(Batch(writes)).await?;
+        let created = ZoneState {
+            zone: zone.clone(),
+            rrsets: rrsets.into_iter().map(|s| (s.key(), s)).collect(),
+        };
+        state.zones.insert(zone.id.clone(), created.clone());
+        self.publish(&mut state, &zone.id);
+        Ok((created, change))
+    }
+
+    /// ChangeResourceRecordSets: the whole batch or nothing, durable and visible to DNS
+    /// before this returns.
+    pub async fn change_rrsets(
+        &self,
+        id: &HostedZoneId,
+        batch: ChangeBatch,
+    ) -> Result<ChangeInfo, ServiceError> {
+        let mut state = self.state.lock().await;
+        let current = state
+            .zones
+            .get(id)
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
+        let plan =
+            plan(&current.zone, &current.rrsets, &batch).map_err(ServiceError::InvalidChangeBatch)?;
+        let change = ChangeInfo::new(batch.comment);
+        let mut writes: Vec<Write> = plan
+            .delete
+            .iter()
+            .map(|k| Write::DeleteRrset(id.clone(), k.clone()))
+            .collect();
+        writes.extend(plan.put.iter().map(|s| Write::PutRrset(id.clone(), s.clone())));
+        writes.push(Write::PutChange(change.clone()));
+        self.commit(Batch(writes)).await?;
+        if let Some(z) = state.zones.get_mut(id) {
+            for key in plan.delete {
+                z.rrsets.remove(&key);
+            }
+            for set in plan.put {
+                z.rrsets.insert(set.key(), set);
+            }
+        }
+        self.publish(&mut state, id);
+        Ok(change)
+    }
+
+    /// GetChange.
+    pub async fn change(&self, id: &str) -> Result<ChangeInfo, ServiceError> {
+        let bare = id.strip_prefix("/change/").unwrap_or(id).to_owned();
+        let store = self.store.clone();
+        let lookup = bare.clone();
+        tokio::task::spawn_blocking(move || store.change(&lookup))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??
+            .ok_or(ServiceError::NoSuchChange(bare))
+    }
+
+    /// DeleteHostedZone: refused while the zone holds more than its apex SOA and NS.
+    pub async fn delete_hosted_zone(
+        &self,
+        id: &HostedZoneId,
+    ) -> Result<(HostedZone, ChangeInfo), ServiceError> {
+        let mut state = self.state.lock().await;
+        let current = state
+            .zones
+            .get(id)
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
+        let required = |k: &RrKey| {
+            k.name == current.zone.name && matches!(k.rtype, RecordType::SOA | RecordType::NS)
+        };
+        if !current.rrsets.keys().all(required) {
+            return Err(ServiceError::HostedZoneNotEmpty);
+        }
+        let change = ChangeInfo::new(None);
+        let zone = self.delete_locked(&mut state, id, Some(change.clone())).await?;
+        Ok((zone, change))
+    }
+
     /// Replaces every record set of a zone with `rrsets`, in one commit (a zone-file reload).
     pub async fn replace_records(
         &self,
@@ -187,6 +348,15 @@ impl Service {
     /// Deletes a zone and everything in it.
     pub async fn delete_zone(&self, id: &HostedZoneId) -> Result<HostedZone, ServiceError> {
         let mut state = self.state.lock().await;
+        self.delete_locked(&mut state, id, None).await
+    }
+
+    async fn delete_locked(
+        &self,
+        state: &mut State,
+        id: &HostedZoneId,
+        change: Option<ChangeInfo>,
+    ) -> Result<HostedZone, ServiceError> {
         let current = state
             .zones
             .get(id)
@@ -197,9 +367,10 @@ impl Service {
             .map(|k| Write::DeleteRrset(id.clone(), k.clone()))
             .collect();
         writes.push(Write::DeleteZone(id.clone()));
+        writes.extend(change.map(Write::PutChange));
         self.commit(Batch(writes)).await?;
         let removed = state.zones.remove(id).map(|z| z.zone);
-        self.publish(&mut state, id);
+        self.publish(state, id);
         removed.ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
     }
 

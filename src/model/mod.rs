@@ -4,8 +4,12 @@
 //! as hickory-proto's `RData`, which is the one representation both the zone-file reader and
 //! the DNS answer path speak.
 
+mod change;
 mod record_set;
+mod value;
 mod zone;
 
-pub use record_set::{normalize_name, RrKey, ResourceRecordSet};
+pub use change::{plan, Action, Change, ChangeBatch, ChangeInfo, Plan, ALL_TYPES};
+pub use record_set::{normalize_name, parse_type, type_name, RrKey, ResourceRecordSet, SPF};
 pub use zone::{HostedZone, HostedZoneId, SchemaError};
+pub use value::{parse_name, parse_value, InvalidInput};

@@ -4,6 +4,31 @@ use std::cmp::Ordering;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
+/// SPF (RFC 7208 §3.1, type 99): hickory-proto 0.26 has no variant for it, so it travels as
+/// `RecordType::Unknown(99)` with TXT-shaped raw RDATA.
+pub const SPF: RecordType = RecordType::Unknown(99);
+
+/// The mnemonic of a type (`SPF` for type 99, `TYPE65280` for one without a name).
+pub fn type_name(rtype: RecordType) -> String {
+    match rtype {
+        SPF => "SPF".to_owned(),
+        RecordType::Unknown(code) => format!("TYPE{code}"),
+        other => other.to_string(),
+    }
+}
+
+/// Reads a type mnemonic as Route 53 and zone files write it.
+pub fn parse_type(text: &str) -> Option<RecordType> {
+    let upper = text.to_ascii_uppercase();
+    match upper.as_str() {
+        "SPF" => Some(SPF),
+        _ => match upper.parse::<RecordType>() {
+            Ok(RecordType::Unknown(_)) | Err(_) => None,
+            Ok(t) => Some(t),
+        },
+    }
+}
+
 /// Lower-cases and fully qualifies a name: the one form names are stored and compared in.
 pub fn normalize_name(name: &Name) -> Name {
     let mut name = name.to_lowercase();

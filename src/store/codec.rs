@@ -12,10 +12,11 @@ use hickory_proto::serialize::binary::{
 };
 
 use super::StoreError;
-use crate::model::{HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+use crate::model::{ChangeInfo, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
 
 const ZONE_V1: u8 = 1;
 const RRSET_V1: u8 = 1;
+const CHANGE_V1: u8 = 1;
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -103,12 +104,7 @@ pub fn encode_zone(zone: &HostedZone) -> Vec<u8> {
         None => w.0.push(0),
     }
     w.0.push(u8::from(zone.private));
-    let since = zone
-        .created_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    w.0.extend_from_slice(&since.as_secs().to_be_bytes());
-    w.0.extend_from_slice(&since.subsec_nanos().to_be_bytes());
+    put_time(&mut w.0, zone.created_at);
     w.0
 }
 
@@ -125,15 +121,58 @@ pub fn decode_zone(value: &[u8]) -> Result<HostedZone, StoreError> {
         _ => Some(r.str()?.to_owned()),
     };
     let private = r.u8()? != 0;
-    let secs = r.u64()?;
-    let nanos = r.u32()?;
+    let created_at = read_time(&mut r)?;
     Ok(HostedZone {
         id,
         name,
         caller_reference,
         comment,
         private,
-        created_at: SystemTime::UNIX_EPOCH + Duration::new(secs, nanos),
+        created_at,
+    })
+}
+
+fn put_time(out: &mut Vec<u8>, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    out.extend_from_slice(&since.as_secs().to_be_bytes());
+    out.extend_from_slice(&since.subsec_nanos().to_be_bytes());
+}
+
+fn read_time(r: &mut Reader<'_>) -> Result<SystemTime, StoreError> {
+    let secs = r.u64()?;
+    let nanos = r.u32()?;
+    Ok(UNIX_EPOCH + Duration::new(secs, nanos.min(999_999_999)))
+}
+
+pub fn encode_change(change: &ChangeInfo) -> Vec<u8> {
+    let mut w = Writer(vec![CHANGE_V1]);
+    w.str(&change.id);
+    put_time(&mut w.0, change.submitted_at);
+    match &change.comment {
+        Some(c) => {
+            w.0.push(1);
+            w.str(c);
+        }
+        None => w.0.push(0),
+    }
+    w.0
+}
+
+pub fn decode_change(value: &[u8]) -> Result<ChangeInfo, StoreError> {
+    let mut r = Reader(value);
+    if r.u8()? != CHANGE_V1 {
+        return Err(corrupt("unknown change format"));
+    }
+    let id = r.str()?.to_owned();
+    let submitted_at = read_time(&mut r)?;
+    let comment = match r.u8()? {
+        0 => None,
+        _ => Some(r.str()?.to_owned()),
+    };
+    Ok(ChangeInfo {
+        id,
+        submitted_at,
+        comment,
     })
 }
 
@@ -202,6 +241,12 @@ mod tests {
         assert_eq!(decode_zone(&encode_zone(&zone)).unwrap(), zone);
         zone.comment = None;
         assert_eq!(decode_zone(&encode_zone(&zone)).unwrap(), zone);
+    }
+
+    #[test]
+    fn changes_round_trip() {
+        let change = ChangeInfo::new(Some("why".into()));
+        assert_eq!(decode_change(&encode_change(&change)).unwrap(), change);
     }
 
     #[test]

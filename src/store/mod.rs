@@ -10,7 +10,7 @@ mod sled_store;
 
 pub use sled_store::SledStore;
 
-use crate::model::{HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+use crate::model::{ChangeInfo, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
 
 /// The on-disk layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -36,6 +36,8 @@ pub enum Write {
     DeleteZone(HostedZoneId),
     PutRrset(HostedZoneId, ResourceRecordSet),
     DeleteRrset(HostedZoneId, RrKey),
+    /// The record of a change, for GetChange.
+    PutChange(ChangeInfo),
 }
 
 /// Writes applied together or not at all.
@@ -55,6 +57,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the batch atomically; when this returns Ok the batch survives a process crash.
     /// Blocking: call it from `spawn_blocking` in async code.
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// A change recorded by an earlier commit.
+    fn change(&self, id: &str) -> Result<Option<ChangeInfo>, StoreError>;
     /// Flushes anything buffered (used at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
 }

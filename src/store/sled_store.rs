@@ -12,6 +12,7 @@ use sled::Transactional;
 
 use super::codec;
 use super::{Batch, Store, StoreError, StoredZone, Write, SCHEMA_VERSION};
+use crate::model::ChangeInfo;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -19,6 +20,7 @@ pub struct SledStore {
     db: sled::Db,
     zones: sled::Tree,
     rrsets: sled::Tree,
+    changes: sled::Tree,
 }
 
 fn engine(e: impl std::fmt::Display) -> StoreError {
@@ -55,7 +57,13 @@ impl SledStore {
         }
         let zones = db.open_tree("zones").map_err(engine)?;
         let rrsets = db.open_tree("rrsets").map_err(engine)?;
-        Ok(Self { db, zones, rrsets })
+        let changes = db.open_tree("changes").map_err(engine)?;
+        Ok(Self {
+            db,
+            zones,
+            rrsets,
+            changes,
+        })
     }
 }
 
@@ -80,6 +88,7 @@ impl Store for SledStore {
         enum Op {
             Zone(Vec<u8>, Option<Vec<u8>>),
             Rrset(Vec<u8>, Option<Vec<u8>>),
+            Change(Vec<u8>, Vec<u8>),
         }
         let mut ops = Vec::with_capacity(batch.0.len());
         for write in &batch.0 {
@@ -93,16 +102,21 @@ impl Store for SledStore {
                     Some(codec::encode_rrset(set)?),
                 ),
                 Write::DeleteRrset(id, key) => Op::Rrset(codec::rrset_key(id, key)?, None),
+                Write::PutChange(change) => Op::Change(
+                    change.id.as_bytes().to_vec(),
+                    codec::encode_change(change),
+                ),
             });
         }
-        (&self.zones, &self.rrsets)
-            .transaction(|(zones, rrsets)| {
+        (&self.zones, &self.rrsets, &self.changes)
+            .transaction(|(zones, rrsets, changes)| {
                 for op in &ops {
                     match op {
                         Op::Zone(k, Some(v)) => zones.insert(k.as_slice(), v.as_slice())?,
                         Op::Zone(k, None) => zones.remove(k.as_slice())?,
                         Op::Rrset(k, Some(v)) => rrsets.insert(k.as_slice(), v.as_slice())?,
                         Op::Rrset(k, None) => rrsets.remove(k.as_slice())?,
+                        Op::Change(k, v) => changes.insert(k.as_slice(), v.as_slice())?,
                     };
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
@@ -113,6 +127,13 @@ impl Store for SledStore {
             })?;
         self.db.flush().map_err(engine)?;
         Ok(())
+    }
+
+    fn change(&self, id: &str) -> Result<Option<ChangeInfo>, StoreError> {
+        match self.changes.get(id.as_bytes()).map_err(engine)? {
+            Some(v) => Ok(Some(codec::decode_change(&v)?)),
+            None => Ok(None),
+        }
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -53,11 +53,10 @@ impl TestServer {
 
 pub async fn start_in(dir: &Path, dns: DnsOptions) -> Running {
     r53::app::start(ServeOptions {
-        dns_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join("data"),
-        cache_bytes: 8 << 20,
         zones_dir: Some(dir.join("zones")),
         dns,
+        ..ServeOptions::default()
     })
     .await
     .expect("server starts")

@@ -1,0 +1,48 @@
+//! JSON in and out. Bodies are read whole and decoded with the failing field named
+//! (`ChangeBatch.Changes[0].Action: unknown variant ...`), in the API's error shape.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::ApiError;
+
+/// A JSON request body, or a 400 that names what is wrong and where.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::InvalidInput(format!("Could not read the request body: {e}"))
+                }
+            })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut de)
+            .map(JsonBody)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path.is_empty() || path == "." {
+                    ApiError::InvalidInput(format!("Malformed request body: {inner}"))
+                } else {
+                    ApiError::InvalidInput(format!("Malformed request body at '{path}': {inner}"))
+                }
+            })
+    }
+}
+
+/// A JSON response with a status.
+pub fn reply<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}

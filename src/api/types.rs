@@ -1,0 +1,307 @@
+//! Wire shapes of the API (Route 53's field names) and their conversion to and from the model.
+//!
+//! Encoding lives here and in `json.rs`, apart from the handlers, so that Route 53's XML can
+//! be added as another codec of the same types.
+
+use std::time::SystemTime;
+
+use hickory_proto::rr::Name;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::model::{
+    self, parse_name, parse_type, type_name, Action, Change, ChangeBatch, ChangeInfo,
+    HostedZone, ResourceRecordSet,
+};
+
+/// Route 53 caps the values of one record set at 400.
+pub const MAX_VALUES_PER_RRSET: usize = 400;
+
+// ---- requests ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CreateHostedZoneRequest {
+    pub name: String,
+    pub caller_reference: String,
+    #[serde(default)]
+    pub hosted_zone_config: Option<HostedZoneConfigDto>,
+    #[serde(default, rename = "VPC")]
+    pub vpc: Option<serde_json::Value>,
+    #[serde(default)]
+    pub delegation_set_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct HostedZoneConfigDto {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub private_zone: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ChangeResourceRecordSetsRequest {
+    pub change_batch: ChangeBatchDto,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ChangeBatchDto {
+    #[serde(default)]
+    pub comment: Option<String>,
+    pub changes: Vec<ChangeDto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ChangeDto {
+    pub action: ActionDto,
+    pub resource_record_set: ResourceRecordSetDto,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ActionDto {
+    Create,
+    Delete,
+    Upsert,
+}
+
+/// A record set as Route 53 writes it, in and out.
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ResourceRecordSetDto {
+    pub name: String,
+    #[serde(rename = "Type")]
+    pub rtype: String,
+    #[serde(default, rename = "TTL", skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_records: Option<Vec<ResourceRecordDto>>,
+    // Fields of later features: accepted in the shape Route 53 has, refused with a clear
+    // message until r53 implements them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_target: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_identifier: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo_location: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_value_answer: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_id: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_policy_instance_id: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ResourceRecordDto {
+    pub value: String,
+}
+
+impl ChangeBatchDto {
+    /// Validates the batch's shape and values (InvalidInput) into a model batch; the rules
+    /// that depend on the zone's contents are the service's (InvalidChangeBatch).
+    pub fn into_model(self) -> Result<ChangeBatch, ApiError> {
+        if self.changes.is_empty() {
+            return Err(ApiError::InvalidInput(
+                "1 validation error detected: Value '[]' at 'changeBatch.changes' failed to satisfy constraint: Member must have length greater than or equal to 1".into(),
+            ));
+        }
+        let mut changes = Vec::with_capacity(self.changes.len());
+        for (i, change) in self.changes.into_iter().enumerate() {
+            let action = match change.action {
+                ActionDto::Create => Action::Create,
+                ActionDto::Delete => Action::Delete,
+                ActionDto::Upsert => Action::Upsert,
+            };
+            let (rrset, value_chars) = change.resource_record_set.into_model(i + 1, action)?;
+            changes.push(Change {
+                action,
+                rrset,
+                value_chars,
+            });
+        }
+        Ok(ChangeBatch {
+            comment: self.comment,
+            changes,
+        })
+    }
+}
+
+impl ResourceRecordSetDto {
+    /// `index` is the 1-based position of the change, as Route 53 reports it.
+    fn into_model(self, index: usize, action: Action) -> Result<(ResourceRecordSet, usize), ApiError> {
+        let unsupported = [
+            ("AliasTarget", self.alias_target.is_some()),
+            ("SetIdentifier", self.set_identifier.is_some()),
+            ("Weight", self.weight.is_some()),
+            ("Region", self.region.is_some()),
+            ("GeoLocation", self.geo_location.is_some()),
+            ("Failover", self.failover.is_some()),
+            ("MultiValueAnswer", self.multi_value_answer.is_some()),
+            ("HealthCheckId", self.health_check_id.is_some()),
+            ("TrafficPolicyInstanceId", self.traffic_policy_instance_id.is_some()),
+        ];
+        if let Some((field, _)) = unsupported.iter().find(|(_, present)| *present) {
+            return Err(ApiError::InvalidInput(format!(
+                "{field} is not supported by this r53 yet (change {index})"
+            )));
+        }
+        let name = parse_name(&self.name)?;
+        let rtype = parse_type(&self.rtype).ok_or_else(|| {
+            ApiError::InvalidInput(format!(
+                "1 validation error detected: Value '{}' at 'changeBatch.changes.{index}.member.resourceRecordSet.type' failed to satisfy constraint: Member must satisfy enum value set: [SOA, A, TXT, NS, CNAME, MX, NAPTR, PTR, SRV, SPF, AAAA, CAA, DS, TLSA, SSHFP, SVCB, HTTPS]",
+                self.rtype
+            ))
+        })?;
+        let (Some(ttl), Some(records)) = (self.ttl, self.resource_records) else {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords], or TrafficPolicyInstanceId], but found none in Change with [Action={}, Name={}, Type={}, SetIdentifier=null]",
+                action.as_str(),
+                self.name,
+                self.rtype
+            )));
+        };
+        if !(0..=i64::from(i32::MAX)).contains(&ttl) {
+            let bound = if ttl < 0 {
+                "greater than or equal to 0"
+            } else {
+                "less than or equal to 2147483647"
+            };
+            return Err(ApiError::InvalidInput(format!(
+                "1 validation error detected: Value '{ttl}' at 'changeBatch.changes.{index}.member.resourceRecordSet.tTL' failed to satisfy constraint: Member must have value {bound}"
+            )));
+        }
+        if records.is_empty() {
+            return Err(ApiError::InvalidInput(format!(
+                "1 validation error detected: Value '[]' at 'changeBatch.changes.{index}.member.resourceRecordSet.resourceRecords' failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )));
+        }
+        if records.len() > MAX_VALUES_PER_RRSET {
+            return Err(ApiError::InvalidInput(format!(
+                "1 validation error detected: Value at 'changeBatch.changes.{index}.member.resourceRecordSet.resourceRecords' failed to satisfy constraint: Member must have length less than or equal to {MAX_VALUES_PER_RRSET}"
+            )));
+        }
+        let mut value_chars = 0;
+        let mut rdatas = Vec::with_capacity(records.len());
+        for record in &records {
+            value_chars += record.value.chars().count();
+            let rdata = model::parse_value(rtype, &record.value)?;
+            if rdatas.contains(&rdata) {
+                return Err(ApiError::InvalidChangeBatch(vec![format!(
+                    "Duplicate Resource Record: '{}'",
+                    record.value
+                )]));
+            }
+            rdatas.push(rdata);
+        }
+        if matches!(rtype, hickory_proto::rr::RecordType::CNAME | hickory_proto::rr::RecordType::SOA)
+            && rdatas.len() > 1
+        {
+            return Err(ApiError::InvalidChangeBatch(vec![format!(
+                "RRSet of type {} with DNS name {name} has more than one resource record, which is not permitted",
+                type_name(rtype)
+            )]));
+        }
+        Ok((ResourceRecordSet::new(&name, rtype, ttl as u32, rdatas), value_chars))
+    }
+
+    pub fn from_model(set: &ResourceRecordSet) -> Self {
+        Self {
+            name: route53_name(&set.name),
+            rtype: type_name(set.rtype),
+            ttl: Some(i64::from(set.ttl)),
+            resource_records: Some(
+                set.records
+                    .iter()
+                    .map(|r| ResourceRecordDto {
+                        value: r.to_string(),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+}
+
+/// Route 53 writes names fully qualified, with `*` escaped as `\052`.
+pub fn route53_name(name: &Name) -> String {
+    let text = name.to_ascii();
+    if text == "*." {
+        return "\\052.".into();
+    }
+    match text.strip_prefix("*.") {
+        Some(rest) => format!("\\052.{rest}"),
+        None => text,
+    }
+}
+
+// ---- responses ----
+
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostedZoneDto {
+    pub id: String,
+    pub name: String,
+    pub caller_reference: String,
+    pub config: HostedZoneConfigDto,
+    pub resource_record_set_count: usize,
+}
+
+impl HostedZoneDto {
+    pub fn new(zone: &HostedZone, rrset_count: usize) -> Self {
+        Self {
+            id: format!("/hostedzone/{}", zone.id),
+            name: zone.name.to_ascii(),
+            caller_reference: zone.caller_reference.clone(),
+            config: HostedZoneConfigDto {
+                comment: zone.comment.clone(),
+                private_zone: zone.private,
+            },
+            resource_record_set_count: rrset_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChangeInfoDto {
+    pub id: String,
+    pub status: &'static str,
+    pub submitted_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+impl From<&ChangeInfo> for ChangeInfoDto {
+    fn from(c: &ChangeInfo) -> Self {
+        Self {
+            id: format!("/change/{}", c.id),
+            // r53 acknowledges a change only once it is durable and served.
+            status: "INSYNC",
+            submitted_at: timestamp(c.submitted_at),
+            comment: c.comment.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DelegationSetDto {
+    pub name_servers: Vec<String>,
+}

@@ -1,0 +1,412 @@
+//! Change batches and Route 53's rules for them.
+//!
+//! [`plan`] checks a whole batch against a zone's current record sets and either returns the
+//! writes to make or every reason the batch is refused, worded as Route 53 words them. It is
+//! pure: the service runs it under its writer lock and commits the result.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use hickory_proto::rr::RecordType;
+use rand::Rng;
+
+use super::{type_name, HostedZone, ResourceRecordSet, RrKey};
+
+/// Route 53's per-batch limits (ChangeResourceRecordSets quotas).
+pub const MAX_RECORDS_PER_BATCH: usize = 1000;
+pub const MAX_VALUE_CHARS_PER_BATCH: usize = 32000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Delete,
+    Upsert,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "CREATE",
+            Action::Delete => "DELETE",
+            Action::Upsert => "UPSERT",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub action: Action,
+    pub rrset: ResourceRecordSet,
+    /// The characters of the values as submitted, for the batch character limit.
+    pub value_chars: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    pub comment: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+/// A committed change, as GetChange reports it. r53 applies changes before acknowledging
+/// them, so the status is always INSYNC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeInfo {
+    pub id: String,
+    pub submitted_at: SystemTime,
+    pub comment: Option<String>,
+}
+
+impl ChangeInfo {
+    pub fn new(comment: Option<String>) -> Self {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let mut rng = rand::rng();
+        let mut id = String::from("C");
+        for _ in 0..20 {
+            id.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
+        }
+        Self {
+            id,
+            submitted_at: SystemTime::now(),
+            comment,
+        }
+    }
+}
+
+/// What a valid batch does to the zone.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub put: Vec<ResourceRecordSet>,
+    pub delete: Vec<RrKey>,
+}
+
+fn describe(set: &ResourceRecordSet) -> String {
+    format!("[name='{}', type='{}']", set.name, type_name(set.rtype))
+}
+
+/// Checks `batch` against the zone's current record sets, in order, as Route 53 does: each
+/// change sees the effect of the ones before it. All or nothing: any message refuses the
+/// whole batch.
+pub fn plan(
+    zone: &HostedZone,
+    current: &BTreeMap<RrKey, ResourceRecordSet>,
+    batch: &ChangeBatch,
+) -> Result<Plan, Vec<String>> {
+    let mut messages = Vec::new();
+    let records: usize = batch
+        .changes
+        .iter()
+        .map(|c| c.rrset.records.len() * if c.action == Action::Upsert { 2 } else { 1 })
+        .sum();
+    if records > MAX_RECORDS_PER_BATCH {
+        messages.push(format!(
+            "Number of records limit of {MAX_RECORDS_PER_BATCH} exceeded."
+        ));
+    }
+    let chars: usize = batch
+        .changes
+        .iter()
+        .map(|c| c.value_chars * if c.action == Action::Upsert { 2 } else { 1 })
+        .sum();
+    if chars > MAX_VALUE_CHARS_PER_BATCH {
+        messages.push(format!(
+            "Number of characters limit of {MAX_VALUE_CHARS_PER_BATCH} exceeded."
+        ));
+    }
+    if !messages.is_empty() {
+        return Err(messages);
+    }
+
+    // Route 53 refuses a batch that touches one record set twice.
+    let mut seen = BTreeSet::new();
+    for change in &batch.changes {
+        let key = change.rrset.key();
+        if !seen.insert(key.clone()) {
+            messages.push(format!(
+                "The request contains an invalid set of changes for a resource record set '{} {}'",
+                type_name(key.rtype),
+                key.name
+            ));
+        }
+    }
+    if !messages.is_empty() {
+        return Err(messages);
+    }
+
+    // Work on a view of the zone that later changes see.
+    let mut view: BTreeMap<RrKey, Option<&ResourceRecordSet>> = BTreeMap::new();
+    fn lookup<'a>(
+        view: &BTreeMap<RrKey, Option<&'a ResourceRecordSet>>,
+        current: &'a BTreeMap<RrKey, ResourceRecordSet>,
+        key: &RrKey,
+    ) -> Option<&'a ResourceRecordSet> {
+        view.get(key).copied().unwrap_or_else(|| current.get(key))
+    }
+    for change in &batch.changes {
+        let set = &change.rrset;
+        let key = set.key();
+        if !zone.name.zone_of(&set.name) {
+            messages.push(format!(
+                "RRSet with DNS name {} is not permitted in zone {}",
+                set.name, zone.name
+            ));
+            continue;
+        }
+        let existing = lookup(&view, current, &key);
+        match change.action {
+            Action::Create if existing.is_some() => {
+                messages.push(format!(
+                    "Tried to create resource record set {} but it already exists",
+                    describe(set)
+                ));
+                continue;
+            }
+            Action::Delete => {
+                match existing {
+                    None => messages.push(format!(
+                        "Tried to delete resource record set {} but it was not found",
+                        describe(set)
+                    )),
+                    Some(old) if !same_values(old, set) => messages.push(format!(
+                        "Tried to delete resource record set {} but the values provided do not match the current values",
+                        describe(set)
+                    )),
+                    Some(_) if set.name == zone.name && set.rtype == RecordType::SOA => {
+                        messages.push("A HostedZone must contain exactly one SOA record.".into())
+                    }
+                    Some(_) if set.name == zone.name && set.rtype == RecordType::NS => messages
+                        .push(
+                            "A HostedZone must contain at least one NS record for the zone itself."
+                                .into(),
+                        ),
+                    Some(_) => {
+                        view.insert(key, None);
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(message) = check_placement(zone, set, |k| lookup(&view, current, k).is_some())
+        {
+            messages.push(message);
+            continue;
+        }
+        view.insert(key, Some(set));
+    }
+    if !messages.is_empty() {
+        return Err(messages);
+    }
+    let mut plan = Plan::default();
+    for (key, after) in view {
+        match after {
+            Some(set) => plan.put.push(set.clone()),
+            None => plan.delete.push(key),
+        }
+    }
+    Ok(plan)
+}
+
+/// DELETE must name the current values exactly (order does not matter) and the same TTL.
+fn same_values(old: &ResourceRecordSet, new: &ResourceRecordSet) -> bool {
+    old.ttl == new.ttl
+        && old.records.len() == new.records.len()
+        && new.records.iter().all(|r| old.records.contains(r))
+}
+
+/// The rules on where a record set may stand: CNAME alone at its name and never at the apex;
+/// SOA only at the apex.
+fn check_placement(
+    zone: &HostedZone,
+    set: &ResourceRecordSet,
+    exists: impl Fn(&RrKey) -> bool,
+) -> Option<String> {
+    let at_apex = set.name == zone.name;
+    match set.rtype {
+        RecordType::CNAME if at_apex => Some(format!(
+            "RRSet of type CNAME with DNS name {} is not permitted at apex in zone {}",
+            set.name, zone.name
+        )),
+        RecordType::SOA if !at_apex => Some(format!(
+            "RRSet of type SOA with DNS name {} is not permitted because a SOA record is only permitted at the zone apex",
+            set.name
+        )),
+        RecordType::CNAME => {
+            let others = ALL_TYPES
+                .iter()
+                .filter(|t| **t != RecordType::CNAME)
+                .any(|t| exists(&RrKey::new(&set.name, *t)));
+            others.then(|| {
+                format!(
+                    "RRSet of type CNAME with DNS name {} is not permitted as it conflicts with other records with the same DNS name in zone {}",
+                    set.name, zone.name
+                )
+            })
+        }
+        other => exists(&RrKey::new(&set.name, RecordType::CNAME)).then(|| {
+            format!(
+                "RRSet of type {} with DNS name {} is not permitted as it conflicts with other records with the same DNS name in zone {}",
+                type_name(other),
+                set.name,
+                zone.name
+            )
+        }),
+    }
+}
+
+/// The record types r53 accepts.
+pub const ALL_TYPES: &[RecordType] = &[
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CAA,
+    RecordType::CNAME,
+    RecordType::DS,
+    RecordType::HTTPS,
+    RecordType::MX,
+    RecordType::NAPTR,
+    RecordType::NS,
+    RecordType::PTR,
+    RecordType::SOA,
+    super::SPF,
+    RecordType::SRV,
+    RecordType::SSHFP,
+    RecordType::SVCB,
+    RecordType::TLSA,
+    RecordType::TXT,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::{Name, RData};
+    use std::str::FromStr;
+
+    fn zone() -> HostedZone {
+        HostedZone::new(&Name::from_str("example.com.").unwrap(), "ref", None)
+    }
+
+    fn set(name: &str, rtype: RecordType, ttl: u32, values: &[&str]) -> ResourceRecordSet {
+        ResourceRecordSet::new(
+            &Name::from_str(name).unwrap(),
+            rtype,
+            ttl,
+            values
+                .iter()
+                .map(|v| RData::try_from_str(rtype, v).unwrap())
+                .collect(),
+        )
+    }
+
+    fn change(action: Action, rrset: ResourceRecordSet) -> Change {
+        Change {
+            action,
+            rrset,
+            value_chars: 0,
+        }
+    }
+
+    fn current() -> BTreeMap<RrKey, ResourceRecordSet> {
+        [
+            set("www.example.com.", RecordType::A, 300, &["192.0.2.1"]),
+            set("example.com.", RecordType::NS, 172800, &["ns1.example.net."]),
+        ]
+        .into_iter()
+        .map(|s| (s.key(), s))
+        .collect()
+    }
+
+    fn messages(changes: Vec<Change>) -> Vec<String> {
+        let batch = ChangeBatch {
+            comment: None,
+            changes,
+        };
+        plan(&zone(), &current(), &batch).unwrap_err()
+    }
+
+    #[test]
+    fn create_of_existing_set_is_refused() {
+        let m = messages(vec![change(
+            Action::Create,
+            set("www.example.com.", RecordType::A, 300, &["192.0.2.9"]),
+        )]);
+        assert_eq!(
+            m,
+            ["Tried to create resource record set [name='www.example.com.', type='A'] but it already exists"]
+        );
+    }
+
+    #[test]
+    fn delete_needs_matching_values() {
+        let m = messages(vec![change(
+            Action::Delete,
+            set("www.example.com.", RecordType::A, 300, &["192.0.2.9"]),
+        )]);
+        assert_eq!(m, ["Tried to delete resource record set [name='www.example.com.', type='A'] but the values provided do not match the current values"]);
+        let m = messages(vec![change(
+            Action::Delete,
+            set("nope.example.com.", RecordType::A, 300, &["192.0.2.9"]),
+        )]);
+        assert_eq!(m, ["Tried to delete resource record set [name='nope.example.com.', type='A'] but it was not found"]);
+    }
+
+    #[test]
+    fn cname_conflicts_and_apex_cname_are_refused() {
+        let m = messages(vec![change(
+            Action::Create,
+            set("www.example.com.", RecordType::CNAME, 300, &["example.net."]),
+        )]);
+        assert_eq!(m, ["RRSet of type CNAME with DNS name www.example.com. is not permitted as it conflicts with other records with the same DNS name in zone example.com."]);
+        let m = messages(vec![change(
+            Action::Create,
+            set("example.com.", RecordType::CNAME, 300, &["example.net."]),
+        )]);
+        assert_eq!(m, ["RRSet of type CNAME with DNS name example.com. is not permitted at apex in zone example.com."]);
+    }
+
+    #[test]
+    fn later_changes_see_earlier_ones() {
+        let batch = ChangeBatch {
+            comment: None,
+            changes: vec![
+                change(
+                    Action::Delete,
+                    set("www.example.com.", RecordType::A, 300, &["192.0.2.1"]),
+                ),
+                change(
+                    Action::Create,
+                    set("www.example.com.", RecordType::CNAME, 300, &["example.net."]),
+                ),
+            ],
+        };
+        let plan = plan(&zone(), &current(), &batch).unwrap();
+        assert_eq!(plan.delete.len(), 1);
+        assert_eq!(plan.put.len(), 1);
+    }
+
+    #[test]
+    fn same_set_twice_in_one_batch_is_refused() {
+        let s = set("new.example.com.", RecordType::A, 300, &["192.0.2.1"]);
+        let m = messages(vec![
+            change(Action::Create, s.clone()),
+            change(Action::Upsert, s),
+        ]);
+        assert_eq!(m, ["The request contains an invalid set of changes for a resource record set 'A new.example.com.'"]);
+    }
+
+    #[test]
+    fn names_outside_the_zone_are_refused() {
+        let m = messages(vec![change(
+            Action::Create,
+            set("www.example.org.", RecordType::A, 300, &["192.0.2.1"]),
+        )]);
+        assert_eq!(m, ["RRSet with DNS name www.example.org. is not permitted in zone example.com."]);
+    }
+
+    #[test]
+    fn apex_ns_cannot_be_deleted() {
+        let m = messages(vec![change(
+            Action::Delete,
+            set("example.com.", RecordType::NS, 172800, &["ns1.example.net."]),
+        )]);
+        assert_eq!(m, ["A HostedZone must contain at least one NS record for the zone itself."]);
+    }
+}

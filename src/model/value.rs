@@ -1,0 +1,286 @@
+//! Record names and values as Route 53 accepts them, with its InvalidInput wording.
+//!
+//! Values come in zone-file presentation format, one record per value (`10 mail.example.com.`,
+//! `"v=spf1 -all"`). TXT and SPF strings are read here (hickory's reader mis-decodes `\DDD`
+//! escapes in quoted strings); other types are checked for shape and then read by hickory.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::rr::rdata::{NULL, TXT};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::{normalize_name, SPF};
+
+/// Route 53 caps a single value at 4000 characters.
+pub const MAX_VALUE_CHARS: usize = 4000;
+
+/// A name or value Route 53 would refuse as InvalidInput; the message is the one to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+fn fatal(problem: &str, explanation: &str, value: &str) -> InvalidInput {
+    InvalidInput(format!(
+        "Invalid Resource Record: 'FATAL problem: {problem} ({explanation}) encountered with '{value}''"
+    ))
+}
+
+/// Parses a DNS name as given in a change batch: relative names are taken as fully
+/// qualified, `\052` is an asterisk, and `*` may only be the whole leftmost label.
+pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
+    let unescaped = text.replace("\\052", "*");
+    if unescaped.is_empty() {
+        return Err(InvalidInput("DNS name must not be empty".into()));
+    }
+    let body = unescaped.strip_suffix('.').unwrap_or(&unescaped);
+    // Wire length: one length octet per label plus the labels, plus the root.
+    if body.len() + 2 > 255 {
+        return Err(fatal(
+            "DomainNameTooLong",
+            "Domain name is too long",
+            text,
+        ));
+    }
+    for (i, label) in body.split('.').enumerate() {
+        if label.is_empty() && !body.is_empty() {
+            return Err(fatal("DomainLabelEmpty", "Domain label is empty", text));
+        }
+        if label.len() > 63 {
+            return Err(fatal("DomainLabelTooLong", "Domain label is too long", text));
+        }
+        if label.contains('*') && (i != 0 || label != "*") {
+            return Err(InvalidInput(format!(
+                "Invalid DNS name '{text}': an asterisk is only permitted as the whole leftmost label"
+            )));
+        }
+    }
+    let name = Name::from_ascii(&unescaped)
+        .map_err(|e| InvalidInput(format!("Invalid DNS name '{text}': {e}")))?;
+    Ok(normalize_name(&name))
+}
+
+/// Parses one value of a record set of type `rtype`.
+pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput> {
+    if value.chars().count() > MAX_VALUE_CHARS {
+        return Err(fatal(
+            "ValueTooLong",
+            "Value is longer than 4000 characters",
+            value,
+        ));
+    }
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    let expect_fields = |n: usize, problem: &str, what: &str, value: &str| {
+        if fields.len() == n {
+            Ok(())
+        } else {
+            Err(fatal(problem, what, value))
+        }
+    };
+    match rtype {
+        RecordType::A => {
+            return value
+                .parse::<Ipv4Addr>()
+                .map(|a| RData::A(a.into()))
+                .map_err(|_| {
+                    fatal("ARRNotIPv4Address", "Value is not a valid IPv4 address", value)
+                });
+        }
+        RecordType::AAAA => {
+            return value
+                .parse::<Ipv6Addr>()
+                .map(|a| RData::AAAA(a.into()))
+                .map_err(|_| {
+                    fatal("AAAARRNotIPv6Address", "Value is not a valid IPv6 address", value)
+                });
+        }
+        RecordType::TXT => {
+            let strings = character_strings(value)?;
+            return Ok(RData::TXT(TXT::from_bytes(
+                strings.iter().map(Vec::as_slice).collect(),
+            )));
+        }
+        SPF => {
+            // hickory has no SPF type: its RDATA is a TXT's (RFC 7208 §3.1), kept as raw wire.
+            let mut wire = Vec::new();
+            for s in character_strings(value)? {
+                wire.push(s.len() as u8);
+                wire.extend_from_slice(&s);
+            }
+            return Ok(RData::Unknown {
+                code: SPF,
+                rdata: NULL::with(wire),
+            });
+        }
+        RecordType::MX => {
+            expect_fields(2, "MXRRDataNotTwoFields", "MX data must be a priority and a mail server name", value)?;
+            u16_field(fields[0], "InvalidMXPriority", "Priority must be an integer from 0 to 65535", value)?;
+        }
+        RecordType::SRV => {
+            expect_fields(4, "SRVRRDataNotFourFields", "SRV data must be priority, weight, port and target", value)?;
+            for f in &fields[..3] {
+                u16_field(f, "InvalidSRVField", "Priority, weight and port must be integers from 0 to 65535", value)?;
+            }
+        }
+        RecordType::CAA => {
+            if fields.len() < 3 {
+                return Err(fatal("CAARRDataNotThreeFields", "CAA data must be flags, a tag and a quoted value", value));
+            }
+            if fields[0].parse::<u8>().is_err() {
+                return Err(fatal("InvalidCAAFlags", "Flags must be an integer from 0 to 255", value));
+            }
+            if !fields[1].bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(fatal("InvalidCAATag", "The tag must be letters and digits", value));
+            }
+            let rest = value.trim_start()[fields[0].len()..].trim_start()[fields[1].len()..].trim();
+            if !(rest.len() >= 2 && rest.starts_with('"') && rest.ends_with('"')) {
+                return Err(fatal("InvalidCharacterString", "Value should be enclosed in quotation marks", value));
+            }
+        }
+        RecordType::CNAME | RecordType::NS | RecordType::PTR => {
+            expect_fields(1, "InvalidDomainName", "Value must be one domain name", value)?;
+            parse_name(fields[0])?;
+        }
+        RecordType::SOA => {
+            expect_fields(7, "SOARRDataNotSevenFields", "SOA data must be seven fields", value)?;
+        }
+        _ => {}
+    }
+    RData::try_from_str(rtype, value).map_err(|e| {
+        InvalidInput(format!(
+            "Invalid Resource Record: 'FATAL problem: InvalidRData ({e}) encountered with '{value}''"
+        ))
+    })
+}
+
+fn u16_field(field: &str, problem: &str, what: &str, value: &str) -> Result<u16, InvalidInput> {
+    field.parse::<u16>().map_err(|_| fatal(problem, what, value))
+}
+
+/// Reads one or more quoted character-strings (RFC 1035 §5.1): `\X` is X, `\DDD` is the octet
+/// DDD; each string is at most 255 octets. Route 53 requires the quotes.
+pub fn character_strings(value: &str) -> Result<Vec<Vec<u8>>, InvalidInput> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
+        if bytes[i] != b'"' {
+            return Err(fatal(
+                "InvalidCharacterString",
+                "Value should be enclosed in quotation marks",
+                value,
+            ));
+        }
+        i += 1;
+        let mut s = Vec::new();
+        loop {
+            match bytes.get(i) {
+                None => {
+                    return Err(fatal(
+                        "InvalidCharacterString",
+                        "Value should be enclosed in quotation marks",
+                        value,
+                    ))
+                }
+                Some(b'"') => {
+                    i += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    let digits = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+                    match (digits, bytes.get(i + 1)) {
+                        (Some(d), _) => {
+                            let n = (d[0] - b'0') as u16 * 100 + (d[1] - b'0') as u16 * 10 + (d[2] - b'0') as u16;
+                            let octet = u8::try_from(n).map_err(|_| {
+                                fatal("InvalidEscape", "Escaped octet is above 255", value)
+                            })?;
+                            s.push(octet);
+                            i += 4;
+                        }
+                        (None, Some(&c)) => {
+                            s.push(c);
+                            i += 2;
+                        }
+                        (None, None) => {
+                            return Err(fatal("InvalidEscape", "Value ends inside an escape", value))
+                        }
+                    }
+                }
+                Some(&c) => {
+                    s.push(c);
+                    i += 1;
+                }
+            }
+        }
+        if s.len() > 255 {
+            return Err(fatal(
+                "CharacterStringTooLong",
+                "Value is too long",
+                value,
+            ));
+        }
+        out.push(s);
+    }
+    if out.is_empty() {
+        return Err(fatal(
+            "InvalidCharacterString",
+            "Value should be enclosed in quotation marks",
+            value,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_qualified_and_lower_cased() {
+        assert_eq!(parse_name("WWW.Example.com").unwrap().to_string(), "www.example.com.");
+        assert_eq!(parse_name("\\052.example.com.").unwrap().to_string(), "*.example.com.");
+    }
+
+    #[test]
+    fn misplaced_asterisks_and_long_labels_are_invalid() {
+        assert!(parse_name("a.*.example.com.").is_err());
+        assert!(parse_name("a*.example.com.").is_err());
+        assert!(parse_name(&format!("{}.example.com.", "a".repeat(64))).is_err());
+        let long = format!("{}example.com.", "abcdefghi.".repeat(25));
+        assert!(parse_name(&long).is_err());
+    }
+
+    #[test]
+    fn bad_addresses_are_invalid_input() {
+        let e = parse_value(RecordType::A, "192.0.2.256").unwrap_err();
+        assert_eq!(e.0, "Invalid Resource Record: 'FATAL problem: ARRNotIPv4Address (Value is not a valid IPv4 address) encountered with '192.0.2.256''");
+        assert!(parse_value(RecordType::AAAA, "2001:db8::g").is_err());
+        assert!(parse_value(RecordType::A, "2001:db8::1").is_err());
+    }
+
+    #[test]
+    fn txt_must_be_quoted_and_escapes_decode() {
+        assert!(parse_value(RecordType::TXT, "hello").is_err());
+        let RData::TXT(txt) = parse_value(RecordType::TXT, r#""a\"b" "c\\d" "\065\066""#).unwrap() else {
+            panic!("not TXT");
+        };
+        let strings: Vec<&[u8]> = txt.txt_data.iter().map(|s| &s[..]).collect();
+        assert_eq!(strings, [&b"a\"b"[..], b"c\\d", b"AB"]);
+    }
+
+    #[test]
+    fn mx_srv_caa_shapes_are_checked() {
+        assert!(parse_value(RecordType::MX, "mail.example.com.").is_err());
+        assert!(parse_value(RecordType::MX, "10 mail.example.com.").is_ok());
+        assert!(parse_value(RecordType::SRV, "1 2 mail.example.com.").is_err());
+        assert!(parse_value(RecordType::SRV, "1 2 70000 sip.example.com.").is_err());
+        assert!(parse_value(RecordType::SRV, "1 2 5060 sip.example.com.").is_ok());
+        assert!(parse_value(RecordType::CAA, "0 issue letsencrypt.org").is_err());
+        assert!(parse_value(RecordType::CAA, "0 issue \"letsencrypt.org\"").is_ok());
+    }
+}
