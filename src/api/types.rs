@@ -9,6 +9,7 @@ use hickory_proto::rr::Name;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use crate::zonefile;
 use crate::model::{
     self, parse_name, parse_type, type_name, Action, Change, ChangeBatch, ChangeInfo,
     HostedZone, ResourceRecordSet,
@@ -226,7 +227,7 @@ impl ResourceRecordSetDto {
                 set.records
                     .iter()
                     .map(|r| ResourceRecordDto {
-                        value: r.to_string(),
+                        value: zonefile::rdata_text(r),
                     })
                     .collect(),
             ),

@@ -1,15 +1,15 @@
 //! Record names and values as Route 53 accepts them, with its InvalidInput wording.
 //!
 //! Values come in zone-file presentation format, one record per value (`10 mail.example.com.`,
-//! `"v=spf1 -all"`). TXT and SPF strings are read here (hickory's reader mis-decodes `\DDD`
-//! escapes in quoted strings); other types are checked for shape and then read by hickory.
+//! `"v=spf1 -all"`). They are checked for the shape Route 53 insists on (with its wording) and
+//! then read by the zone-file reader, so the API and zone files accept the same data.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::rr::rdata::{NULL, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::{normalize_name, SPF};
+use crate::zonefile;
 
 /// Route 53 caps a single value at 4000 characters.
 pub const MAX_VALUE_CHARS: usize = 4000;
@@ -93,23 +93,17 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                     fatal("AAAARRNotIPv6Address", "Value is not a valid IPv6 address", value)
                 });
         }
-        RecordType::TXT => {
-            let strings = character_strings(value)?;
-            return Ok(RData::TXT(TXT::from_bytes(
-                strings.iter().map(Vec::as_slice).collect(),
-            )));
-        }
-        SPF => {
-            // hickory has no SPF type: its RDATA is a TXT's (RFC 7208 §3.1), kept as raw wire.
-            let mut wire = Vec::new();
-            for s in character_strings(value)? {
-                wire.push(s.len() as u8);
-                wire.extend_from_slice(&s);
+        RecordType::TXT | SPF => {
+            // Route 53 wants every character-string quoted; the zone-file reader also takes
+            // bare words.
+            let v = value.trim();
+            if !(v.len() >= 2 && v.starts_with('"') && v.ends_with('"')) {
+                return Err(fatal(
+                    "InvalidCharacterString",
+                    "Value should be enclosed in quotation marks",
+                    value,
+                ));
             }
-            return Ok(RData::Unknown {
-                code: SPF,
-                rdata: NULL::with(wire),
-            });
         }
         RecordType::MX => {
             expect_fields(2, "MXRRDataNotTwoFields", "MX data must be a priority and a mail server name", value)?;
@@ -145,7 +139,8 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
         }
         _ => {}
     }
-    RData::try_from_str(rtype, value).map_err(|e| {
+    // Names in values are fully qualified whether or not they end in a dot, as in Route 53.
+    zonefile::parse_rdata(rtype, value, &Name::root()).map_err(|e| {
         InvalidInput(format!(
             "Invalid Resource Record: 'FATAL problem: InvalidRData ({e}) encountered with '{value}''"
         ))
@@ -154,86 +149,6 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
 
 fn u16_field(field: &str, problem: &str, what: &str, value: &str) -> Result<u16, InvalidInput> {
     field.parse::<u16>().map_err(|_| fatal(problem, what, value))
-}
-
-/// Reads one or more quoted character-strings (RFC 1035 §5.1): `\X` is X, `\DDD` is the octet
-/// DDD; each string is at most 255 octets. Route 53 requires the quotes.
-pub fn character_strings(value: &str) -> Result<Vec<Vec<u8>>, InvalidInput> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == bytes.len() {
-            break;
-        }
-        if bytes[i] != b'"' {
-            return Err(fatal(
-                "InvalidCharacterString",
-                "Value should be enclosed in quotation marks",
-                value,
-            ));
-        }
-        i += 1;
-        let mut s = Vec::new();
-        loop {
-            match bytes.get(i) {
-                None => {
-                    return Err(fatal(
-                        "InvalidCharacterString",
-                        "Value should be enclosed in quotation marks",
-                        value,
-                    ))
-                }
-                Some(b'"') => {
-                    i += 1;
-                    break;
-                }
-                Some(b'\\') => {
-                    let digits = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
-                    match (digits, bytes.get(i + 1)) {
-                        (Some(d), _) => {
-                            let n = (d[0] - b'0') as u16 * 100 + (d[1] - b'0') as u16 * 10 + (d[2] - b'0') as u16;
-                            let octet = u8::try_from(n).map_err(|_| {
-                                fatal("InvalidEscape", "Escaped octet is above 255", value)
-                            })?;
-                            s.push(octet);
-                            i += 4;
-                        }
-                        (None, Some(&c)) => {
-                            s.push(c);
-                            i += 2;
-                        }
-                        (None, None) => {
-                            return Err(fatal("InvalidEscape", "Value ends inside an escape", value))
-                        }
-                    }
-                }
-                Some(&c) => {
-                    s.push(c);
-                    i += 1;
-                }
-            }
-        }
-        if s.len() > 255 {
-            return Err(fatal(
-                "CharacterStringTooLong",
-                "Value is too long",
-                value,
-            ));
-        }
-        out.push(s);
-    }
-    if out.is_empty() {
-        return Err(fatal(
-            "InvalidCharacterString",
-            "Value should be enclosed in quotation marks",
-            value,
-        ));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
