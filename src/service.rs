@@ -2,11 +2,14 @@
 //! store, swap the serving snapshot.
 //!
 //! One writer at a time holds `state`, the authoritative in-memory copy of what is stored.
-//! A change is decided against it, committed to the store (durable when `commit` returns),
-//! and only then applied to `state` and published as a new catalog. So a failed commit leaves
-//! nothing behind, and an acknowledged change is already visible to the next query.
+//! A change is decided against it and applied to the store in one transaction, then to
+//! `state`; the writer lets go and waits until a flush has made the change durable (group
+//! commit: one flush serves every change applied before it began), and the catalog published
+//! by that flush carries it. So a refused change leaves nothing behind, DNS never serves a
+//! change that is not durable, and an acknowledged change is visible to the next query.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -54,7 +57,10 @@ pub struct NewHostedZone {
 /// A zone's SOA and NS as Route 53 creates them: NS TTL 172800; SOA TTL 900 with refresh
 /// 7200, retry 900, expire 1209600 and negative TTL 86400.
 pub fn default_apex_records(zone: &Name, name_servers: &[Name]) -> Vec<ResourceRecordSet> {
-    let mname = name_servers.first().cloned().unwrap_or_else(|| zone.clone());
+    let mname = name_servers
+        .first()
+        .cloned()
+        .unwrap_or_else(|| zone.clone());
     let rname = Name::from_ascii("hostmaster")
         .and_then(|h| h.append_domain(zone))
         .unwrap_or_else(|_| zone.clone());
@@ -65,7 +71,10 @@ pub fn default_apex_records(zone: &Name, name_servers: &[Name]) -> Vec<ResourceR
             zone,
             RecordType::NS,
             172_800,
-            name_servers.iter().map(|n| RData::NS(NS(n.clone()))).collect(),
+            name_servers
+                .iter()
+                .map(|n| RData::NS(NS(n.clone())))
+                .collect(),
         ),
     ]
 }
@@ -81,6 +90,8 @@ pub struct ZoneState {
 struct State {
     zones: BTreeMap<HostedZoneId, ZoneState>,
     indexes: HashMap<HostedZoneId, Arc<ZoneIndex>>,
+    /// Count of changes applied to the store (durable or not): a change's sequence number.
+    applied: u64,
 }
 
 impl State {
@@ -98,15 +109,28 @@ impl State {
                 })
                 .or_insert(z);
         }
-        Catalog::new(chosen.values().filter_map(|z| self.indexes.get(&z.zone.id).cloned()))
+        Catalog::new(
+            chosen
+                .values()
+                .filter_map(|z| self.indexes.get(&z.zone.id).cloned()),
+        )
+    }
+
+    /// Records a change to zone `id` as applied and returns its sequence number.
+    fn stage(&mut self, id: &HostedZoneId) -> u64 {
+        self.reindex(id);
+        self.applied += 1;
+        self.applied
     }
 
     fn reindex(&mut self, id: &HostedZoneId) {
         match self.zones.get(id) {
             Some(z) => {
                 let sets: Vec<ResourceRecordSet> = z.rrsets.values().cloned().collect();
-                self.indexes
-                    .insert(id.clone(), Arc::new(ZoneIndex::build(z.zone.clone(), &sets)));
+                self.indexes.insert(
+                    id.clone(),
+                    Arc::new(ZoneIndex::build(z.zone.clone(), &sets)),
+                );
             }
             None => {
                 self.indexes.remove(id);
@@ -119,6 +143,10 @@ pub struct Service {
     store: Arc<dyn Store>,
     catalog: SharedCatalog,
     state: Mutex<State>,
+    /// Held by the one flush in progress.
+    flush_lock: Mutex<()>,
+    /// The highest change sequence number known durable (and published).
+    durable: AtomicU64,
 }
 
 impl Service {
@@ -142,6 +170,8 @@ impl Service {
             store,
             catalog,
             state: Mutex::new(state),
+            flush_lock: Mutex::new(()),
+            durable: AtomicU64::new(0),
         })
     }
 
@@ -189,8 +219,12 @@ impl Service {
     ) -> Result<HostedZone, ServiceError> {
         let mut state = self.state.lock().await;
         let mut writes = vec![Write::PutZone(zone.clone())];
-        writes.extend(rrsets.iter().map(|s| Write::PutRrset(zone.id.clone(), s.clone())));
-        self.commit(Batch(writes)).await?;
+        writes.extend(
+            rrsets
+                .iter()
+                .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
+        );
+        self.apply(Batch(writes)).await?;
         let id = zone.id.clone();
         state.zones.insert(
             id.clone(),
@@ -199,7 +233,9 @@ impl Service {
                 rrsets: rrsets.into_iter().map(|s| (s.key(), s)).collect(),
             },
         );
-        self.publish(&mut state, &id);
+        let seq = state.stage(&id);
+        drop(state);
+        self.wait_durable(seq).await?;
         Ok(zone)
     }
 
@@ -234,15 +270,24 @@ impl Service {
             submitted_at: zone.created_at,
             comment: None,
         };
-        let mut writes = vec![Write::PutZone(zone.clone()), Write::PutChange(change.clone())];
-        writes.extend(rrsets.iter().map(|s| Write::PutRrset(zone.id.clone(), s.clone())));
-        self.commit(Batch(writes)).await?;
+        let mut writes = vec![
+            Write::PutZone(zone.clone()),
+            Write::PutChange(change.clone()),
+        ];
+        writes.extend(
+            rrsets
+                .iter()
+                .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
+        );
+        self.apply(Batch(writes)).await?;
         let created = ZoneState {
             zone: zone.clone(),
             rrsets: rrsets.into_iter().map(|s| (s.key(), s)).collect(),
         };
         state.zones.insert(zone.id.clone(), created.clone());
-        self.publish(&mut state, &zone.id);
+        let seq = state.stage(&zone.id);
+        drop(state);
+        self.wait_durable(seq).await?;
         Ok((created, change))
     }
 
@@ -258,17 +303,21 @@ impl Service {
             .zones
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
-        let plan =
-            plan(&current.zone, &current.rrsets, &batch).map_err(ServiceError::InvalidChangeBatch)?;
+        let plan = plan(&current.zone, &current.rrsets, &batch)
+            .map_err(ServiceError::InvalidChangeBatch)?;
         let change = ChangeInfo::new(batch.comment);
         let mut writes: Vec<Write> = plan
             .delete
             .iter()
             .map(|k| Write::DeleteRrset(id.clone(), k.clone()))
             .collect();
-        writes.extend(plan.put.iter().map(|s| Write::PutRrset(id.clone(), s.clone())));
+        writes.extend(
+            plan.put
+                .iter()
+                .map(|s| Write::PutRrset(id.clone(), s.clone())),
+        );
         writes.push(Write::PutChange(change.clone()));
-        self.commit(Batch(writes)).await?;
+        self.apply(Batch(writes)).await?;
         if let Some(z) = state.zones.get_mut(id) {
             for key in plan.delete {
                 z.rrsets.remove(&key);
@@ -277,7 +326,9 @@ impl Service {
                 z.rrsets.insert(set.key(), set);
             }
         }
-        self.publish(&mut state, id);
+        let seq = state.stage(id);
+        drop(state);
+        self.wait_durable(seq).await?;
         Ok(change)
     }
 
@@ -309,7 +360,11 @@ impl Service {
             return Err(ServiceError::HostedZoneNotEmpty);
         }
         let change = ChangeInfo::new(None);
-        let zone = self.delete_locked(&mut state, id, Some(change.clone())).await?;
+        let (zone, seq) = self
+            .delete_locked(&mut state, id, Some(change.clone()))
+            .await?;
+        drop(state);
+        self.wait_durable(seq).await?;
         Ok((zone, change))
     }
 
@@ -337,18 +392,22 @@ impl Service {
                 .values()
                 .map(|s| Write::PutRrset(id.clone(), s.clone())),
         );
-        self.commit(Batch(writes)).await?;
+        self.apply(Batch(writes)).await?;
         if let Some(z) = state.zones.get_mut(id) {
             z.rrsets = incoming;
         }
-        self.publish(&mut state, id);
-        Ok(())
+        let seq = state.stage(id);
+        drop(state);
+        self.wait_durable(seq).await
     }
 
     /// Deletes a zone and everything in it.
     pub async fn delete_zone(&self, id: &HostedZoneId) -> Result<HostedZone, ServiceError> {
         let mut state = self.state.lock().await;
-        self.delete_locked(&mut state, id, None).await
+        let (zone, seq) = self.delete_locked(&mut state, id, None).await?;
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok(zone)
     }
 
     async fn delete_locked(
@@ -356,7 +415,7 @@ impl Service {
         state: &mut State,
         id: &HostedZoneId,
         change: Option<ChangeInfo>,
-    ) -> Result<HostedZone, ServiceError> {
+    ) -> Result<(HostedZone, u64), ServiceError> {
         let current = state
             .zones
             .get(id)
@@ -368,10 +427,12 @@ impl Service {
             .collect();
         writes.push(Write::DeleteZone(id.clone()));
         writes.extend(change.map(Write::PutChange));
-        self.commit(Batch(writes)).await?;
+        self.apply(Batch(writes)).await?;
         let removed = state.zones.remove(id).map(|z| z.zone);
-        self.publish(state, id);
-        removed.ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
+        let seq = state.stage(id);
+        removed
+            .map(|z| (z, seq))
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
     }
 
     /// Flushes the store (at shutdown).
@@ -383,17 +444,40 @@ impl Service {
         Ok(())
     }
 
-    /// Commits on a blocking thread: sled's flush blocks, and flush_async can deadlock.
-    async fn commit(&self, batch: Batch) -> Result<(), ServiceError> {
+    /// Applies a batch to the store, atomically but not yet durably (sled's transaction on a
+    /// blocking thread: it may touch disk).
+    async fn apply(&self, batch: Batch) -> Result<(), ServiceError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.commit(&batch))
+        tokio::task::spawn_blocking(move || store.apply(&batch))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
         Ok(())
     }
 
-    fn publish(&self, state: &mut State, changed: &HostedZoneId) {
-        state.reindex(changed);
-        self.catalog.store(Arc::new(state.catalog()));
+    /// Group commit: returns once change `seq` is durable, and by then published. One flush
+    /// covers every change applied before it started, so concurrent writers share flushes
+    /// instead of queueing one flush each. The catalog published after a flush is the state
+    /// as of the moment that flush began, so DNS never serves a change that is not durable.
+    async fn wait_durable(&self, seq: u64) -> Result<(), ServiceError> {
+        loop {
+            if self.durable.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            let _flushing = self.flush_lock.lock().await;
+            if self.durable.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            let (target, catalog) = {
+                let state = self.state.lock().await;
+                (state.applied, state.catalog())
+            };
+            // flush() blocks, and sled 0.34's flush_async can deadlock (sled#1308).
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.flush())
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))??;
+            self.catalog.store(Arc::new(catalog));
+            self.durable.store(target, Ordering::Release);
+        }
     }
 }

@@ -22,7 +22,10 @@ struct GetChangeResponse {
     change_info: ChangeInfoDto,
 }
 
-async fn fetch(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn fetch(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let change = state.service.change(&id).await?;
     Ok(reply(
         StatusCode::OK,

@@ -83,10 +83,15 @@ impl IntoResponse for ApiError {
         let (kind, message) = match &self {
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error answering an API request");
-                ("Receiver", "We encountered an internal error. Please try again.".to_owned())
+                (
+                    "Receiver",
+                    "We encountered an internal error. Please try again.".to_owned(),
+                )
             }
             // The aws CLI shows InvalidChangeBatch messages as a bracketed list.
-            ApiError::InvalidChangeBatch(messages) => ("Sender", format!("[{}]", messages.join(", "))),
+            ApiError::InvalidChangeBatch(messages) => {
+                ("Sender", format!("[{}]", messages.join(", ")))
+            }
             other => ("Sender", other.to_string()),
         };
         let mut error = json!({ "Type": kind, "Code": code, "Message": message });

@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::json::{reply, JsonBody};
-use super::types::{
-    ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto,
-};
+use super::types::{ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto};
 use super::ApiState;
 use crate::model::{normalize_name, HostedZoneId};
 use crate::service::{NewHostedZone, ZoneState};
@@ -77,7 +75,9 @@ async fn create(
     let name = Name::from_ascii(&request.name)
         .ok()
         .filter(|n| !n.is_root() && n.len() <= 255)
-        .ok_or_else(|| ApiError::InvalidDomainName(format!("{} is not a valid domain name", request.name)))?;
+        .ok_or_else(|| {
+            ApiError::InvalidDomainName(format!("{} is not a valid domain name", request.name))
+        })?;
     let name = normalize_name(&name);
     if name.iter().any(|label| label.contains(&b'*')) {
         return Err(ApiError::InvalidDomainName(format!(
@@ -114,7 +114,10 @@ struct GetHostedZoneResponse {
     delegation_set: DelegationSetDto,
 }
 
-async fn fetch(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn fetch(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = zone_id(&id)?;
     let zone = state
         .service
@@ -206,7 +209,10 @@ struct DeleteHostedZoneResponse {
     change_info: ChangeInfoDto,
 }
 
-async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn remove(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let id = zone_id(&id)?;
     let (_, change) = state.service.delete_hosted_zone(&id).await?;
     Ok(reply(

@@ -4,8 +4,8 @@
 //! shapes in [`types`]. The only module that knows HTTP and JSON. Handlers call the
 //! [`Service`]; they never touch the store or the catalog.
 
-pub mod error;
 mod changes;
+pub mod error;
 mod hosted_zones;
 mod json;
 mod rrsets;

@@ -9,11 +9,11 @@ use hickory_proto::rr::Name;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::zonefile;
 use crate::model::{
-    self, parse_name, parse_type, type_name, Action, Change, ChangeBatch, ChangeInfo,
-    HostedZone, ResourceRecordSet,
+    self, parse_name, parse_type, type_name, Action, Change, ChangeBatch, ChangeInfo, HostedZone,
+    ResourceRecordSet,
 };
+use crate::zonefile;
 
 /// Route 53 caps the values of one record set at 400.
 pub const MAX_VALUES_PER_RRSET: usize = 400;
@@ -142,7 +142,11 @@ impl ChangeBatchDto {
 
 impl ResourceRecordSetDto {
     /// `index` is the 1-based position of the change, as Route 53 reports it.
-    fn into_model(self, index: usize, action: Action) -> Result<(ResourceRecordSet, usize), ApiError> {
+    fn into_model(
+        self,
+        index: usize,
+        action: Action,
+    ) -> Result<(ResourceRecordSet, usize), ApiError> {
         let unsupported = [
             ("AliasTarget", self.alias_target.is_some()),
             ("SetIdentifier", self.set_identifier.is_some()),
@@ -152,7 +156,10 @@ impl ResourceRecordSetDto {
             ("Failover", self.failover.is_some()),
             ("MultiValueAnswer", self.multi_value_answer.is_some()),
             ("HealthCheckId", self.health_check_id.is_some()),
-            ("TrafficPolicyInstanceId", self.traffic_policy_instance_id.is_some()),
+            (
+                "TrafficPolicyInstanceId",
+                self.traffic_policy_instance_id.is_some(),
+            ),
         ];
         if let Some((field, _)) = unsupported.iter().find(|(_, present)| *present) {
             return Err(ApiError::InvalidInput(format!(
@@ -207,15 +214,20 @@ impl ResourceRecordSetDto {
             }
             rdatas.push(rdata);
         }
-        if matches!(rtype, hickory_proto::rr::RecordType::CNAME | hickory_proto::rr::RecordType::SOA)
-            && rdatas.len() > 1
+        if matches!(
+            rtype,
+            hickory_proto::rr::RecordType::CNAME | hickory_proto::rr::RecordType::SOA
+        ) && rdatas.len() > 1
         {
             return Err(ApiError::InvalidChangeBatch(vec![format!(
                 "RRSet of type {} with DNS name {name} has more than one resource record, which is not permitted",
                 type_name(rtype)
             )]));
         }
-        Ok((ResourceRecordSet::new(&name, rtype, ttl as u32, rdatas), value_chars))
+        Ok((
+            ResourceRecordSet::new(&name, rtype, ttl as u32, rdatas),
+            value_chars,
+        ))
     }
 
     pub fn from_model(set: &ResourceRecordSet) -> Self {

@@ -186,8 +186,7 @@ pub fn plan(
             }
             _ => {}
         }
-        if let Some(message) = check_placement(zone, set, |k| lookup(&view, current, k).is_some())
-        {
+        if let Some(message) = check_placement(zone, set, |k| lookup(&view, current, k).is_some()) {
             messages.push(message);
             continue;
         }
@@ -307,7 +306,12 @@ mod tests {
     fn current() -> BTreeMap<RrKey, ResourceRecordSet> {
         [
             set("www.example.com.", RecordType::A, 300, &["192.0.2.1"]),
-            set("example.com.", RecordType::NS, 172800, &["ns1.example.net."]),
+            set(
+                "example.com.",
+                RecordType::NS,
+                172800,
+                &["ns1.example.net."],
+            ),
         ]
         .into_iter()
         .map(|s| (s.key(), s))
@@ -352,7 +356,12 @@ mod tests {
     fn cname_conflicts_and_apex_cname_are_refused() {
         let m = messages(vec![change(
             Action::Create,
-            set("www.example.com.", RecordType::CNAME, 300, &["example.net."]),
+            set(
+                "www.example.com.",
+                RecordType::CNAME,
+                300,
+                &["example.net."],
+            ),
         )]);
         assert_eq!(m, ["RRSet of type CNAME with DNS name www.example.com. is not permitted as it conflicts with other records with the same DNS name in zone example.com."]);
         let m = messages(vec![change(
@@ -373,7 +382,12 @@ mod tests {
                 ),
                 change(
                     Action::Create,
-                    set("www.example.com.", RecordType::CNAME, 300, &["example.net."]),
+                    set(
+                        "www.example.com.",
+                        RecordType::CNAME,
+                        300,
+                        &["example.net."],
+                    ),
                 ),
             ],
         };
@@ -398,15 +412,26 @@ mod tests {
             Action::Create,
             set("www.example.org.", RecordType::A, 300, &["192.0.2.1"]),
         )]);
-        assert_eq!(m, ["RRSet with DNS name www.example.org. is not permitted in zone example.com."]);
+        assert_eq!(
+            m,
+            ["RRSet with DNS name www.example.org. is not permitted in zone example.com."]
+        );
     }
 
     #[test]
     fn apex_ns_cannot_be_deleted() {
         let m = messages(vec![change(
             Action::Delete,
-            set("example.com.", RecordType::NS, 172800, &["ns1.example.net."]),
+            set(
+                "example.com.",
+                RecordType::NS,
+                172800,
+                &["ns1.example.net."],
+            ),
         )]);
-        assert_eq!(m, ["A HostedZone must contain at least one NS record for the zone itself."]);
+        assert_eq!(
+            m,
+            ["A HostedZone must contain at least one NS record for the zone itself."]
+        );
     }
 }

@@ -10,6 +10,6 @@ mod value;
 mod zone;
 
 pub use change::{plan, Action, Change, ChangeBatch, ChangeInfo, Plan, ALL_TYPES};
-pub use record_set::{normalize_name, parse_type, type_name, RrKey, ResourceRecordSet, SPF};
-pub use zone::{HostedZone, HostedZoneId, SchemaError};
+pub use record_set::{normalize_name, parse_type, type_name, ResourceRecordSet, RrKey, SPF};
 pub use value::{parse_name, parse_value, InvalidInput};
+pub use zone::{HostedZone, HostedZoneId, SchemaError};

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn keys_sort_label_by_label_from_the_right() {
-        let mut keys = vec![
+        let mut keys = [
             key("b.example.com.", RecordType::A),
             key("example.com.", RecordType::SOA),
             key("a.b.example.com.", RecordType::A),

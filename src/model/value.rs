@@ -35,18 +35,18 @@ pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
     let body = unescaped.strip_suffix('.').unwrap_or(&unescaped);
     // Wire length: one length octet per label plus the labels, plus the root.
     if body.len() + 2 > 255 {
-        return Err(fatal(
-            "DomainNameTooLong",
-            "Domain name is too long",
-            text,
-        ));
+        return Err(fatal("DomainNameTooLong", "Domain name is too long", text));
     }
     for (i, label) in body.split('.').enumerate() {
         if label.is_empty() && !body.is_empty() {
             return Err(fatal("DomainLabelEmpty", "Domain label is empty", text));
         }
         if label.len() > 63 {
-            return Err(fatal("DomainLabelTooLong", "Domain label is too long", text));
+            return Err(fatal(
+                "DomainLabelTooLong",
+                "Domain label is too long",
+                text,
+            ));
         }
         if label.contains('*') && (i != 0 || label != "*") {
             return Err(InvalidInput(format!(
@@ -82,7 +82,11 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                 .parse::<Ipv4Addr>()
                 .map(|a| RData::A(a.into()))
                 .map_err(|_| {
-                    fatal("ARRNotIPv4Address", "Value is not a valid IPv4 address", value)
+                    fatal(
+                        "ARRNotIPv4Address",
+                        "Value is not a valid IPv4 address",
+                        value,
+                    )
                 });
         }
         RecordType::AAAA => {
@@ -90,7 +94,11 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                 .parse::<Ipv6Addr>()
                 .map(|a| RData::AAAA(a.into()))
                 .map_err(|_| {
-                    fatal("AAAARRNotIPv6Address", "Value is not a valid IPv6 address", value)
+                    fatal(
+                        "AAAARRNotIPv6Address",
+                        "Value is not a valid IPv6 address",
+                        value,
+                    )
                 });
         }
         RecordType::TXT | SPF => {
@@ -106,36 +114,82 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
             }
         }
         RecordType::MX => {
-            expect_fields(2, "MXRRDataNotTwoFields", "MX data must be a priority and a mail server name", value)?;
-            u16_field(fields[0], "InvalidMXPriority", "Priority must be an integer from 0 to 65535", value)?;
+            expect_fields(
+                2,
+                "MXRRDataNotTwoFields",
+                "MX data must be a priority and a mail server name",
+                value,
+            )?;
+            u16_field(
+                fields[0],
+                "InvalidMXPriority",
+                "Priority must be an integer from 0 to 65535",
+                value,
+            )?;
         }
         RecordType::SRV => {
-            expect_fields(4, "SRVRRDataNotFourFields", "SRV data must be priority, weight, port and target", value)?;
+            expect_fields(
+                4,
+                "SRVRRDataNotFourFields",
+                "SRV data must be priority, weight, port and target",
+                value,
+            )?;
             for f in &fields[..3] {
-                u16_field(f, "InvalidSRVField", "Priority, weight and port must be integers from 0 to 65535", value)?;
+                u16_field(
+                    f,
+                    "InvalidSRVField",
+                    "Priority, weight and port must be integers from 0 to 65535",
+                    value,
+                )?;
             }
         }
         RecordType::CAA => {
             if fields.len() < 3 {
-                return Err(fatal("CAARRDataNotThreeFields", "CAA data must be flags, a tag and a quoted value", value));
+                return Err(fatal(
+                    "CAARRDataNotThreeFields",
+                    "CAA data must be flags, a tag and a quoted value",
+                    value,
+                ));
             }
             if fields[0].parse::<u8>().is_err() {
-                return Err(fatal("InvalidCAAFlags", "Flags must be an integer from 0 to 255", value));
+                return Err(fatal(
+                    "InvalidCAAFlags",
+                    "Flags must be an integer from 0 to 255",
+                    value,
+                ));
             }
             if !fields[1].bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(fatal("InvalidCAATag", "The tag must be letters and digits", value));
+                return Err(fatal(
+                    "InvalidCAATag",
+                    "The tag must be letters and digits",
+                    value,
+                ));
             }
             let rest = value.trim_start()[fields[0].len()..].trim_start()[fields[1].len()..].trim();
             if !(rest.len() >= 2 && rest.starts_with('"') && rest.ends_with('"')) {
-                return Err(fatal("InvalidCharacterString", "Value should be enclosed in quotation marks", value));
+                return Err(fatal(
+                    "InvalidCharacterString",
+                    "Value should be enclosed in quotation marks",
+                    value,
+                ));
             }
         }
         RecordType::CNAME | RecordType::NS | RecordType::PTR => {
-            expect_fields(1, "InvalidDomainName", "Value must be one domain name", value)?;
+            expect_fields(
+                1,
+                "InvalidDomainName",
+                "Value must be one domain name",
+                value,
+            )?;
             parse_name(fields[0])?;
         }
         RecordType::SOA => {
-            expect_fields(7, "SOARRDataNotSevenFields", "SOA data must be seven fields", value)?;
+            expect_fields(
+                7,
+                "SOARRDataNotSevenFields",
+                "SOA data must be seven fields",
+                value,
+            )?;
         }
         _ => {}
     }
@@ -148,7 +202,9 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
 }
 
 fn u16_field(field: &str, problem: &str, what: &str, value: &str) -> Result<u16, InvalidInput> {
-    field.parse::<u16>().map_err(|_| fatal(problem, what, value))
+    field
+        .parse::<u16>()
+        .map_err(|_| fatal(problem, what, value))
 }
 
 #[cfg(test)]
@@ -157,8 +213,14 @@ mod tests {
 
     #[test]
     fn names_are_qualified_and_lower_cased() {
-        assert_eq!(parse_name("WWW.Example.com").unwrap().to_string(), "www.example.com.");
-        assert_eq!(parse_name("\\052.example.com.").unwrap().to_string(), "*.example.com.");
+        assert_eq!(
+            parse_name("WWW.Example.com").unwrap().to_string(),
+            "www.example.com."
+        );
+        assert_eq!(
+            parse_name("\\052.example.com.").unwrap().to_string(),
+            "*.example.com."
+        );
     }
 
     #[test]
@@ -181,7 +243,8 @@ mod tests {
     #[test]
     fn txt_must_be_quoted_and_escapes_decode() {
         assert!(parse_value(RecordType::TXT, "hello").is_err());
-        let RData::TXT(txt) = parse_value(RecordType::TXT, r#""a\"b" "c\\d" "\065\066""#).unwrap() else {
+        let RData::TXT(txt) = parse_value(RecordType::TXT, r#""a\"b" "c\\d" "\065\066""#).unwrap()
+        else {
             panic!("not TXT");
         };
         let strings: Vec<&[u8]> = txt.txt_data.iter().map(|s| &s[..]).collect();

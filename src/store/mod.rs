@@ -2,8 +2,9 @@
 //!
 //! [`Store`] is the seam between r53 and its storage engine. [`SledStore`] is the one
 //! implementation and this is the only module that imports sled. A store applies a [`Batch`]
-//! all or nothing and is durable when `commit` returns; it never decides what is valid (the
-//! service does) and is never read on the DNS path (the catalog is).
+//! all or nothing, and what it has applied is durable once a `flush` returns (the service
+//! shares one flush among concurrent changes); it never decides what is valid (the service
+//! does) and is never read on the DNS path (the catalog is).
 
 mod codec;
 mod sled_store;
@@ -54,11 +55,11 @@ pub struct StoredZone {
 pub trait Store: Send + Sync + 'static {
     /// Everything stored, for building the in-memory state at start.
     fn load(&self) -> Result<Vec<StoredZone>, StoreError>;
-    /// Applies the batch atomically; when this returns Ok the batch survives a process crash.
+    /// Applies the batch atomically: all of it or none. Durable once a later `flush` returns.
     /// Blocking: call it from `spawn_blocking` in async code.
-    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
-    /// A change recorded by an earlier commit.
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// A change recorded by an earlier batch.
     fn change(&self, id: &str) -> Result<Option<ChangeInfo>, StoreError>;
-    /// Flushes anything buffered (used at shutdown).
+    /// Makes everything applied so far survive a process crash. Blocking.
     fn flush(&self) -> Result<(), StoreError>;
 }

@@ -3,7 +3,8 @@
 //! sled 0.34 notes that shape this file: transactions over several trees may run their
 //! closure more than once, so the closure only writes; `flush()` makes writes survive a
 //! process crash (it uses sync_file_range, not fsync, so power loss is not covered, sled#1452);
-//! `flush_async` can deadlock (sled#1308), so callers run `commit` on a blocking thread.
+//! `flush_async` can deadlock (sled#1308), so callers run `apply` and `flush` on a blocking
+//! thread.
 
 use std::path::Path;
 
@@ -31,11 +32,26 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`. A data dir written by another schema version is
     /// refused, never rewritten.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(engine)?;
+        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        // sled's lock file outlives a dropped Db for a moment while its flusher thread winds
+        // down (a restart inside one process), so wait briefly before calling it taken.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    attempts += 1;
+                    if attempts == 100 {
+                        return Err(StoreError::Engine(format!(
+                            "the data directory {} is in use by another process",
+                            dir.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(engine(e)),
+            }
+        };
         match db.get(SCHEMA_KEY).map_err(engine)? {
             Some(v) => {
                 let found = <[u8; 4]>::try_from(v.as_ref())
@@ -83,7 +99,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
         // Encode outside the transaction: the closure may run more than once.
         enum Op {
             Zone(Vec<u8>, Option<Vec<u8>>),
@@ -102,10 +118,9 @@ impl Store for SledStore {
                     Some(codec::encode_rrset(set)?),
                 ),
                 Write::DeleteRrset(id, key) => Op::Rrset(codec::rrset_key(id, key)?, None),
-                Write::PutChange(change) => Op::Change(
-                    change.id.as_bytes().to_vec(),
-                    codec::encode_change(change),
-                ),
+                Write::PutChange(change) => {
+                    Op::Change(change.id.as_bytes().to_vec(), codec::encode_change(change))
+                }
             });
         }
         (&self.zones, &self.rrsets, &self.changes)
@@ -125,7 +140,6 @@ impl Store for SledStore {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => engine(e),
             })?;
-        self.db.flush().map_err(engine)?;
         Ok(())
     }
 
@@ -168,12 +182,13 @@ mod tests {
                 Write::PutRrset(zone.id.clone(), a_set("www.example.com.", "192.0.2.1")),
                 Write::PutRrset(zone.id.clone(), a_set("api.example.com.", "192.0.2.2")),
             ]);
-            store.commit(&batch).unwrap();
+            store.apply(&batch).unwrap();
             let del = Batch(vec![Write::DeleteRrset(
                 zone.id.clone(),
                 a_set("api.example.com.", "192.0.2.2").key(),
             )]);
-            store.commit(&del).unwrap();
+            store.apply(&del).unwrap();
+            store.flush().unwrap();
         }
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
         let loaded = store.load().unwrap();
@@ -194,8 +209,14 @@ mod tests {
             db.flush().unwrap();
         }
         let err = SledStore::open(dir.path(), 1 << 20).err().unwrap();
-        assert!(matches!(err, StoreError::SchemaVersion { found: 99, .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::SchemaVersion { found: 99, .. }),
+            "{err}"
+        );
         let db = sled::open(dir.path()).unwrap();
-        assert_eq!(db.get(SCHEMA_KEY).unwrap().unwrap().as_ref(), 99u32.to_be_bytes());
+        assert_eq!(
+            db.get(SCHEMA_KEY).unwrap().unwrap().as_ref(),
+            99u32.to_be_bytes()
+        );
     }
 }
