@@ -21,6 +21,14 @@ use crate::model::{HostedZone, ResourceRecordSet};
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
 const MAX_CNAME_CHAIN: usize = 16;
 
+/// The number of labels in `name`, a leading `*` included. hickory's `Name::num_labels`
+/// leaves a leading `*` out (it counts as RRSIG's Labels field does), while `Name::trim_to`
+/// counts every label; walking names with the one and cutting them with the other skips the
+/// parent of every wildcard owner.
+fn label_count(name: &Name) -> usize {
+    name.iter().len()
+}
+
 /// One RRset ready to serve.
 #[derive(Debug, Clone)]
 pub struct Rrset {
@@ -46,14 +54,15 @@ impl Node {
 pub struct ZoneIndex {
     pub zone: HostedZone,
     nodes: HashMap<Name, Node>,
-    soa: Option<Rrset>,
-    apex_labels: u8,
+    /// The SOA as negative answers carry it, built once (see [`ZoneIndex::build`]).
+    negative_soa: Option<Rrset>,
+    apex_labels: usize,
 }
 
 impl ZoneIndex {
     pub fn build(zone: HostedZone, rrsets: &[ResourceRecordSet]) -> Self {
         let apex = zone.name.clone();
-        let apex_labels = apex.num_labels();
+        let apex_labels = label_count(&apex);
         let mut nodes: HashMap<Name, Node> = HashMap::with_capacity(rrsets.len() + 1);
         nodes.insert(apex.clone(), Node::default());
         for set in rrsets {
@@ -62,8 +71,8 @@ impl ZoneIndex {
             }
             // Index every ancestor up to the apex: they are empty non-terminals unless they
             // own records themselves (RFC 4592 §2.2.2).
-            for labels in (apex_labels + 1..set.name.num_labels()).rev() {
-                let ancestor = set.name.trim_to(labels as usize);
+            for labels in (apex_labels + 1..label_count(&set.name)).rev() {
+                let ancestor = set.name.trim_to(labels);
                 if nodes.contains_key(&ancestor) {
                     break;
                 }
@@ -79,11 +88,14 @@ impl ZoneIndex {
         for node in nodes.values_mut() {
             node.rrsets.sort_by_key(|s| u16::from(s.rtype));
         }
-        let soa = nodes.get(&apex).and_then(|n| n.get(RecordType::SOA)).cloned();
+        let negative_soa = nodes
+            .get(&apex)
+            .and_then(|n| n.get(RecordType::SOA))
+            .map(negative_soa);
         Self {
             zone,
             nodes,
-            soa,
+            negative_soa,
             apex_labels,
         }
     }
@@ -92,31 +104,15 @@ impl ZoneIndex {
         &self.zone.name
     }
 
-    /// The SOA for a negative answer, its TTL lowered to the SOA minimum (RFC 2308 §3: "the
-    /// TTL of this record is set from the minimum of the MINIMUM field of the SOA record and
-    /// the TTL of the SOA itself").
-    fn negative_soa(&self) -> Option<Rrset> {
-        let soa = self.soa.as_ref()?;
-        let minimum = match soa.records.first() {
-            Some(RData::SOA(s)) => s.minimum,
-            _ => soa.ttl,
-        };
-        Some(Rrset {
-            rtype: RecordType::SOA,
-            ttl: soa.ttl.min(minimum),
-            records: soa.records.clone(),
-        })
-    }
-
     /// Looks `name` up inside this zone (`name` is at or below the apex).
     fn lookup<'z>(&'z self, name: &Name, qtype: RecordType) -> Lookup<'z> {
-        let labels = name.num_labels();
+        let labels = label_count(name);
         // Walk down from just below the apex; stop at a zone cut (a referral) or at the first
         // name that does not exist (everything below it is missing too, since ancestors of
         // every owner are indexed).
         let mut encloser = self.apex().clone();
         for depth in self.apex_labels + 1..=labels {
-            let here = name.trim_to(depth as usize);
+            let here = name.trim_to(depth);
             let Some((stored, node)) = self.nodes.get_key_value(&here) else {
                 return self.missing(&encloser, qtype);
             };
@@ -124,10 +120,7 @@ impl ZoneIndex {
                 // RFC 4035 §3.1.4.1: DS lives on the parent side of the cut.
                 let ds_at_cut = depth == labels && qtype == RecordType::DS;
                 if !ds_at_cut {
-                    return Lookup::Referral {
-                        cut: stored,
-                        ns,
-                    };
+                    return Lookup::Referral { cut: stored, ns };
                 }
             }
             encloser = here;
@@ -205,20 +198,22 @@ pub struct Answer<'a> {
     pub answers: Vec<Section<'a>>,
     pub authorities: Vec<Section<'a>>,
     pub additionals: Vec<Section<'a>>,
-    /// The additional section carries glue a referral needs (RFC 9471: if it does not fit,
-    /// the response is truncated).
-    pub glue_required: bool,
+    /// For a referral, the zone cut: additional records at or below it are in-domain glue,
+    /// which a referral must carry whole (RFC 9471: a server "MUST include all available
+    /// in-domain glue records" or set TC); other additional records that do not fit are left
+    /// out without TC.
+    pub glue_cut: Option<&'a Name>,
 }
 
 impl Answer<'_> {
-    fn new(rcode: ResponseCode, authoritative: bool) -> Self {
+    pub fn new(rcode: ResponseCode, authoritative: bool) -> Self {
         Self {
             rcode,
             authoritative,
             answers: Vec::new(),
             authorities: Vec::new(),
             additionals: Vec::new(),
-            glue_required: false,
+            glue_cut: None,
         }
     }
 }
@@ -232,10 +227,7 @@ pub struct Catalog {
 impl Catalog {
     pub fn new(zones: impl IntoIterator<Item = Arc<ZoneIndex>>) -> Self {
         Self {
-            zones: zones
-                .into_iter()
-                .map(|z| (z.apex().clone(), z))
-                .collect(),
+            zones: zones.into_iter().map(|z| (z.apex().clone(), z)).collect(),
         }
     }
 
@@ -245,9 +237,9 @@ impl Catalog {
 
     /// The most specific zone containing `name`.
     pub fn find_zone(&self, name: &Name) -> Option<&ZoneIndex> {
-        (0..=name.num_labels())
+        (0..=label_count(name))
             .rev()
-            .find_map(|labels| self.zones.get(&name.trim_to(labels as usize)))
+            .find_map(|labels| self.zones.get(&name.trim_to(labels)))
             .map(Arc::as_ref)
     }
 
@@ -276,13 +268,12 @@ impl Catalog {
         loop {
             match zone.lookup(&name, qtype) {
                 Lookup::Found { set } => {
-                    let additional = additional_targets(set);
                     answer.answers.push(Section {
                         owner: name,
                         rrset: Cow::Borrowed(set),
                     });
-                    for target in additional {
-                        add_addresses(&mut answer, zone, &target);
+                    for target in set.records.iter().filter_map(additional_target) {
+                        add_addresses(&mut answer, zone, target);
                     }
                     return answer;
                 }
@@ -327,10 +318,10 @@ impl Catalog {
                         owner: Cow::Borrowed(cut),
                         rrset: Cow::Borrowed(ns),
                     });
-                    for target in additional_targets(ns) {
-                        add_addresses(&mut answer, zone, &target);
+                    for target in ns.records.iter().filter_map(additional_target) {
+                        add_addresses(&mut answer, zone, target);
                     }
-                    answer.glue_required = !answer.additionals.is_empty();
+                    answer.glue_cut = Some(cut);
                     return answer;
                 }
             }
@@ -338,27 +329,44 @@ impl Catalog {
     }
 }
 
-fn push_negative_soa(answer: &mut Answer<'_>, zone: &ZoneIndex) {
-    if let Some(soa) = zone.negative_soa() {
+/// The SOA as a negative answer carries it: RFC 2308 §3, "the TTL of this record is set from
+/// the minimum of the MINIMUM field of the SOA record and the TTL of the SOA itself".
+fn negative_soa(soa: &Rrset) -> Rrset {
+    let minimum = match soa.records.first() {
+        Some(RData::SOA(s)) => s.minimum,
+        _ => soa.ttl,
+    };
+    Rrset {
+        rtype: RecordType::SOA,
+        ttl: soa.ttl.min(minimum),
+        records: soa.records.clone(),
+    }
+}
+
+fn push_negative_soa<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex) {
+    if let Some(soa) = &zone.negative_soa {
         answer.authorities.push(Section {
-            owner: Cow::Owned(zone.apex().clone()),
-            rrset: Cow::Owned(soa),
+            owner: Cow::Borrowed(zone.apex()),
+            rrset: Cow::Borrowed(soa),
         });
     }
 }
 
-/// Names whose addresses belong in the additional section (RFC 1035 §3.3.9, §3.3.11; RFC
-/// 2782 for SRV).
-fn additional_targets(set: &Rrset) -> Vec<Name> {
-    set.records
-        .iter()
-        .filter_map(|r| match r {
-            RData::NS(ns) => Some(ns.0.clone()),
-            RData::MX(mx) => Some(mx.exchange.clone()),
-            RData::SRV(srv) => Some(srv.target.clone()),
-            _ => None,
-        })
-        .collect()
+/// The name whose addresses belong in the additional section: RFC 1035 §3.3.9 (MX) and
+/// §3.3.11 (NS), RFC 2782 (SRV), and RFC 9460 §4.1 for SVCB and HTTPS ("authoritative DNS
+/// servers SHOULD return A, AAAA, and SVCB records in the Additional section for any
+/// TargetNames that are in the zone"; r53 adds the addresses, as Knot does). A TargetName of
+/// "." names no host to add (RFC 9460 §2.5), and the root has no addresses in any zone.
+fn additional_target(rdata: &RData) -> Option<&Name> {
+    let target = match rdata {
+        RData::NS(ns) => &ns.0,
+        RData::MX(mx) => &mx.exchange,
+        RData::SRV(srv) => &srv.target,
+        RData::SVCB(svcb) => &svcb.target_name,
+        RData::HTTPS(https) => &https.0.target_name,
+        _ => return None,
+    };
+    (!target.is_root()).then_some(target)
 }
 
 fn add_addresses<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex, target: &Name) {
@@ -376,3 +384,101 @@ fn add_addresses<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex, target: &Name
 
 /// The catalog as the DNS path sees it: a pointer swapped whole by writers.
 pub type SharedCatalog = Arc<arc_swap::ArcSwap<Catalog>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(zones: &[(&str, &str)]) -> Catalog {
+        Catalog::new(zones.iter().map(|(apex, text)| {
+            let apex = Name::from_ascii(apex).expect("apex");
+            let parsed = crate::zonefile::parse(text, &apex, "test").expect("zone parses");
+            Arc::new(ZoneIndex::build(
+                HostedZone::new(&apex, "test", None),
+                &parsed.rrsets,
+            ))
+        }))
+    }
+
+    const ZONE: &str = "$ORIGIN example.com.\n$TTL 3600\n\
+        @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+        @ NS ns\n\
+        ns A 192.0.2.53\n\
+        *.only A 192.0.2.1\n\
+        svc SVCB 1 ns\n\
+        deleg NS ns.deleg\n\
+        ns.deleg A 192.0.2.2\n";
+
+    fn lines(sections: &[Section<'_>]) -> Vec<String> {
+        sections
+            .iter()
+            .flat_map(|s| {
+                s.rrset
+                    .records
+                    .iter()
+                    .map(move |r| format!("{} {} {r}", s.owner, s.rrset.ttl))
+            })
+            .collect()
+    }
+
+    fn ask<'a>(c: &'a Catalog, name: &'a Name, qtype: RecordType) -> Answer<'a> {
+        c.answer(name, qtype)
+    }
+
+    #[test]
+    fn wildcard_whose_parent_owns_nothing_answers() {
+        // `only.example.com` exists only as the parent of `*.only`: hickory's `num_labels`
+        // does not count a leading `*`, which once left the parent unindexed (NXDOMAIN).
+        let c = catalog(&[("example.com", ZONE)]);
+        let name = Name::from_ascii("x.only.example.com.").unwrap();
+        let a = ask(&c, &name, RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert_eq!(lines(&a.answers), ["x.only.example.com. 3600 192.0.2.1"]);
+        let parent = Name::from_ascii("only.example.com.").unwrap();
+        let nodata = ask(&c, &parent, RecordType::A);
+        assert_eq!(
+            nodata.rcode,
+            ResponseCode::NoError,
+            "an empty non-terminal exists"
+        );
+        assert!(nodata.answers.is_empty());
+    }
+
+    #[test]
+    fn a_wildcard_below_a_cut_is_referred() {
+        let c = catalog(&[("example.com", ZONE)]);
+        let name = Name::from_ascii("*.deleg.example.com.").unwrap();
+        let a = ask(&c, &name, RecordType::DS);
+        assert!(!a.authoritative);
+        assert_eq!(
+            lines(&a.authorities),
+            ["deleg.example.com. 3600 ns.deleg.example.com."]
+        );
+        assert_eq!(
+            a.glue_cut.map(Name::to_string).as_deref(),
+            Some("deleg.example.com.")
+        );
+    }
+
+    #[test]
+    fn negative_answers_share_one_soa_at_the_negative_ttl() {
+        let c = catalog(&[("example.com", ZONE)]);
+        let name = Name::from_ascii("missing.example.com.").unwrap();
+        let a = ask(&c, &name, RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NXDomain);
+        assert_eq!(a.authorities.len(), 1);
+        assert_eq!(a.authorities[0].rrset.ttl, 300);
+        assert!(
+            matches!(a.authorities[0].rrset, Cow::Borrowed(_)),
+            "no copy per answer"
+        );
+    }
+
+    #[test]
+    fn svcb_target_addresses_are_additional() {
+        let c = catalog(&[("example.com", ZONE)]);
+        let name = Name::from_ascii("svc.example.com.").unwrap();
+        let a = ask(&c, &name, RecordType::SVCB);
+        assert_eq!(lines(&a.additionals), ["ns.example.com. 3600 192.0.2.53"]);
+    }
+}

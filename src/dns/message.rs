@@ -2,8 +2,11 @@
 //! before looking anything up, and composing the response on the wire.
 //!
 //! The order of checks follows hickory's catalog and RFC 6891: header, message type, opcode,
-//! question count, EDNS version, class, then the catalog. Nothing here does IO; the socket
-//! loops in `server` call [`respond`].
+//! question count, EDNS version, question type and class, then the catalog. Nothing here does
+//! IO; the socket loops in `server` call [`respond`]. What is answered where Knot DNS and r53
+//! could differ is pinned by `tests/it/knot_diff.rs`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
@@ -16,6 +19,8 @@ pub const SERVER_UDP_PAYLOAD: u16 = 1232;
 /// RFC 1035 §4.2.1: the most a UDP response may carry without EDNS.
 const PLAIN_UDP_LIMIT: u16 = 512;
 const HEADER_LEN: usize = 12;
+/// Our OPT record: root owner, type, class (payload), TTL (flags), RDLENGTH, no options.
+const OPT_LEN: u16 = 11;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -33,23 +38,51 @@ pub fn respond(catalog: &Catalog, request: &[u8], transport: Transport) -> Optio
     if request[2] & 0x80 != 0 {
         return None;
     }
-    let id = u16::from_be_bytes([request[0], request[1]]);
-    let message = match Message::read(&mut BinDecoder::new(request)) {
-        Ok(m) => m,
-        Err(_) => return Some(formerr_from_raw_header(request)),
-    };
-    Some(respond_to(catalog, &message, id, transport))
+    // A bug in decoding or answering must cost one answer, never the socket loop that called
+    // us (a panic would end that loop's task and with it the socket). The catalog is an
+    // immutable snapshot, so nothing is left half-changed by an unwind.
+    let answered = catch_unwind(AssertUnwindSafe(|| {
+        parse_and_answer(catalog, request, transport)
+    }));
+    Some(answered.unwrap_or_else(|_| error_from_raw(request, ResponseCode::ServFail)))
 }
 
-/// FORMERR for a message whose header could be read but nothing after it: echo the ID, the
-/// opcode and RD, no sections (RFC 1035 §4.1.1).
-fn formerr_from_raw_header(request: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; HEADER_LEN];
-    out[0] = request[0];
-    out[1] = request[1];
-    // QR=1, opcode and RD kept from the request.
+fn parse_and_answer(catalog: &Catalog, request: &[u8], transport: Transport) -> Vec<u8> {
+    let id = u16::from_be_bytes([request[0], request[1]]);
+    let mut decoder = BinDecoder::new(request);
+    let message = match Message::read(&mut decoder) {
+        // Bytes after the last record the header counts make the message malformed too
+        // (Knot answers FORMERR to them as well).
+        Ok(m) if decoder.is_empty() => m,
+        _ => return error_from_raw(request, ResponseCode::FormErr),
+    };
+    respond_to(catalog, &message, id, transport)
+}
+
+/// An error for a message that could not be read whole: the ID, opcode and RD echoed (RFC
+/// 1035 §4.1.1), and the question when it reads cleanly, so that the client can match the
+/// response to its query (Knot does the same). No OPT: the EDNS part may be what is broken.
+fn error_from_raw(request: &[u8], rcode: ResponseCode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 64);
+    out.extend_from_slice(&request[..HEADER_LEN]);
+    // QR=1, opcode and RD kept from the request; AA, TC, RA, Z, AD, CD clear.
     out[2] = 0x80 | (request[2] & 0x79);
-    out[3] = ResponseCode::FormErr.low();
+    out[3] = rcode.low() & 0x0f;
+    out[4..HEADER_LEN].fill(0);
+    let qdcount = u16::from_be_bytes([request[4], request[5]]);
+    if qdcount == 1 {
+        // Decode over the whole message: compression pointers count from its first byte.
+        let mut decoder = BinDecoder::new(request);
+        let question = decoder
+            .read_slice(HEADER_LEN)
+            .ok()
+            .and_then(|_| Query::read(&mut decoder).ok())
+            .and_then(|q| q.to_bytes().ok());
+        if let Some(question) = question {
+            out.extend_from_slice(&question);
+            out[5] = 1;
+        }
+    }
     out
 }
 
@@ -71,24 +104,33 @@ fn respond_to(catalog: &Catalog, request: &Message, id: u16, transport: Transpor
     }
     let query = &request.queries[0];
     let qtype = query.query_type();
-    match qtype {
-        // Zone transfers are not offered (yet); RFC 5936 §2.2.1 allows REFUSED.
-        RecordType::AXFR | RecordType::IXFR => return response.error(ResponseCode::Refused),
-        // Meta-types that are never a question (RFC 6895 §3.1).
-        RecordType::OPT | RecordType::TSIG | RecordType::SIG => {
-            return response.error(ResponseCode::FormErr);
-        }
+    match (qtype, transport) {
+        // RFC 5936 §4.2: "AXFR sessions over UDP transport are not defined", so not
+        // implemented (Knot answers NOTIMP too).
+        (RecordType::AXFR, Transport::Udp) => return response.error(ResponseCode::NotImp),
+        // Zone transfers are not offered to anyone (yet): a policy refusal, RFC 1035 §4.1.1
+        // "Refused ... for policy reasons". (RFC 5936 §2.2.1 keeps NotAuth for zones the
+        // server is not authoritative for; Knot, refusing by ACL, says NotAuth.)
+        (RecordType::AXFR | RecordType::IXFR, _) => return response.error(ResponseCode::Refused),
+        // RFC 6895 §3.1: type 0 is reserved and never names data, so there is nothing to look
+        // up (Knot answers NOTIMP as well). Other types with no data here, meta-types such
+        // as OPT included, get the ordinary NODATA, as from Knot.
+        (RecordType::ZERO, _) => return response.error(ResponseCode::NotImp),
         _ => {}
     }
-    if query.query_class() != DNSClass::IN {
+    match query.query_class() {
+        // RFC 1035 §3.2.5: QCLASS 255 (*) is "any class", and all of r53's data is class IN.
+        DNSClass::IN | DNSClass::ANY => {}
         // r53 serves class IN only.
-        return response.error(ResponseCode::Refused);
+        _ => return response.error(ResponseCode::Refused),
     }
     let answer = catalog.answer(query.name(), qtype);
     let limit = match transport {
         Transport::Tcp => u16::MAX,
         Transport::Udp => match &request.edns {
-            Some(edns) => edns.max_payload().clamp(PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD),
+            Some(edns) => edns
+                .max_payload()
+                .clamp(PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD),
             None => PLAIN_UDP_LIMIT,
         },
     };
@@ -100,7 +142,6 @@ struct Response<'q> {
     id: u16,
     op_code: OpCode,
     recursion_desired: bool,
-    checking_disabled: bool,
     question: Option<&'q Query>,
     /// Our OPT, present when the request had one (RFC 6891 §7).
     edns: Option<Edns>,
@@ -120,36 +161,35 @@ impl<'q> Response<'q> {
             id,
             op_code: request.metadata.op_code,
             recursion_desired: request.metadata.recursion_desired,
-            checking_disabled: request.metadata.checking_disabled,
             question: request.queries.first(),
             edns,
         }
     }
 
     fn error(self, rcode: ResponseCode) -> Vec<u8> {
-        let mut answer = Answer {
-            rcode,
-            authoritative: false,
-            answers: Vec::new(),
-            authorities: Vec::new(),
-            additionals: Vec::new(),
-            glue_required: false,
-        };
-        answer.rcode = rcode;
-        self.compose(&answer, u16::MAX)
+        self.compose(&Answer::new(rcode, false), u16::MAX)
     }
 
-    /// Writes the response, whole RRsets only: an answer or authority RRset that does not fit
-    /// sets TC and ends the message; additional RRsets that do not fit are left out without TC
-    /// (RFC 2181 §9), except referral glue (RFC 9471 §3).
+    /// Writes the response, whole RRsets only (RFC 2181 §9: a partial RRset is never sent).
+    /// An answer or authority RRset that does not fit sets TC and ends the message. An
+    /// additional RRset that does not fit is left out and the next one tried, as Knot does.
+    /// That sets TC only for in-domain glue of a referral (RFC 9471), since RFC 2181 §9 says
+    /// "The TC bit should not be set merely because some extra information could have been
+    /// included, but there was insufficient room. This includes the results of additional
+    /// section processing."
     fn compose(self, answer: &Answer<'_>, limit: u16) -> Vec<u8> {
         let mut buf = Vec::with_capacity(512);
-        let opt_len = self.edns.as_ref().map_or(0, |_| 11);
+        let opt_len = self.edns.as_ref().map_or(0, |_| OPT_LEN);
+        // Room for everything but our OPT, which always goes in.
+        let budget = usize::from(limit.saturating_sub(opt_len));
         let mut counts = [0u16; 4];
         let mut truncated = false;
         {
+            // The encoder may use the whole 64 KiB and the budget is checked after each RRset:
+            // hickory writes a name out in full before replacing its tail with a compression
+            // pointer, so a record needs more room while being written than once written,
+            // and a record that fits would otherwise be refused.
             let mut encoder = BinEncoder::new(&mut buf);
-            encoder.set_max_size(limit.saturating_sub(opt_len));
             // Header placeholder, patched below once the counts are known.
             let header_ok = encoder.emit_vec(&[0u8; HEADER_LEN]).is_ok();
             if let (true, Some(q)) = (header_ok, self.question) {
@@ -166,20 +206,25 @@ impl<'q> Response<'q> {
                 for section in sections {
                     let mark = encoder.offset();
                     match emit_rrset(&mut encoder, section) {
-                        Ok(n) => counts[slot] += n,
-                        Err(_) => {
+                        Ok(n) if encoder.offset() <= budget => counts[slot] += n,
+                        _ => {
+                            // Roll back to before the RRset; `trim` also forgets compression
+                            // targets in the discarded bytes, so later names stay correct.
                             encoder.set_offset(mark);
                             encoder.trim();
-                            if slot < 3 || answer.glue_required {
+                            if slot < 3 {
                                 truncated = true;
+                                break 'sections;
                             }
-                            break 'sections;
+                            let glue = answer
+                                .glue_cut
+                                .is_some_and(|cut| cut.zone_of(section.owner.as_ref()));
+                            truncated |= glue;
                         }
                     }
                 }
             }
             if let Some(edns) = &self.edns {
-                encoder.set_max_size(limit);
                 let mut opt = hickory_proto::rr::Record::from(edns);
                 // The extended RCODE's upper 8 bits live in the OPT TTL (RFC 6891 §6.1.3).
                 let high = answer.rcode.high();
@@ -199,10 +244,10 @@ impl<'q> Response<'q> {
         if self.recursion_desired {
             flags2 |= 0x01;
         }
-        let mut flags3 = answer.rcode.low() & 0x0f;
-        if self.checking_disabled {
-            flags3 |= 0x10;
-        }
+        // RA, Z and AD stay clear: no recursion, and no data validated here. CD too: RFC 4035
+        // §3.1.6, "A security-aware name server SHOULD clear the CD bit when composing an
+        // authoritative response" (copying it, §3.2.2, is for recursive name servers).
+        let flags3 = answer.rcode.low() & 0x0f;
         buf[0..2].copy_from_slice(&self.id.to_be_bytes());
         buf[2] = flags2;
         buf[3] = flags3;
@@ -266,6 +311,50 @@ mod tests {
         let mut m = [0u8; 12];
         m[2] = 0x80;
         assert!(respond(&catalog, &m, Transport::Udp).is_none());
+    }
+
+    /// A query for www.example.com A with `extra` bytes after it, as counted in the header.
+    fn www_query(arcount: u8, extra: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, arcount];
+        m.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        m.extend_from_slice(extra);
+        m
+    }
+
+    #[test]
+    fn formerr_echoes_a_question_that_reads_cleanly() {
+        let catalog = Catalog::default();
+        let opt = [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0];
+        let two_opts = www_query(2, &[opt, opt].concat());
+        let out = respond(&catalog, &two_opts, Transport::Udp).unwrap();
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(m.queries.len(), 1);
+        assert_eq!(m.queries[0].name().to_ascii(), "www.example.com.");
+        assert!(m.edns.is_none());
+    }
+
+    #[test]
+    fn bytes_after_the_last_record_are_formerr() {
+        let catalog = Catalog::default();
+        let out = respond(&catalog, &www_query(0, &[0xde, 0xad]), Transport::Tcp).unwrap();
+        assert_eq!(out[3] & 0x0f, 1);
+        let clean = respond(&catalog, &www_query(0, &[]), Transport::Tcp).unwrap();
+        assert_eq!(
+            clean[3] & 0x0f,
+            ResponseCode::Refused.low(),
+            "no zone: REFUSED"
+        );
+    }
+
+    #[test]
+    fn type_zero_is_notimp() {
+        let catalog = Catalog::default();
+        let mut q = www_query(0, &[]);
+        let at = q.len() - 3;
+        q[at] = 0;
+        let out = respond(&catalog, &q, Transport::Udp).unwrap();
+        assert_eq!(out[3] & 0x0f, ResponseCode::NotImp.low());
     }
 
     #[test]

@@ -15,31 +15,55 @@ use tokio::net::{TcpStream, UdpSocket};
 
 pub struct TestServer {
     pub running: Running,
+    /// UDP and TCP share this address, as on port 53.
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    pub dns: DnsOptions,
 }
 
 impl TestServer {
     /// Starts r53 with `zones` written as `zones/NAME.zone` files in a fresh data directory.
     pub async fn start(zones: &[(&str, &str)]) -> Self {
+        Self::start_with(zones, DnsOptions::default()).await
+    }
+
+    /// [`TestServer::start`] with DNS options of the test's choosing (timeouts, limits).
+    pub async fn start_with(zones: &[(&str, &str)], dns: DnsOptions) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let zones_dir = dir.path().join("zones");
         std::fs::create_dir_all(&zones_dir).unwrap();
         for (name, text) in zones {
             std::fs::write(zones_dir.join(format!("{name}.zone")), text).unwrap();
         }
-        let running = start_in(dir.path(), DnsOptions::default()).await;
+        let running = start_in(dir.path(), dns.clone()).await;
         let addr = running.dns_addr;
-        Self { running, addr, dir }
+        Self {
+            running,
+            addr,
+            dir,
+            dns,
+        }
     }
 
     /// Stops the server and starts another on the same data directory (a restart).
     pub async fn restart(self) -> Self {
-        let Self { running, dir, .. } = self;
+        let Self {
+            running, dir, dns, ..
+        } = self;
         running.shutdown().await.expect("shutdown");
-        let running = start_in(dir.path(), DnsOptions::default()).await;
+        let running = start_in(dir.path(), dns.clone()).await;
         let addr = running.dns_addr;
-        Self { running, addr, dir }
+        Self {
+            running,
+            addr,
+            dir,
+            dns,
+        }
+    }
+
+    /// The zone files the server was started with.
+    pub fn zones_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("zones")
     }
 
     pub async fn udp(&self, name: &str, qtype: RecordType) -> Message {
@@ -129,10 +153,13 @@ pub async fn read_tcp(stream: &mut TcpStream) -> Option<Vec<u8>> {
         stream.read_exact(&mut buf).await.ok()?;
         Some(buf)
     };
-    tokio::time::timeout(Duration::from_secs(2), read).await.ok()?
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .ok()?
 }
 
-/// Record lines of a section, lower-cased and sorted, for comparisons: `name ttl TYPE rdata`.
+/// Record lines of a section, owner lower-cased, sorted, for comparisons:
+/// `name ttl TYPE rdata`.
 pub fn rrs(records: &[hickory_proto::rr::Record]) -> Vec<String> {
     let mut out: Vec<String> = records
         .iter()
@@ -141,11 +168,22 @@ pub fn rrs(records: &[hickory_proto::rr::Record]) -> Vec<String> {
                 "{} {} {} {}",
                 r.name.to_ascii().to_lowercase(),
                 r.ttl,
-                r.record_type(),
+                type_name(r.record_type()),
                 r.data
             )
         })
         .collect();
     out.sort();
     out
+}
+
+/// A type's mnemonic, or `TYPEn` (RFC 3597) where hickory has none (SPF, for one).
+pub fn type_name(rtype: RecordType) -> String {
+    match rtype {
+        RecordType::Unknown(n) => format!("TYPE{n}"),
+        other => match other.to_string().as_str() {
+            "Unknown" => format!("TYPE{}", u16::from(other)),
+            name => name.to_owned(),
+        },
+    }
 }
