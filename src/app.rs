@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api;
+use crate::cli::{self, CliError};
 use crate::config::{Cli, Command, DataArgs, ServeArgs, ZoneCommand};
 use crate::dns::{self, DnsOptions};
 use crate::model::{normalize_name, HostedZone};
@@ -25,10 +26,13 @@ use crate::zonefile;
 /// response at info), `LOG_FORMAT=json` for containers.
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=warn,sled=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,hickory_server=warn,hickory_proto=warn,sled=warn")
+    });
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json") {
         builder.json().init();
@@ -41,7 +45,21 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Zone(cmd) => zone_command(cmd).await,
+        Command::Record(cmd) => client_command(move || cli::record(cmd)).await,
+        Command::Change(args) => client_command(move || cli::change(args)).await,
     }
+}
+
+/// Runs a client command off the async runtime (its HTTP client blocks). A failure comes back
+/// as a [`CliError`], which `main` prints as the aws CLI does and turns into the aws CLI's exit
+/// code (254 for an error from the API, 255 when it cannot be reached).
+async fn client_command(
+    command: impl FnOnce() -> Result<(), CliError> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(command)
+        .await
+        .context("the client command panicked")??;
+    Ok(())
 }
 
 /// Everything `r53 serve` needs, independent of how it was configured.
@@ -259,8 +277,8 @@ pub async fn import_zones_dir(service: &Service, dir: &Path) {
 /// Imports one zone file: a new hosted zone, or the records of an existing zone of that name
 /// replaced.
 async fn import_file(service: &Service, path: &Path, name: &Name) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let parsed = zonefile::parse(&text, name, &path.display().to_string())?;
     let count = parsed.rrsets.len();
     match service.zone_by_name(name).await {
@@ -278,7 +296,10 @@ async fn import_file(service: &Service, path: &Path, name: &Name) -> anyhow::Res
             let zone = HostedZone::new(
                 name,
                 format!("zonefile:{}", file.as_deref().unwrap_or_default()),
-                Some(format!("imported from {}", file.as_deref().unwrap_or_default())),
+                Some(format!(
+                    "imported from {}",
+                    file.as_deref().unwrap_or_default()
+                )),
             );
             let zone = service.create_zone(zone, parsed.rrsets).await?;
             Ok(format!(
@@ -289,9 +310,16 @@ async fn import_file(service: &Service, path: &Path, name: &Name) -> anyhow::Res
     }
 }
 
+/// `r53 zone …`: import and export work on a stopped server's data directory unless an API is
+/// given (`--api` or `R53_API`); everything else goes through the API.
 async fn zone_command(cmd: ZoneCommand) -> anyhow::Result<()> {
     match cmd {
-        ZoneCommand::Import { file, name, data } => {
+        ZoneCommand::Import {
+            file,
+            name,
+            api,
+            data,
+        } => {
             let name = match name {
                 Some(n) => normalize_name(&Name::from_ascii(&n).context("zone name")?),
                 None => zone_name_of(&file).with_context(|| {
@@ -301,13 +329,23 @@ async fn zone_command(cmd: ZoneCommand) -> anyhow::Result<()> {
                     )
                 })?,
             };
+            if cli::wants_api(&api) {
+                let cmd = ZoneCommand::Import {
+                    file,
+                    name: None,
+                    api,
+                    data,
+                };
+                let name = name.to_ascii();
+                return client_command(move || cli::zone(cmd, Some(&name))).await;
+            }
             let service = open_offline(&data)?;
             let summary = import_file(&service, &file, &name).await?;
             service.flush().await?;
             println!("{name}: {summary}");
             Ok(())
         }
-        ZoneCommand::Export { name, data } => {
+        ZoneCommand::Export { name, api, data } if !cli::wants_api(&api) => {
             let name = normalize_name(&Name::from_ascii(&name).context("zone name")?);
             let service = open_offline(&data)?;
             let Some(zone) = service.zone_by_name(&name).await else {
@@ -317,6 +355,7 @@ async fn zone_command(cmd: ZoneCommand) -> anyhow::Result<()> {
             print!("{}", zonefile::emit(&zone.zone.name, &sets));
             Ok(())
         }
+        other => client_command(move || cli::zone(other, None)).await,
     }
 }
 

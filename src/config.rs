@@ -1,10 +1,11 @@
-//! The command line. Every option has a long flag and an `R53_…` environment variable; this is
-//! the only module that reads the environment.
+//! The command line. Every server and connection option has a long flag and an `R53_…`
+//! environment variable (per-command arguments such as a zone name or a comment have none);
+//! this is the only module that reads the environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "r53", version, about = "Route 53 that you run yourself")]
@@ -20,6 +21,11 @@ pub enum Command {
     /// Manage hosted zones.
     #[command(subcommand)]
     Zone(ZoneCommand),
+    /// Manage the record sets of a hosted zone through the API.
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Apply a change batch file (the aws CLI's `--change-batch` JSON) to a hosted zone.
+    Change(ChangeArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -65,10 +71,86 @@ pub struct DataArgs {
     pub cache_mb: u64,
 }
 
+/// Where a running r53's API is and how to authenticate to it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ApiArgs {
+    /// URL of a running r53's API [default: http://127.0.0.1:8053].
+    // No clap default: `zone import`/`zone export` tell "given" (go through the API) from
+    // "not given" (open the data directory) by this being `None`.
+    #[arg(long = "api", env = "R53_API", value_name = "URL")]
+    pub api: Option<String>,
+    /// Bearer token to send (`Authorization: Bearer …`), as the server's --api-token.
+    #[arg(long, env = "R53_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+/// The URL client commands use when neither `--api` nor `R53_API` is given.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8053";
+
+impl ApiArgs {
+    /// The API's base URL, the default when none was given.
+    pub fn url(&self) -> &str {
+        self.api.as_deref().unwrap_or(DEFAULT_API_URL)
+    }
+}
+
+/// How client commands print what the API answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// The API's JSON, as `aws route53 … --output json` prints it.
+    Json,
+}
+
+/// The options every client command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Output format.
+    #[arg(long, env = "R53_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ZoneCommand {
+    /// Create a hosted zone (CreateHostedZone).
+    Create {
+        /// The zone's name, e.g. example.com.
+        name: String,
+        /// A comment stored with the zone.
+        #[arg(long)]
+        comment: Option<String>,
+        /// CreateHostedZone's idempotency key (default: a unique timestamp-based string).
+        #[arg(long)]
+        caller_reference: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the hosted zones (ListHostedZones, every page).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a hosted zone and its name servers (GetHostedZone).
+    Get {
+        /// Zone id (Z…, /hostedzone/Z…) or name.
+        zone: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a hosted zone that holds only its SOA and NS (DeleteHostedZone).
+    Delete {
+        /// Zone id (Z…, /hostedzone/Z…) or name.
+        zone: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Import a zone file as a hosted zone (replacing the records of an existing zone of the
-    /// same name). Works on a stopped server's data directory.
+    /// same name). Through a running server's API when --api or R53_API is given; otherwise on
+    /// a stopped server's data directory.
     Import {
         /// The zone file.
         file: PathBuf,
@@ -76,15 +158,84 @@ pub enum ZoneCommand {
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
-        data: DataArgs,
-    },
-    /// Print a hosted zone as a zone file.
-    Export {
-        /// The zone's name.
-        name: String,
+        api: ApiArgs,
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Print a hosted zone as a zone file. Through a running server's API when --api or
+    /// R53_API is given; otherwise from a stopped server's data directory.
+    Export {
+        /// The zone's name (or, through the API, its id).
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// List a zone's record sets (ListResourceRecordSets, every page).
+    List {
+        /// Zone id (Z…, /hostedzone/Z…) or name.
+        zone: String,
+        /// Only the record sets of this name (relative to the zone unless it ends with a dot).
+        #[arg(long)]
+        name: Option<String>,
+        /// Only record sets of this type.
+        #[arg(long = "type", value_name = "TYPE")]
+        rtype: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create or replace a record set: `r53 record upsert example.com www A 300 192.0.2.1`.
+    Upsert {
+        /// Zone id (Z…, /hostedzone/Z…) or name.
+        zone: String,
+        /// Owner name: relative to the zone unless it ends with a dot or with the zone's
+        /// name; `@` is the apex.
+        name: String,
+        /// Record type (A, AAAA, CNAME, MX, TXT, …).
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        /// Time to live, in seconds.
+        ttl: u32,
+        /// The values, in zone-file presentation format; TXT and SPF values without quotes
+        /// are quoted. A value starting with `-` goes after `--`.
+        // No allow_hyphen_values: it would swallow options given after the values
+        // (`… 192.0.2.1 --output json`).
+        #[arg(required = true, num_args = 1..)]
+        values: Vec<String>,
+        /// A comment for the change.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a record set, whatever its current TTL and values.
+    Delete {
+        /// Zone id (Z…, /hostedzone/Z…) or name.
+        zone: String,
+        /// Owner name, as for `upsert`.
+        name: String,
+        /// Record type.
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// Zone id (Z…, /hostedzone/Z…) or name.
+    pub zone: String,
+    /// A JSON change batch, `{"Comment": …, "Changes": [...]}` (`file://` prefix allowed).
+    #[arg(long, visible_alias = "change-batch", value_name = "FILE")]
+    pub file: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// The default name server for new zones: this host's name, fully qualified.

@@ -5,10 +5,11 @@
 //! ```text
 //!   UDP/TCP :53 ──► dns ──► catalog (in-memory snapshot, swapped atomically)
 //!                                ▲
-//!   zone files ──► zonefile ─┐   │ rebuilt after every committed change
+//!   zone files ──► zonefile ─┐   │ published after every durable change
 //!                            ▼   │
-//!                          service ──► store (sled; the only module that knows it)
+//!   HTTP :8053 ──► api ──► service ──► store (sled; the only module that knows it)
 //!                            ▲
+//!   r53 zone/record/change ──► cli ──HTTP──► api
 //!                          model (Route 53 types and rules; no IO)
 //! ```
 //!
@@ -18,11 +19,14 @@
 //! - [`service`]: the operations every front end shares: validate, store, swap.
 //! - [`dns`]: sockets, wire parsing and composing of answers.
 //! - [`zonefile`]: RFC 1035 master files in and out.
+//! - [`api`]: the Route 53-shaped REST API (axum, JSON); [`cli`]: the client commands that
+//!   talk to it.
 //! - [`app`]: wiring for `r53 serve`; [`config`]: the command line.
 
 pub mod api;
 pub mod app;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod model;

@@ -14,9 +14,16 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(r53::app::main(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("r53: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        // Client commands fail the way the aws CLI does: its message, its exit code.
+        Err(e) => match e.downcast_ref::<r53::cli::CliError>() {
+            Some(client) => {
+                eprintln!("{client}");
+                std::process::ExitCode::from(client.exit_code())
+            }
+            None => {
+                eprintln!("r53: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

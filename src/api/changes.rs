@@ -1,6 +1,6 @@
 //! Changes: GetChange.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -8,7 +8,7 @@ use axum::Router;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::json::reply;
+use super::extract::{reply, PathId};
 use super::types::ChangeInfoDto;
 use super::ApiState;
 
@@ -22,10 +22,7 @@ struct GetChangeResponse {
     change_info: ChangeInfoDto,
 }
 
-async fn fetch(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn fetch(State(state): State<ApiState>, PathId(id): PathId) -> Result<Response, ApiError> {
     let change = state.service.change(&id).await?;
     Ok(reply(
         StatusCode::OK,

@@ -1,6 +1,6 @@
 //! Hosted zones: CreateHostedZone, GetHostedZone, ListHostedZones, DeleteHostedZone.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,11 +9,12 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::json::{reply, JsonBody};
+use super::extract::{reply, JsonBody, Params, PathId};
 use super::types::{ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto};
 use super::ApiState;
 use crate::model::{normalize_name, HostedZoneId};
 use crate::service::{NewHostedZone, ZoneState};
+use crate::zonefile;
 
 pub fn router() -> Router<ApiState> {
     Router::new()
@@ -67,12 +68,13 @@ async fn create(
             "Reusable delegation sets (DelegationSetId) are not supported by this r53".into(),
         ));
     }
-    if request.caller_reference.is_empty() || request.caller_reference.len() > 128 {
+    let reference_chars = request.caller_reference.chars().count();
+    if !(1..=128).contains(&reference_chars) {
         return Err(ApiError::InvalidInput(
             "1 validation error detected: Value at 'callerReference' failed to satisfy constraint: Member must have length between 1 and 128".into(),
         ));
     }
-    let name = Name::from_ascii(&request.name)
+    let name = zonefile::parse_name(&request.name, &Name::root())
         .ok()
         .filter(|n| !n.is_root() && n.len() <= 255)
         .ok_or_else(|| {
@@ -114,10 +116,7 @@ struct GetHostedZoneResponse {
     delegation_set: DelegationSetDto,
 }
 
-async fn fetch(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn fetch(State(state): State<ApiState>, PathId(id): PathId) -> Result<Response, ApiError> {
     let id = zone_id(&id)?;
     let zone = state
         .service
@@ -169,7 +168,7 @@ pub fn max_items(raw: Option<&str>, cap: usize) -> Result<usize, ApiError> {
 /// Zones in id order; `Marker` is the id of the first zone of the page.
 async fn list(
     State(state): State<ApiState>,
-    Query(params): Query<ListParams>,
+    Params(params): Params<ListParams>,
 ) -> Result<Response, ApiError> {
     let limit = max_items(params.maxitems.as_deref(), 100)?;
     let marker = match &params.marker {
@@ -211,7 +210,7 @@ struct DeleteHostedZoneResponse {
 
 async fn remove(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = zone_id(&id)?;
     let (_, change) = state.service.delete_hosted_zone(&id).await?;

@@ -1,13 +1,13 @@
 //! The REST API, shaped like Route 53's (`/2013-04-01/...`, its field names and errors).
 //!
 //! One router per resource merged at the root; one error type ([`error::ApiError`]); wire
-//! shapes in [`types`]. The only module that knows HTTP and JSON. Handlers call the
+//! shapes in [`types`]; extractors that reject in Route 53's error shape in `extract`. The only module that knows HTTP and JSON. Handlers call the
 //! [`Service`]; they never touch the store or the catalog.
 
 mod changes;
 pub mod error;
+mod extract;
 mod hosted_zones;
-mod json;
 mod rrsets;
 pub mod types;
 
@@ -49,6 +49,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(changes::router())
         .route("/openapi.yaml", get(openapi))
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -60,6 +61,10 @@ async fn openapi() -> impl IntoResponse {
 
 async fn unknown_route(request: Request) -> ApiError {
     ApiError::UnknownOperation(format!("{} {}", request.method(), request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} {}", request.method(), request.uri().path()))
 }
 
 /// With a token configured, every request must carry `Authorization: Bearer <token>`.

@@ -1,6 +1,6 @@
 //! Record sets: ChangeResourceRecordSets and ListResourceRecordSets.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -8,8 +8,8 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::extract::{reply, JsonBody, Params, PathId};
 use super::hosted_zones::{max_items, zone_id};
-use super::json::{reply, JsonBody};
 use super::types::{
     route53_name, ChangeInfoDto, ChangeResourceRecordSetsRequest, ResourceRecordSetDto,
 };
@@ -30,7 +30,7 @@ struct ChangeResponse {
 
 async fn change(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(request): JsonBody<ChangeResourceRecordSetsRequest>,
 ) -> Result<Response, ApiError> {
     let id = zone_id(&id)?;
@@ -72,8 +72,8 @@ struct ListResponse {
 /// starting at `name`/`type`.
 async fn list(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
-    Query(params): Query<ListParams>,
+    PathId(id): PathId,
+    Params(params): Params<ListParams>,
 ) -> Result<Response, ApiError> {
     let id = zone_id(&id)?;
     let limit = max_items(params.maxitems.as_deref(), 300)?;

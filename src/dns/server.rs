@@ -209,8 +209,7 @@ async fn serve_connection(
         let mut len = [0u8; 2];
         // The first byte waits up to the idle timeout; the rest of the query must follow
         // within the read timeout.
-        match tokio::time::timeout(options.tcp_idle_timeout, stream.read_exact(&mut len[..1]))
-            .await
+        match tokio::time::timeout(options.tcp_idle_timeout, stream.read_exact(&mut len[..1])).await
         {
             Err(_) => return Ok(()),
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),

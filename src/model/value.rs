@@ -54,7 +54,9 @@ pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
             )));
         }
     }
-    let name = Name::from_ascii(&unescaped)
+    // hickory's `Name::from_ascii` reads `\DDD` as octal; the zone-file reader reads it as
+    // RFC 1035 §5.1 says, in decimal.
+    let name = zonefile::parse_name(&unescaped, &Name::root())
         .map_err(|e| InvalidInput(format!("Invalid DNS name '{text}': {e}")))?;
     Ok(normalize_name(&name))
 }

@@ -135,6 +135,12 @@ pub fn rdata_text(rdata: &RData) -> String {
     out
 }
 
+/// Reads a domain name in presentation format (`\DDD` is decimal, RFC 1035 §5.1); a name
+/// without a final dot is relative to `origin`.
+pub fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
+    presentation::parse_name(text, origin)
+}
+
 /// Reads one record's data in presentation format (a Route 53 value); relative names in it
 /// take `origin`.
 pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData, String> {

@@ -127,7 +127,10 @@ fn error_code(body: &Value) -> &str {
 }
 
 fn error_message(body: &Value) -> String {
-    body["Error"]["Message"].as_str().unwrap_or_default().to_owned()
+    body["Error"]["Message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -171,13 +174,19 @@ async fn create_hosted_zone_makes_route53_soa_and_ns() {
 async fn caller_reference_reuse_for_another_zone_is_refused() {
     let api = Api::new();
     let make = |name: &str| json!({"Name": name, "CallerReference": "same"});
-    let (s1, b1) = api.call(Method::POST, "/2013-04-01/hostedzone", Some(make("a.test"))).await;
+    let (s1, b1) = api
+        .call(Method::POST, "/2013-04-01/hostedzone", Some(make("a.test")))
+        .await;
     assert_eq!(s1, StatusCode::CREATED);
     // The same request again is answered with the same zone (a retry).
-    let (s2, b2) = api.call(Method::POST, "/2013-04-01/hostedzone", Some(make("a.test"))).await;
+    let (s2, b2) = api
+        .call(Method::POST, "/2013-04-01/hostedzone", Some(make("a.test")))
+        .await;
     assert_eq!(s2, StatusCode::CREATED);
     assert_eq!(b1["HostedZone"]["Id"], b2["HostedZone"]["Id"]);
-    let (s3, b3) = api.call(Method::POST, "/2013-04-01/hostedzone", Some(make("b.test"))).await;
+    let (s3, b3) = api
+        .call(Method::POST, "/2013-04-01/hostedzone", Some(make("b.test")))
+        .await;
     assert_eq!(s3, StatusCode::CONFLICT);
     assert_eq!(error_code(&b3), "HostedZoneAlreadyExists");
 }
@@ -191,13 +200,19 @@ async fn get_list_and_delete_hosted_zones() {
     }
     ids.sort();
     let (status, body) = api
-        .call(Method::GET, &format!("/2013-04-01/hostedzone/{}", ids[0]), None)
+        .call(
+            Method::GET,
+            &format!("/2013-04-01/hostedzone/{}", ids[0]),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["HostedZone"]["Id"], format!("/hostedzone/{}", ids[0]));
     assert_eq!(body["DelegationSet"]["NameServers"][0], "ns1.r53.test.");
 
-    let (_, page) = api.call(Method::GET, "/2013-04-01/hostedzone?maxitems=2", None).await;
+    let (_, page) = api
+        .call(Method::GET, "/2013-04-01/hostedzone?maxitems=2", None)
+        .await;
     assert_eq!(page["HostedZones"].as_array().unwrap().len(), 2);
     assert_eq!(page["IsTruncated"], true);
     assert_eq!(page["MaxItems"], "2");
@@ -213,19 +228,32 @@ async fn get_list_and_delete_hosted_zones() {
     assert_eq!(rest["IsTruncated"], false);
 
     let (status, body) = api
-        .call(Method::DELETE, &format!("/2013-04-01/hostedzone/{}", ids[1]), None)
+        .call(
+            Method::DELETE,
+            &format!("/2013-04-01/hostedzone/{}", ids[1]),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ChangeInfo"]["Status"], "INSYNC");
     let change = body["ChangeInfo"]["Id"].as_str().unwrap().to_owned();
-    let (status, _) = api.call(Method::GET, &format!("/2013-04-01{change}"), None).await;
+    let (status, _) = api
+        .call(Method::GET, &format!("/2013-04-01{change}"), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = api
-        .call(Method::GET, &format!("/2013-04-01/hostedzone/{}", ids[1]), None)
+        .call(
+            Method::GET,
+            &format!("/2013-04-01/hostedzone/{}", ids[1]),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "NoSuchHostedZone");
-    assert_eq!(error_message(&body), format!("No hosted zone found with ID: {}", ids[1]));
+    assert_eq!(
+        error_message(&body),
+        format!("No hosted zone found with ID: {}", ids[1])
+    );
 }
 
 #[tokio::test]
@@ -233,11 +261,18 @@ async fn zone_with_records_cannot_be_deleted() {
     let api = Api::new();
     let id = api.create_zone("example.com").await;
     let (status, _) = api
-        .change(&id, json!([rrset("CREATE", "www.example.com", "A", 300, &["192.0.2.1"])]))
+        .change(
+            &id,
+            json!([rrset("CREATE", "www.example.com", "A", 300, &["192.0.2.1"])]),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = api
-        .call(Method::DELETE, &format!("/2013-04-01/hostedzone/{id}"), None)
+        .call(
+            Method::DELETE,
+            &format!("/2013-04-01/hostedzone/{id}"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "HostedZoneNotEmpty");
@@ -261,11 +296,15 @@ async fn change_batch_returns_insync_change_that_get_change_finds() {
     assert_eq!(info["Comment"], "first");
     let change_id = info["Id"].as_str().unwrap();
     assert!(change_id.starts_with("/change/C"));
-    let (status, got) = api.call(Method::GET, &format!("/2013-04-01{change_id}"), None).await;
+    let (status, got) = api
+        .call(Method::GET, &format!("/2013-04-01{change_id}"), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["ChangeInfo"]["Id"], change_id);
     assert_eq!(got["ChangeInfo"]["SubmittedAt"], info["SubmittedAt"]);
-    let (status, missing) = api.call(Method::GET, "/2013-04-01/change/CNOSUCHCHANGE", None).await;
+    let (status, missing) = api
+        .call(Method::GET, "/2013-04-01/change/CNOSUCHCHANGE", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&missing), "NoSuchChange");
 }
@@ -275,7 +314,10 @@ async fn invalid_change_batch_messages_match_route53() {
     let api = Api::new();
     let id = api.create_zone("example.com").await;
     let (status, _) = api
-        .change(&id, json!([rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.1"])]))
+        .change(
+            &id,
+            json!([rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.1"])]),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let cases = [
@@ -315,7 +357,10 @@ async fn invalid_change_batch_messages_match_route53() {
     let (status, body) = api.change(&id, json!([twice.clone(), twice])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "InvalidChangeBatch");
-    assert!(error_message(&body).contains("invalid set of changes"), "{body}");
+    assert!(
+        error_message(&body).contains("invalid set of changes"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -335,7 +380,10 @@ async fn malformed_values_are_invalid_input() {
     ];
     for (rtype, value) in cases {
         let (status, body) = api
-            .change(&id, json!([rrset("CREATE", "v.example.com.", rtype, 300, &[value])]))
+            .change(
+                &id,
+                json!([rrset("CREATE", "v.example.com.", rtype, 300, &[value])]),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{rtype} {value}: {body}");
         assert_eq!(error_code(&body), "InvalidInput", "{rtype} {value}: {body}");
@@ -369,12 +417,20 @@ async fn ttl_names_and_wildcards_are_checked() {
             &id,
             json!([
                 rrset("CREATE", "*.example.com.", "A", 0, &["192.0.2.1"]),
-                rrset("CREATE", "max.example.com.", "A", 2147483647, &["192.0.2.1"]),
+                rrset(
+                    "CREATE",
+                    "max.example.com.",
+                    "A",
+                    2147483647,
+                    &["192.0.2.1"]
+                ),
             ]),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let sets = api.list(&id, "?name=%5C052.example.com.&type=A&maxitems=1").await;
+    let sets = api
+        .list(&id, "?name=%5C052.example.com.&type=A&maxitems=1")
+        .await;
     assert_eq!(sets["ResourceRecordSets"][0]["Name"], "\\052.example.com.");
 }
 
@@ -409,16 +465,29 @@ async fn batch_limits_are_route53s() {
     let api = Api::new();
     let id = api.create_zone("example.com").await;
     // 400 values per set.
-    let values: Vec<String> = (0..401).map(|i| format!("10.0.{}.{}", i / 256, i % 256)).collect();
+    let values: Vec<String> = (0..401)
+        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+        .collect();
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
     let (status, body) = api
-        .change(&id, json!([rrset("CREATE", "big.example.com.", "A", 300, &refs)]))
+        .change(
+            &id,
+            json!([rrset("CREATE", "big.example.com.", "A", 300, &refs)]),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_code(&body), "InvalidInput");
     // 1000 records per batch, UPSERT counting twice: 3 sets of 200 upserted = 1200.
     let changes: Vec<Value> = (0..3)
-        .map(|n| rrset("UPSERT", &format!("u{n}.example.com."), "A", 300, &refs[..200]))
+        .map(|n| {
+            rrset(
+                "UPSERT",
+                &format!("u{n}.example.com."),
+                "A",
+                300,
+                &refs[..200],
+            )
+        })
         .collect();
     let (status, body) = api.change(&id, json!(changes)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -427,7 +496,16 @@ async fn batch_limits_are_route53s() {
     // Values over 4000 characters.
     let long = format!("\"{}\"", "x".repeat(4001));
     let (status, body) = api
-        .change(&id, json!([rrset("CREATE", "t.example.com.", "TXT", 300, &[long.as_str()])]))
+        .change(
+            &id,
+            json!([rrset(
+                "CREATE",
+                "t.example.com.",
+                "TXT",
+                300,
+                &[long.as_str()]
+            )]),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
@@ -463,7 +541,13 @@ async fn list_pages_in_route53_order() {
                 rrset("CREATE", "b.example.com.", "AAAA", 300, &["2001:db8::1"]),
                 rrset("CREATE", "a.b.example.com.", "A", 300, &["192.0.2.2"]),
                 rrset("CREATE", "z.example.com.", "TXT", 300, &["\"z\""]),
-                rrset("CREATE", "example.com.", "MX", 300, &["10 mail.example.com."]),
+                rrset(
+                    "CREATE",
+                    "example.com.",
+                    "MX",
+                    300,
+                    &["10 mail.example.com."]
+                ),
             ]),
         )
         .await;
@@ -473,7 +557,11 @@ async fn list_pages_in_route53_order() {
     loop {
         let page = api.list(&id, &query).await;
         for set in page["ResourceRecordSets"].as_array().unwrap() {
-            seen.push(format!("{} {}", set["Name"].as_str().unwrap(), set["Type"].as_str().unwrap()));
+            seen.push(format!(
+                "{} {}",
+                set["Name"].as_str().unwrap(),
+                set["Type"].as_str().unwrap()
+            ));
         }
         if page["IsTruncated"] != true {
             break;
@@ -502,7 +590,10 @@ async fn list_pages_in_route53_order() {
 async fn unknown_zone_and_route_get_route53_errors() {
     let api = Api::new();
     let (status, body) = api
-        .change("ZNOSUCHZONE123", json!([rrset("CREATE", "a.example.com.", "A", 1, &["192.0.2.1"])]))
+        .change(
+            "ZNOSUCHZONE123",
+            json!([rrset("CREATE", "a.example.com.", "A", 1, &["192.0.2.1"])]),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "NoSuchHostedZone");
@@ -517,7 +608,12 @@ async fn token_is_required_when_configured() {
     let create = Some(json!({"Name": "example.com", "CallerReference": "x"}).to_string());
     for token in [None, Some("wrong")] {
         let (status, body) = api
-            .call_raw(Method::POST, "/2013-04-01/hostedzone", create.clone(), token)
+            .call_raw(
+                Method::POST,
+                "/2013-04-01/hostedzone",
+                create.clone(),
+                token,
+            )
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body["Error"]["Code"].is_string());
@@ -525,9 +621,18 @@ async fn token_is_required_when_configured() {
     let (_, list) = api
         .call_raw(Method::GET, "/2013-04-01/hostedzone", None, Some("s3cret"))
         .await;
-    assert_eq!(list["HostedZones"], json!([]), "nothing was created without the token");
+    assert_eq!(
+        list["HostedZones"],
+        json!([]),
+        "nothing was created without the token"
+    );
     let (status, _) = api
-        .call_raw(Method::POST, "/2013-04-01/hostedzone", create, Some("s3cret"))
+        .call_raw(
+            Method::POST,
+            "/2013-04-01/hostedzone",
+            create,
+            Some("s3cret"),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
@@ -615,7 +720,11 @@ async fn acknowledged_change_is_answered_at_once_and_after_restart() {
     .await;
     assert_eq!(status, 400);
     let refused = query_udp(running.dns_addr, &query("new.live.test.", RecordType::A)).await;
-    assert_eq!(refused.metadata.response_code, ResponseCode::NXDomain, "no half-applied batch");
+    assert_eq!(
+        refused.metadata.response_code,
+        ResponseCode::NXDomain,
+        "no half-applied batch"
+    );
 
     running.shutdown().await.unwrap();
     let running = start_server(dir.path()).await;
@@ -625,4 +734,44 @@ async fn acknowledged_change_is_answered_at_once_and_after_restart() {
     let nx = query_udp(running.dns_addr, &query("new.live.test.", RecordType::A)).await;
     assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
     running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_method_and_query_get_route53_shaped_errors() {
+    let api = Api::new();
+    let (status, body) = api.call(Method::PUT, "/2013-04-01/hostedzone", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&body), "MethodNotAllowed");
+    let (status, body) = api
+        .call(
+            Method::GET,
+            "/2013-04-01/hostedzone?maxitems=1&maxitems=2",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "InvalidInput");
+}
+
+#[tokio::test]
+async fn decimal_escapes_in_names_are_decimal() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let (status, body) = api
+        .change(
+            &id,
+            json!([rrset(
+                "CREATE",
+                "a\\065.example.com.",
+                "A",
+                300,
+                &["192.0.2.1"]
+            )]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sets = api
+        .list(&id, "?name=aa.example.com.&type=A&maxitems=1")
+        .await;
+    assert_eq!(sets["ResourceRecordSets"][0]["Name"], "aa.example.com.");
 }

@@ -2,4 +2,9 @@
 //! queried over real sockets.
 
 mod api;
+mod cli;
+mod dns;
+mod knot_diff;
+mod openapi;
+mod serve;
 mod support;

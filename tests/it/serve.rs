@@ -56,7 +56,10 @@ fn terminate(child: std::process::Child) -> (std::process::ExitStatus, String) {
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
     let output = child.wait_with_output().unwrap();
-    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -70,7 +73,10 @@ async fn sigterm_shuts_down_cleanly_and_data_survives() {
     assert_eq!(answer.answers.len(), 2);
     let (status, log) = terminate(child);
     assert!(status.success(), "exit {status}; log:\n{log}");
-    assert!(log.contains(&format!("dns.udp={dns}")), "bound address logged:\n{log}");
+    assert!(
+        log.contains(&format!("dns.udp={dns}")),
+        "bound address logged:\n{log}"
+    );
     assert!(log.contains("created hosted zone"), "{log}");
     assert!(log.contains("shut down"), "{log}");
 
@@ -82,7 +88,10 @@ async fn sigterm_shuts_down_cleanly_and_data_survives() {
     assert_eq!(answer.answers.len(), 2);
     let (status, log) = terminate(child);
     assert!(status.success(), "{log}");
-    assert!(!log.contains("created hosted zone"), "imported twice:\n{log}");
+    assert!(
+        !log.contains("created hosted zone"),
+        "imported twice:\n{log}"
+    );
 }
 
 #[test]
@@ -111,7 +120,13 @@ fn unprivileged_port_53_is_explained_in_one_line() {
         Command::new(BIN)
     };
     let output = command
-        .args(["serve", "--dns-addr", "127.0.0.1:53", "--api-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--dns-addr",
+            "127.0.0.1:53",
+            "--api-addr",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(&data)
         .args(["--zones-dir", "/nonexistent"])

@@ -1,9 +1,12 @@
-//! JSON in and out. Bodies are read whole and decoded with the failing field named
-//! (`ChangeBatch.Changes[0].Action: unknown variant ...`), in the API's error shape.
+//! What handlers take from a request and how they reply, with every rejection in the API's
+//! error shape: JSON bodies decoded with the failing field named
+//! (`ChangeBatch.Changes[0].Action: unknown variant ...`), query strings and path segments
+//! refused as InvalidInput rather than with axum's plain-text 400.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -45,4 +48,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// A JSON response with a status.
 pub fn reply<T: Serialize>(status: StatusCode, body: &T) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// Query-string parameters.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Params(v))
+            .map_err(|e| ApiError::InvalidInput(format!("Invalid query string: {}", e.body_text())))
+    }
+}
+
+/// The one `{id}` segment of a route.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| PathId(id))
+            .map_err(|e| ApiError::InvalidInput(format!("Invalid path: {}", e.body_text())))
+    }
 }
