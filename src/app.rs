@@ -47,6 +47,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Zone(cmd) => zone_command(cmd).await,
         Command::Record(cmd) => client_command(move || cli::record(cmd)).await,
         Command::Change(args) => client_command(move || cli::change(args)).await,
+        Command::Lb(args) => crate::stubs::lb::run(args).await,
+        Command::Rds(args) => crate::stubs::rds::run(args).await,
     }
 }
 

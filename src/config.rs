@@ -26,6 +26,10 @@ pub enum Command {
     Record(RecordCommand),
     /// Apply a change batch file (the aws CLI's `--change-batch` JSON) to a hosted zone.
     Change(ChangeArgs),
+    /// Run the stub load balancer, registered with `r53 serve` as an Alias target.
+    Lb(crate::stubs::lb::LbArgs),
+    /// Run the stub database endpoint controller (writer and reader endpoints, failover).
+    Rds(crate::stubs::rds::RdsArgs),
 }
 
 #[derive(Debug, Args, Clone)]

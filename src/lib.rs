@@ -32,4 +32,5 @@ pub mod dns;
 pub mod model;
 pub mod service;
 pub mod store;
+pub mod stubs;
 pub mod zonefile;
