@@ -17,7 +17,7 @@ use crate::api;
 use crate::cli::{self, CliError};
 use crate::config::{Cli, Command, DataArgs, ServeArgs, ZoneCommand};
 use crate::dns::{self, DnsOptions};
-use crate::model::{normalize_name, HostedZone};
+use crate::model::{normalize_name, EndpointZones, HostedZone};
 use crate::service::Service;
 use crate::store::SledStore;
 use crate::zonefile;
@@ -73,6 +73,8 @@ pub struct ServeOptions {
     pub api_token: Option<String>,
     pub api_body_limit: usize,
     pub name_servers: Vec<Name>,
+    /// Where load balancers and databases registered as endpoints answer.
+    pub endpoint_zones: EndpointZones,
     pub data_dir: PathBuf,
     pub cache_bytes: u64,
     pub zones_dir: Option<PathBuf>,
@@ -88,6 +90,7 @@ impl Default for ServeOptions {
             api_token: None,
             api_body_limit: 1 << 20,
             name_servers: Name::from_ascii("ns1.r53.test.").into_iter().collect(),
+            endpoint_zones: EndpointZones::default(),
             data_dir: PathBuf::from("./data"),
             cache_bytes: 8 << 20,
             zones_dir: None,
@@ -118,6 +121,7 @@ impl From<ServeArgs> for ServeOptions {
                 .iter()
                 .filter_map(|n| Name::from_ascii(n).ok().map(|n| normalize_name(&n)))
                 .collect(),
+            endpoint_zones: EndpointZones::new(&args.lb_suffix, &args.db_suffix),
             data_dir: args.data.data_dir,
             cache_bytes: args.data.cache_mb << 20,
             zones_dir: Some(args.zones_dir),
@@ -146,17 +150,41 @@ impl Running {
     }
 }
 
-fn open_service(data_dir: &Path, cache_bytes: u64) -> anyhow::Result<Service> {
+fn open_service(
+    data_dir: &Path,
+    cache_bytes: u64,
+    endpoint_zones: EndpointZones,
+) -> anyhow::Result<Service> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let store = SledStore::open(data_dir, cache_bytes)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    Ok(Service::open(Arc::new(store))?)
+    Ok(Service::open_with(Arc::new(store), endpoint_zones)?)
+}
+
+/// How often endpoints whose lease ran out are forgotten (DNS stops answering them at once).
+const LEASE_SWEEP: Duration = Duration::from_secs(1);
+
+async fn sweep_leases(service: Arc<Service>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(LEASE_SWEEP);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(e) = service.expire_endpoints().await {
+            warn!(error = %e, "could not forget expired endpoints");
+        }
+    }
 }
 
 /// Opens the store, imports zone files, binds and starts serving.
 pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
-    let service = Arc::new(open_service(&options.data_dir, options.cache_bytes)?);
+    let service = Arc::new(open_service(
+        &options.data_dir,
+        options.cache_bytes,
+        options.endpoint_zones.clone(),
+    )?);
     if let Some(dir) = &options.zones_dir {
         import_zones_dir(&service, dir).await;
     }
@@ -179,6 +207,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     );
     let shutdown = CancellationToken::new();
     let mut tasks = listeners.serve(service.catalog(), options.dns.clone(), shutdown.clone());
+    tasks.spawn(sweep_leases(service.clone(), shutdown.clone()));
     let api_addr = match options.api_addr {
         Some(addr) => Some(start_api(&options, addr, &service, &shutdown, &mut tasks).await?),
         None => None,
@@ -363,7 +392,12 @@ async fn zone_command(cmd: ZoneCommand) -> anyhow::Result<()> {
 
 /// Opens a data directory directly; sled's lock makes this fail while a server has it open.
 fn open_offline(data: &DataArgs) -> anyhow::Result<Service> {
-    open_service(&data.data_dir, data.cache_mb << 20).map_err(|e| {
+    open_service(
+        &data.data_dir,
+        data.cache_mb << 20,
+        EndpointZones::default(),
+    )
+    .map_err(|e| {
         warn!("{e:#}");
         e.context(
             "is a server running on this data directory? stop it first (sled allows one process)",

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::model::{HostedZone, ResourceRecordSet};
+use crate::model::{AliasTarget, Endpoint, EndpointZones, HostedZone, ResourceRecordSet};
 
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
 const MAX_CNAME_CHAIN: usize = 16;
+/// An Alias that targets an Alias that targets ... is followed this deep at most.
+const MAX_ALIAS_DEPTH: usize = 8;
 
 /// The number of labels in `name`, a leading `*` included. hickory's `Name::num_labels`
 /// leaves a leading `*` out (it counts as RRSIG's Labels field does), while `Name::trim_to`
@@ -29,12 +31,14 @@ fn label_count(name: &Name) -> usize {
     name.iter().len()
 }
 
-/// One RRset ready to serve.
+/// One RRset ready to serve. An Alias RRset has `alias` and no records: what it answers is
+/// computed at query time from its target.
 #[derive(Debug, Clone)]
 pub struct Rrset {
     pub rtype: RecordType,
     pub ttl: u32,
     pub records: Vec<RData>,
+    pub alias: Option<AliasTarget>,
 }
 
 /// A name in a zone: the RRsets it owns; empty for an empty non-terminal.
@@ -83,6 +87,7 @@ impl ZoneIndex {
                 rtype: set.rtype,
                 ttl: set.ttl,
                 records: set.records.clone(),
+                alias: set.alias.clone(),
             });
         }
         for node in nodes.values_mut() {
@@ -218,16 +223,96 @@ impl Answer<'_> {
     }
 }
 
-/// Every served zone, keyed by apex name.
+/// Registered endpoints as the DNS path sees them: the Alias targets that are not record
+/// sets, and the zones under which they answer by their own names.
+#[derive(Debug)]
+pub struct Endpoints {
+    by_name: HashMap<Name, Endpoint>,
+    /// The SOA of both endpoint zones' negative answers, built once.
+    soas: [(Name, Rrset); 2],
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self::new(EndpointZones::default(), [])
+    }
+}
+
+impl Endpoints {
+    pub fn new(zones: EndpointZones, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        let soa = |apex: &Name| {
+            let soa = Name::from_ascii("ns")
+                .and_then(|ns| ns.append_domain(apex))
+                .unwrap_or_else(|_| apex.clone());
+            let rname = Name::from_ascii("hostmaster")
+                .and_then(|h| h.append_domain(apex))
+                .unwrap_or_else(|_| apex.clone());
+            // A short negative TTL: a name that is not registered yet soon can be.
+            let data = hickory_proto::rr::rdata::SOA::new(soa, rname, 1, 60, 60, 86400, 5);
+            (
+                apex.clone(),
+                Rrset {
+                    rtype: RecordType::SOA,
+                    ttl: 5,
+                    records: vec![RData::SOA(data)],
+                    alias: None,
+                },
+            )
+        };
+        let soas = [soa(&zones.load_balancers), soa(&zones.databases)];
+        Self {
+            by_name: endpoints
+                .into_iter()
+                .map(|e| (e.dns_name.clone(), e))
+                .collect(),
+            soas,
+        }
+    }
+
+    /// The endpoint `name`, if it is registered and its lease has not run out.
+    fn live(&self, name: &Name) -> Option<&Endpoint> {
+        self.by_name
+            .get(name)
+            .filter(|e| e.is_live(std::time::SystemTime::now()))
+    }
+
+    /// The endpoint zone `name` is in (apex and SOA), if any.
+    fn zone_of(&self, name: &Name) -> Option<&(Name, Rrset)> {
+        self.soas.iter().find(|(apex, _)| apex.zone_of(name))
+    }
+
+    /// The answer for `rtype` from an endpoint: its healthy addresses of that family (all of
+    /// them when none is healthy) with its TTL; `None` when it has none of that family.
+    fn rrset(endpoint: &Endpoint, rtype: RecordType) -> Option<Rrset> {
+        let records: Vec<RData> = endpoint
+            .answer_addresses(rtype)
+            .into_iter()
+            .map(|ip| match ip {
+                std::net::IpAddr::V4(v4) => RData::A(v4.into()),
+                std::net::IpAddr::V6(v6) => RData::AAAA(v6.into()),
+            })
+            .collect();
+        (!records.is_empty()).then_some(Rrset {
+            rtype,
+            ttl: endpoint.ttl,
+            records,
+            alias: None,
+        })
+    }
+}
+
+/// Every served zone, keyed by apex name, and the endpoint registry.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     zones: HashMap<Name, Arc<ZoneIndex>>,
+    endpoints: Arc<Endpoints>,
 }
 
 impl Catalog {
-    pub fn new(zones: impl IntoIterator<Item = Arc<ZoneIndex>>) -> Self {
+    pub fn new(zones: impl IntoIterator<Item = Arc<ZoneIndex>>, endpoints: Arc<Endpoints>) -> Self {
         Self {
             zones: zones.into_iter().map(|z| (z.apex().clone(), z)).collect(),
+            endpoints,
         }
     }
 
@@ -257,7 +342,14 @@ impl Catalog {
 
     /// Answers a query for `qname`/`qtype` (class IN).
     pub fn answer<'a>(&'a self, qname: &'a Name, qtype: RecordType) -> Answer<'a> {
-        let Some(mut zone) = self.zone_for_query(qname, qtype) else {
+        let hosted = self.zone_for_query(qname, qtype);
+        if let Some(endpoint_zone) = self.endpoints.zone_of(qname) {
+            // The more specific of an endpoint zone and a hosted zone answers.
+            if hosted.is_none_or(|z| label_count(z.apex()) <= label_count(&endpoint_zone.0)) {
+                return self.answer_endpoint(qname, qtype, endpoint_zone);
+            }
+        }
+        let Some(mut zone) = hosted else {
             // RFC 1034 §4.3.2 step 2 has no case for a name outside every zone served; an
             // authoritative-only server refuses it.
             return Answer::new(ResponseCode::Refused, false);
@@ -268,16 +360,31 @@ impl Catalog {
         loop {
             match zone.lookup(&name, qtype) {
                 Lookup::Found { set } => {
+                    let Some(set) = self.resolve(zone, set, 0) else {
+                        // An Alias whose target has nothing of this type: NODATA.
+                        push_negative_soa(&mut answer, zone);
+                        return answer;
+                    };
+                    let targets: Vec<Name> = set
+                        .records
+                        .iter()
+                        .filter_map(additional_target)
+                        .cloned()
+                        .collect();
                     answer.answers.push(Section {
                         owner: name,
-                        rrset: Cow::Borrowed(set),
+                        rrset: set,
                     });
-                    for target in set.records.iter().filter_map(additional_target) {
+                    for target in &targets {
                         add_addresses(&mut answer, zone, target);
                     }
                     return answer;
                 }
                 Lookup::Cname { set } => {
+                    let Some(set) = self.resolve(zone, set, 0) else {
+                        push_negative_soa(&mut answer, zone);
+                        return answer;
+                    };
                     let target = match set.records.first() {
                         Some(RData::CNAME(c)) => c.0.clone(),
                         _ => return answer,
@@ -285,7 +392,7 @@ impl Catalog {
                     visited.push(name.as_ref().clone());
                     answer.answers.push(Section {
                         owner: name,
-                        rrset: Cow::Borrowed(set),
+                        rrset: set,
                     });
                     // A loop, an overlong chain or a target outside r53's zones ends the
                     // chain here; the resolver completes it (RFC 1034 §3.6.2).
@@ -327,6 +434,78 @@ impl Catalog {
             }
         }
     }
+
+    /// What an RRset answers: itself, or for an Alias what its target holds at this moment
+    /// (the endpoint's healthy addresses with the endpoint's TTL, or the target record set in
+    /// the same zone with its TTL). `None` when the target is gone or has nothing of the type.
+    fn resolve<'a>(
+        &'a self,
+        zone: &'a ZoneIndex,
+        set: &'a Rrset,
+        depth: usize,
+    ) -> Option<Cow<'a, Rrset>> {
+        let Some(alias) = &set.alias else {
+            return Some(Cow::Borrowed(set));
+        };
+        if depth >= MAX_ALIAS_DEPTH {
+            return None;
+        }
+        if let Some(kind) = EndpointZones::kind_of_zone(&alias.hosted_zone_id) {
+            let endpoint = self
+                .endpoints
+                .live(&alias.dns_name)
+                .filter(|e| e.kind == kind)?;
+            return Endpoints::rrset(endpoint, set.rtype).map(Cow::Owned);
+        }
+        if alias.hosted_zone_id.trim_start_matches("/hostedzone/") != zone.zone.id.as_str() {
+            return None;
+        }
+        let target = zone.nodes.get(&alias.dns_name)?.get(set.rtype)?;
+        self.resolve(zone, target, depth + 1)
+    }
+
+    /// An answer from an endpoint zone: the endpoint's addresses at its own name, NODATA for
+    /// other types, NXDOMAIN for names that are not registered (or whose lease ran out).
+    fn answer_endpoint<'a>(
+        &'a self,
+        qname: &'a Name,
+        qtype: RecordType,
+        zone: &'a (Name, Rrset),
+    ) -> Answer<'a> {
+        let mut answer = Answer::new(ResponseCode::NoError, true);
+        let (apex, soa) = zone;
+        if qname == apex && matches!(qtype, RecordType::SOA | RecordType::ANY) {
+            answer.answers.push(Section {
+                owner: Cow::Borrowed(qname),
+                rrset: Cow::Borrowed(soa),
+            });
+            return answer;
+        }
+        match self.endpoints.live(qname) {
+            Some(endpoint) => {
+                let rtype = if qtype == RecordType::ANY {
+                    RecordType::A
+                } else {
+                    qtype
+                };
+                if let Some(set) = Endpoints::rrset(endpoint, rtype) {
+                    answer.answers.push(Section {
+                        owner: Cow::Borrowed(qname),
+                        rrset: Cow::Owned(set),
+                    });
+                    return answer;
+                }
+            }
+            // The apex exists (NODATA); other names that are not registered do not.
+            None if qname != apex => answer.rcode = ResponseCode::NXDomain,
+            None => {}
+        }
+        answer.authorities.push(Section {
+            owner: Cow::Borrowed(apex),
+            rrset: Cow::Borrowed(soa),
+        });
+        answer
+    }
 }
 
 /// The SOA as a negative answer carries it: RFC 2308 §3, "the TTL of this record is set from
@@ -340,6 +519,7 @@ fn negative_soa(soa: &Rrset) -> Rrset {
         rtype: RecordType::SOA,
         ttl: soa.ttl.min(minimum),
         records: soa.records.clone(),
+        alias: None,
     }
 }
 
@@ -390,14 +570,17 @@ mod tests {
     use super::*;
 
     fn catalog(zones: &[(&str, &str)]) -> Catalog {
-        Catalog::new(zones.iter().map(|(apex, text)| {
-            let apex = Name::from_ascii(apex).expect("apex");
-            let parsed = crate::zonefile::parse(text, &apex, "test").expect("zone parses");
-            Arc::new(ZoneIndex::build(
-                HostedZone::new(&apex, "test", None),
-                &parsed.rrsets,
-            ))
-        }))
+        Catalog::new(
+            zones.iter().map(|(apex, text)| {
+                let apex = Name::from_ascii(apex).expect("apex");
+                let parsed = crate::zonefile::parse(text, &apex, "test").expect("zone parses");
+                Arc::new(ZoneIndex::build(
+                    HostedZone::new(&apex, "test", None),
+                    &parsed.rrsets,
+                ))
+            }),
+            Arc::default(),
+        )
     }
 
     const ZONE: &str = "$ORIGIN example.com.\n$TTL 3600\n\

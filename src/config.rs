@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// Name servers given to new hosted zones (repeatable; default: this host's name).
     #[arg(long = "ns-name", env = "R53_NS_NAMES", value_delimiter = ',')]
     pub ns_names: Vec<String>,
+    /// Zone under which load balancers registered as endpoints answer.
+    #[arg(long, env = "R53_LB_SUFFIX", default_value = "elb.r53.internal.")]
+    pub lb_suffix: hickory_proto::rr::Name,
+    /// Zone under which databases registered as endpoints answer.
+    #[arg(long, env = "R53_DB_SUFFIX", default_value = "rds.r53.internal.")]
+    pub db_suffix: hickory_proto::rr::Name,
     #[command(flatten)]
     pub data: DataArgs,
     /// Directory of zone files (NAME.zone) imported at start when no zone of that name exists.

@@ -16,13 +16,13 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use tokio::sync::Mutex;
 
-use crate::catalog::{Catalog, SharedCatalog, ZoneIndex};
+use crate::catalog::{Catalog, Endpoints, SharedCatalog, ZoneIndex};
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{RData, RecordType};
 
 use crate::model::{
-    normalize_name, plan, ChangeBatch, ChangeInfo, HostedZone, HostedZoneId, ResourceRecordSet,
-    RrKey,
+    normalize_name, plan, ChangeBatch, ChangeInfo, Endpoint, EndpointZones, HostedZone,
+    HostedZoneId, ResourceRecordSet, RrKey,
 };
 use crate::store::{Batch, Store, StoreError, Write};
 
@@ -38,6 +38,10 @@ pub enum ServiceError {
     HostedZoneAlreadyExists,
     #[error("The specified hosted zone contains non-required resource record sets and so cannot be deleted.")]
     HostedZoneNotEmpty,
+    #[error("No endpoint is registered with the DNS name {0}")]
+    NoSuchEndpoint(String),
+    #[error("{0}")]
+    InvalidEndpoint(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -86,10 +90,13 @@ pub struct ZoneState {
     pub rrsets: BTreeMap<RrKey, ResourceRecordSet>,
 }
 
-#[derive(Default)]
 struct State {
     zones: BTreeMap<HostedZoneId, ZoneState>,
     indexes: HashMap<HostedZoneId, Arc<ZoneIndex>>,
+    endpoint_zones: EndpointZones,
+    endpoints: BTreeMap<Name, Endpoint>,
+    /// The registry as the catalog carries it, rebuilt when an endpoint changes.
+    endpoint_snapshot: Arc<Endpoints>,
     /// Count of changes applied to the store (durable or not): a change's sequence number.
     applied: u64,
 }
@@ -113,7 +120,25 @@ impl State {
             chosen
                 .values()
                 .filter_map(|z| self.indexes.get(&z.zone.id).cloned()),
+            self.endpoint_snapshot.clone(),
         )
+    }
+
+    /// Records a change to the endpoint registry as applied and returns its sequence number.
+    fn stage_endpoints(&mut self) -> u64 {
+        self.endpoint_snapshot = Arc::new(Endpoints::new(
+            self.endpoint_zones.clone(),
+            self.endpoints.values().cloned(),
+        ));
+        self.applied += 1;
+        self.applied
+    }
+
+    /// Whether a live endpoint of `kind` is registered as `name`.
+    fn endpoint_exists(&self, name: &Name, kind: crate::model::EndpointKind) -> bool {
+        self.endpoints
+            .get(name)
+            .is_some_and(|e| e.kind == kind && e.is_live(std::time::SystemTime::now()))
     }
 
     /// Records a change to zone `id` as applied and returns its sequence number.
@@ -150,9 +175,33 @@ pub struct Service {
 }
 
 impl Service {
-    /// Loads everything from the store and builds the first snapshot.
+    /// Loads everything from the store and builds the first snapshot, with endpoints under
+    /// the default suffixes.
     pub fn open(store: Arc<dyn Store>) -> Result<Self, ServiceError> {
-        let mut state = State::default();
+        Self::open_with(store, EndpointZones::default())
+    }
+
+    /// Loads everything from the store and builds the first snapshot.
+    pub fn open_with(
+        store: Arc<dyn Store>,
+        endpoint_zones: EndpointZones,
+    ) -> Result<Self, ServiceError> {
+        let endpoints: BTreeMap<Name, Endpoint> = store
+            .load_endpoints()?
+            .into_iter()
+            .map(|e| (e.dns_name.clone(), e))
+            .collect();
+        let mut state = State {
+            zones: BTreeMap::new(),
+            indexes: HashMap::new(),
+            endpoint_snapshot: Arc::new(Endpoints::new(
+                endpoint_zones.clone(),
+                endpoints.values().cloned(),
+            )),
+            endpoint_zones,
+            endpoints,
+            applied: 0,
+        };
         for stored in store.load()? {
             let id = stored.zone.id.clone();
             let rrsets = stored.rrsets.into_iter().map(|s| (s.key(), s)).collect();
@@ -303,7 +352,8 @@ impl Service {
             .zones
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
-        let plan = plan(&current.zone, &current.rrsets, &batch)
+        let exists = |name: &Name, kind| state.endpoint_exists(name, kind);
+        let plan = plan(&current.zone, &current.rrsets, &batch, &exists)
             .map_err(ServiceError::InvalidChangeBatch)?;
         let change = ChangeInfo::new(batch.comment);
         let mut writes: Vec<Write> = plan
@@ -433,6 +483,95 @@ impl Service {
         removed
             .map(|z| (z, seq))
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
+    }
+
+    /// The endpoint zones (suffixes) this service registers endpoints under.
+    pub async fn endpoint_zones(&self) -> EndpointZones {
+        self.state.lock().await.endpoint_zones.clone()
+    }
+
+    /// Every registered endpoint, expired leases included until they are swept.
+    pub async fn endpoints(&self) -> Vec<Endpoint> {
+        self.state
+            .lock()
+            .await
+            .endpoints
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub async fn endpoint(&self, name: &Name) -> Option<Endpoint> {
+        self.state
+            .lock()
+            .await
+            .endpoints
+            .get(&normalize_name(name))
+            .cloned()
+    }
+
+    /// Registers or replaces an endpoint (renewing its lease). Its name must lie under its
+    /// kind's suffix.
+    pub async fn put_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint, ServiceError> {
+        let mut state = self.state.lock().await;
+        let suffix = state.endpoint_zones.suffix(endpoint.kind);
+        if !(suffix.zone_of(&endpoint.dns_name) && suffix != &endpoint.dns_name) {
+            return Err(ServiceError::InvalidEndpoint(format!(
+                "The DNS name of a {} endpoint must lie under {suffix}, and {} does not",
+                endpoint.kind.as_str(),
+                endpoint.dns_name
+            )));
+        }
+        self.apply(Batch(vec![Write::PutEndpoint(endpoint.clone())]))
+            .await?;
+        state
+            .endpoints
+            .insert(endpoint.dns_name.clone(), endpoint.clone());
+        let seq = state.stage_endpoints();
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok(endpoint)
+    }
+
+    /// Deregisters an endpoint.
+    pub async fn delete_endpoint(&self, name: &Name) -> Result<Endpoint, ServiceError> {
+        let name = normalize_name(name);
+        let mut state = self.state.lock().await;
+        if !state.endpoints.contains_key(&name) {
+            return Err(ServiceError::NoSuchEndpoint(name.to_string()));
+        }
+        self.apply(Batch(vec![Write::DeleteEndpoint(name.clone())]))
+            .await?;
+        let removed = state.endpoints.remove(&name);
+        let seq = state.stage_endpoints();
+        drop(state);
+        self.wait_durable(seq).await?;
+        removed.ok_or(ServiceError::NoSuchEndpoint(name.to_string()))
+    }
+
+    /// Removes endpoints whose lease ran out (DNS already ignores them; this forgets them).
+    pub async fn expire_endpoints(&self) -> Result<usize, ServiceError> {
+        let now = std::time::SystemTime::now();
+        let mut state = self.state.lock().await;
+        let expired: Vec<Name> = state
+            .endpoints
+            .values()
+            .filter(|e| !e.is_live(now))
+            .map(|e| e.dns_name.clone())
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let writes = expired.iter().cloned().map(Write::DeleteEndpoint).collect();
+        self.apply(Batch(writes)).await?;
+        for name in &expired {
+            state.endpoints.remove(name);
+            tracing::info!(endpoint.name = %name, "endpoint lease expired; deregistered");
+        }
+        let seq = state.stage_endpoints();
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok(expired.len())
     }
 
     /// Flushes the store (at shutdown).

@@ -27,6 +27,8 @@ pub enum ApiError {
     HostedZoneNotEmpty,
     #[error("{0}")]
     InvalidVpcId(String),
+    #[error("No endpoint is registered with the DNS name {0}")]
+    NoSuchEndpoint(String),
     #[error("Missing or invalid bearer token; send Authorization: Bearer <token>")]
     Unauthorized,
     #[error("The request body is larger than this API accepts")]
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::HostedZoneAlreadyExists => (StatusCode::CONFLICT, "HostedZoneAlreadyExists"),
             ApiError::HostedZoneNotEmpty => (StatusCode::BAD_REQUEST, "HostedZoneNotEmpty"),
             ApiError::InvalidVpcId(_) => (StatusCode::BAD_REQUEST, "InvalidVPCId"),
+            ApiError::NoSuchEndpoint(_) => (StatusCode::NOT_FOUND, "NoSuchEndpoint"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "AccessDenied"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
@@ -73,6 +76,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidChangeBatch(m) => ApiError::InvalidChangeBatch(m),
             ServiceError::HostedZoneAlreadyExists => ApiError::HostedZoneAlreadyExists,
             ServiceError::HostedZoneNotEmpty => ApiError::HostedZoneNotEmpty,
+            ServiceError::NoSuchEndpoint(name) => ApiError::NoSuchEndpoint(name),
+            ServiceError::InvalidEndpoint(message) => ApiError::InvalidInput(message),
             other @ (ServiceError::Store(_) | ServiceError::Internal(_)) => {
                 ApiError::Internal(other.to_string())
             }

@@ -5,6 +5,7 @@
 //! [`Service`]; they never touch the store or the catalog.
 
 mod changes;
+mod endpoints;
 pub mod error;
 mod extract;
 mod hosted_zones;
@@ -47,6 +48,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(hosted_zones::router())
         .merge(rrsets::router())
         .merge(changes::router())
+        .merge(endpoints::router())
         .route("/openapi.yaml", get(openapi))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

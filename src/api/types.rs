@@ -1,6 +1,6 @@
 //! Wire shapes of the API (Route 53's field names) and their conversion to and from the model.
 //!
-//! Encoding lives here and in `json.rs`, apart from the handlers, so that Route 53's XML can
+//! Encoding lives here and in `extract.rs`, apart from the handlers, so that Route 53's XML can
 //! be added as another codec of the same types.
 
 use std::time::SystemTime;
@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::model::{
-    self, parse_name, parse_type, type_name, Action, Change, ChangeBatch, ChangeInfo, HostedZone,
-    ResourceRecordSet,
+    self, parse_name, parse_type, type_name, Action, AliasTarget, Change, ChangeBatch, ChangeInfo,
+    Endpoint, EndpointAddress, EndpointKind, EndpointZones, HostedZone, ResourceRecordSet,
 };
 use crate::zonefile;
 
@@ -85,7 +85,7 @@ pub struct ResourceRecordSetDto {
     // Fields of later features: accepted in the shape Route 53 has, refused with a clear
     // message until r53 implements them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias_target: Option<serde_json::Value>,
+    pub alias_target: Option<AliasTargetDto>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_identifier: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +102,15 @@ pub struct ResourceRecordSetDto {
     pub health_check_id: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_policy_instance_id: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AliasTargetDto {
+    pub hosted_zone_id: String,
+    #[serde(rename = "DNSName")]
+    pub dns_name: String,
+    pub evaluate_target_health: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]
@@ -148,7 +157,6 @@ impl ResourceRecordSetDto {
         action: Action,
     ) -> Result<(ResourceRecordSet, usize), ApiError> {
         let unsupported = [
-            ("AliasTarget", self.alias_target.is_some()),
             ("SetIdentifier", self.set_identifier.is_some()),
             ("Weight", self.weight.is_some()),
             ("Region", self.region.is_some()),
@@ -173,6 +181,25 @@ impl ResourceRecordSetDto {
                 self.rtype
             ))
         })?;
+        if let Some(alias) = self.alias_target {
+            if self.ttl.is_some() || self.resource_records.is_some() {
+                return Err(ApiError::InvalidInput(format!(
+                    "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords], or TrafficPolicyInstanceId], but found more than one in Change with [Action={}, Name={}, Type={}, SetIdentifier=null]",
+                    action.as_str(),
+                    self.name,
+                    self.rtype
+                )));
+            }
+            let target = AliasTarget {
+                hosted_zone_id: alias
+                    .hosted_zone_id
+                    .trim_start_matches("/hostedzone/")
+                    .to_owned(),
+                dns_name: parse_name(&alias.dns_name)?,
+                evaluate_target_health: alias.evaluate_target_health,
+            };
+            return Ok((ResourceRecordSet::alias(&name, rtype, target), 0));
+        }
         let (Some(ttl), Some(records)) = (self.ttl, self.resource_records) else {
             return Err(ApiError::InvalidInput(format!(
                 "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords], or TrafficPolicyInstanceId], but found none in Change with [Action={}, Name={}, Type={}, SetIdentifier=null]",
@@ -231,6 +258,19 @@ impl ResourceRecordSetDto {
     }
 
     pub fn from_model(set: &ResourceRecordSet) -> Self {
+        if let Some(alias) = &set.alias {
+            // Route 53 lists an Alias without TTL or records, its target echoed.
+            return Self {
+                name: route53_name(&set.name),
+                rtype: type_name(set.rtype),
+                alias_target: Some(AliasTargetDto {
+                    hosted_zone_id: alias.hosted_zone_id.clone(),
+                    dns_name: alias.dns_name.to_ascii(),
+                    evaluate_target_health: alias.evaluate_target_health,
+                }),
+                ..Default::default()
+            };
+        }
         Self {
             name: route53_name(&set.name),
             rtype: type_name(set.rtype),
@@ -317,4 +357,135 @@ impl From<&ChangeInfo> for ChangeInfoDto {
 #[serde(rename_all = "PascalCase")]
 pub struct DelegationSetDto {
     pub name_servers: Vec<String>,
+}
+
+// ---- endpoints (r53's own API) ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PutEndpointRequest {
+    pub kind: String,
+    pub addresses: Vec<EndpointAddressDto>,
+    #[serde(default, rename = "TTL")]
+    pub ttl: Option<i64>,
+    #[serde(default)]
+    pub lease_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct EndpointAddressDto {
+    pub address: String,
+    #[serde(default = "healthy_by_default")]
+    pub healthy: bool,
+}
+
+fn healthy_by_default() -> bool {
+    true
+}
+
+/// Route 53 gives load balancers a TTL of 60.
+pub const DEFAULT_ENDPOINT_TTL: u32 = 60;
+/// Addresses one endpoint may carry.
+pub const MAX_ENDPOINT_ADDRESSES: usize = 64;
+
+impl PutEndpointRequest {
+    pub fn into_model(self, name: &str) -> Result<Endpoint, ApiError> {
+        let dns_name = parse_name(name)?;
+        let kind = EndpointKind::parse(&self.kind).ok_or_else(|| {
+            ApiError::InvalidInput(format!(
+                "Invalid Kind '{}': expected load-balancer or database",
+                self.kind
+            ))
+        })?;
+        if self.addresses.is_empty() || self.addresses.len() > MAX_ENDPOINT_ADDRESSES {
+            return Err(ApiError::InvalidInput(format!(
+                "An endpoint needs between 1 and {MAX_ENDPOINT_ADDRESSES} Addresses"
+            )));
+        }
+        let mut addresses = Vec::with_capacity(self.addresses.len());
+        for a in &self.addresses {
+            let address = a.address.parse().map_err(|_| {
+                ApiError::InvalidInput(format!(
+                    "Invalid Address '{}': not an IPv4 or IPv6 address",
+                    a.address
+                ))
+            })?;
+            if addresses
+                .iter()
+                .any(|e: &EndpointAddress| e.address == address)
+            {
+                return Err(ApiError::InvalidInput(format!(
+                    "Duplicate Address '{}'",
+                    a.address
+                )));
+            }
+            addresses.push(EndpointAddress {
+                address,
+                healthy: a.healthy,
+            });
+        }
+        let ttl = match self.ttl {
+            None => DEFAULT_ENDPOINT_TTL,
+            Some(t) if (0..=i64::from(i32::MAX)).contains(&t) => t as u32,
+            Some(t) => {
+                return Err(ApiError::InvalidInput(format!(
+                    "Invalid TTL {t}: must be from 0 to 2147483647"
+                )))
+            }
+        };
+        let lease_expires_at = match self.lease_seconds {
+            None => None,
+            Some(s) if (1..=86_400 * 365).contains(&s) => {
+                Some(SystemTime::now() + std::time::Duration::from_secs(s as u64))
+            }
+            Some(s) => {
+                return Err(ApiError::InvalidInput(format!(
+                    "Invalid LeaseSeconds {s}: must be from 1 to 31536000"
+                )))
+            }
+        };
+        Ok(Endpoint {
+            dns_name,
+            kind,
+            addresses,
+            ttl,
+            lease_expires_at,
+        })
+    }
+}
+
+/// An endpoint as listed; `HostedZoneId` and `DNSName` are what an AliasTarget names.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointDto {
+    #[serde(rename = "DNSName")]
+    pub dns_name: String,
+    pub hosted_zone_id: String,
+    pub kind: &'static str,
+    pub addresses: Vec<EndpointAddressDto>,
+    #[serde(rename = "TTL")]
+    pub ttl: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<String>,
+}
+
+impl From<&Endpoint> for EndpointDto {
+    fn from(e: &Endpoint) -> Self {
+        Self {
+            dns_name: e.dns_name.to_ascii(),
+            hosted_zone_id: EndpointZones::zone_id(e.kind).to_string(),
+            kind: e.kind.as_str(),
+            addresses: e
+                .addresses
+                .iter()
+                .map(|a| EndpointAddressDto {
+                    address: a.address.to_string(),
+                    healthy: a.healthy,
+                })
+                .collect(),
+            ttl: e.ttl,
+            lease_expires_at: e.lease_expires_at.map(timestamp),
+        }
+    }
 }

@@ -18,7 +18,9 @@ use super::records::{each_record_set, submit_batch};
 use super::responses::{decode, ChangeReply, RecordSet};
 use super::zones::{create_zone, find_by_name, resolve};
 use super::CliError;
-use crate::model::{parse_name, parse_type, parse_value, type_name, ResourceRecordSet, RrKey};
+use crate::model::{
+    parse_name, parse_type, parse_value, type_name, AliasTarget, ResourceRecordSet, RrKey,
+};
 use crate::zonefile;
 
 /// A record set as listed, with the JSON to send back to delete it exactly.
@@ -35,13 +37,23 @@ fn to_model(listed: &RecordSet) -> Result<ResourceRecordSet, CliError> {
             listed.name, listed.rtype
         ))
     };
-    if listed.alias_target.is_some() {
-        return Err(unreadable(
-            "an Alias record set has no zone-file form".into(),
-        ));
-    }
     let name = parse_name(&listed.name).map_err(|e| unreadable(e.to_string()))?;
     let rtype = parse_type(&listed.rtype).ok_or_else(|| unreadable("unknown type".into()))?;
+    if let Some(alias) = &listed.alias_target {
+        // An Alias has no zone-file form: the export notes it in a comment, and an import
+        // leaves it alone.
+        let field = |key: &str| alias.get(key).and_then(Value::as_str);
+        let target = AliasTarget {
+            hosted_zone_id: field("HostedZoneId").unwrap_or_default().to_owned(),
+            dns_name: parse_name(field("DNSName").unwrap_or_default())
+                .map_err(|e| unreadable(e.to_string()))?,
+            evaluate_target_health: alias
+                .get("EvaluateTargetHealth")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        };
+        return Ok(ResourceRecordSet::alias(&name, rtype, target));
+    }
     let ttl = listed
         .ttl
         .and_then(|t| u32::try_from(t).ok())
@@ -123,7 +135,8 @@ fn plan_import(
     let mut deleted = 0;
     for listed in current {
         let key = listed.set.key();
-        if !wanted_keys.contains_key(&key) && !required(&key) {
+        let is_alias = listed.set.alias.is_some();
+        if !wanted_keys.contains_key(&key) && !required(&key) && !is_alias {
             changes.push(json!({ "Action": "DELETE", "ResourceRecordSet": listed.raw }));
             deleted += 1;
         }

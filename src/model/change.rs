@@ -10,7 +10,11 @@ use std::time::SystemTime;
 use hickory_proto::rr::RecordType;
 use rand::Rng;
 
-use super::{type_name, HostedZone, ResourceRecordSet, RrKey};
+use hickory_proto::rr::Name;
+
+use super::{
+    type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, ResourceRecordSet, RrKey,
+};
 
 /// Route 53's per-batch limits (ChangeResourceRecordSets quotas).
 pub const MAX_RECORDS_PER_BATCH: usize = 1000;
@@ -86,10 +90,14 @@ fn describe(set: &ResourceRecordSet) -> String {
 /// Checks `batch` against the zone's current record sets, in order, as Route 53 does: each
 /// change sees the effect of the ones before it. All or nothing: any message refuses the
 /// whole batch.
+///
+/// `endpoint_exists` says whether an endpoint of that kind is registered under that name
+/// (Alias targets that are load balancers or databases).
 pub fn plan(
     zone: &HostedZone,
     current: &BTreeMap<RrKey, ResourceRecordSet>,
     batch: &ChangeBatch,
+    endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
 ) -> Result<Plan, Vec<String>> {
     let mut messages = Vec::new();
     let records: usize = batch
@@ -190,6 +198,13 @@ pub fn plan(
             messages.push(message);
             continue;
         }
+        if let Some(alias) = &set.alias {
+            let target_set = |k: &RrKey| lookup(&view, current, k).cloned();
+            if let Some(message) = check_alias(zone, set, alias, target_set, endpoint_exists) {
+                messages.push(message);
+                continue;
+            }
+        }
         view.insert(key, Some(set));
     }
     if !messages.is_empty() {
@@ -205,11 +220,82 @@ pub fn plan(
     Ok(plan)
 }
 
-/// DELETE must name the current values exactly (order does not matter) and the same TTL.
+/// DELETE must name the current values exactly (order does not matter) and the same TTL, or
+/// the same Alias target.
 fn same_values(old: &ResourceRecordSet, new: &ResourceRecordSet) -> bool {
-    old.ttl == new.ttl
-        && old.records.len() == new.records.len()
-        && new.records.iter().all(|r| old.records.contains(r))
+    match (&old.alias, &new.alias) {
+        (Some(a), Some(b)) => {
+            a.dns_name == b.dns_name
+                && a.evaluate_target_health == b.evaluate_target_health
+                && bare_zone_id(&a.hosted_zone_id) == bare_zone_id(&b.hosted_zone_id)
+        }
+        (None, None) => {
+            old.ttl == new.ttl
+                && old.records.len() == new.records.len()
+                && new.records.iter().all(|r| old.records.contains(r))
+        }
+        _ => false,
+    }
+}
+
+fn bare_zone_id(id: &str) -> &str {
+    id.strip_prefix("/hostedzone/").unwrap_or(id)
+}
+
+/// An Alias targets a registered endpoint (A or AAAA only) or another record set of the same
+/// type in the same hosted zone (never NS or SOA, never itself).
+fn check_alias(
+    zone: &HostedZone,
+    set: &ResourceRecordSet,
+    alias: &AliasTarget,
+    target_set: impl Fn(&RrKey) -> Option<ResourceRecordSet>,
+    endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
+) -> Option<String> {
+    let rtype = type_name(set.rtype);
+    let target_zone = bare_zone_id(&alias.hosted_zone_id);
+    let not_found = || {
+        format!(
+            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but that target was not found",
+            alias.dns_name
+        )
+    };
+    if matches!(set.rtype, RecordType::NS | RecordType::SOA) {
+        return Some(format!(
+            "RRSet of type {rtype} with DNS name {} cannot be an alias",
+            set.name
+        ));
+    }
+    if let Some(kind) = EndpointZones::kind_of_zone(target_zone) {
+        if !matches!(set.rtype, RecordType::A | RecordType::AAAA) {
+            return Some(format!(
+                "Tried to create an alias of type {rtype} that targets {}, but an alias to a {} must be of type A or AAAA",
+                alias.dns_name,
+                kind.as_str()
+            ));
+        }
+        return (!endpoint_exists(&alias.dns_name, kind)).then(not_found);
+    }
+    if target_zone != zone.id.as_str() {
+        return Some(format!(
+            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias can only target a record set in the same hosted zone ({}) or a registered endpoint",
+            alias.dns_name, zone.id
+        ));
+    }
+    if !zone.name.zone_of(&alias.dns_name) {
+        return Some(format!(
+            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but the alias target name does not lie within the target zone",
+            alias.dns_name
+        ));
+    }
+    if alias.dns_name == set.name {
+        return Some(format!(
+            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias cannot target itself",
+            alias.dns_name
+        ));
+    }
+    target_set(&RrKey::new(&alias.dns_name, set.rtype))
+        .is_none()
+        .then(not_found)
 }
 
 /// The rules on where a record set may stand: CNAME alone at its name and never at the apex;
@@ -323,7 +409,7 @@ mod tests {
             comment: None,
             changes,
         };
-        plan(&zone(), &current(), &batch).unwrap_err()
+        plan(&zone(), &current(), &batch, &|_, _| false).unwrap_err()
     }
 
     #[test]
@@ -391,7 +477,7 @@ mod tests {
                 ),
             ],
         };
-        let plan = plan(&zone(), &current(), &batch).unwrap();
+        let plan = plan(&zone(), &current(), &batch, &|_, _| false).unwrap();
         assert_eq!(plan.delete.len(), 1);
         assert_eq!(plan.put.len(), 1);
     }

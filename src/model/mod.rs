@@ -5,11 +5,15 @@
 //! the DNS answer path speak.
 
 mod change;
+mod endpoint;
 mod record_set;
 mod value;
 mod zone;
 
 pub use change::{plan, Action, Change, ChangeBatch, ChangeInfo, Plan, ALL_TYPES};
-pub use record_set::{normalize_name, parse_type, type_name, ResourceRecordSet, RrKey, SPF};
+pub use endpoint::{Endpoint, EndpointAddress, EndpointKind, EndpointZones};
+pub use record_set::{
+    normalize_name, parse_type, type_name, AliasTarget, ResourceRecordSet, RrKey, SPF,
+};
 pub use value::{parse_name, parse_value, InvalidInput};
 pub use zone::{HostedZone, HostedZoneId, SchemaError};

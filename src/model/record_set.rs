@@ -68,14 +68,26 @@ impl PartialOrd for RrKey {
     }
 }
 
+/// Where an Alias record points: a registered endpoint (`hosted_zone_id` is its kind's
+/// endpoint zone) or another record set of the same type in the same hosted zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasTarget {
+    pub hosted_zone_id: String,
+    /// Normalized.
+    pub dns_name: Name,
+    pub evaluate_target_health: bool,
+}
+
 /// One RRset as Route 53 manages it. Names are normalized (lower case, fully qualified);
-/// `records` holds no duplicates and every entry is of type `rtype`.
+/// `records` holds no duplicates and every entry is of type `rtype`. An Alias record set has
+/// `alias` and no records; its TTL is its target's at query time (`ttl` is unused).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceRecordSet {
     pub name: Name,
     pub rtype: RecordType,
     pub ttl: u32,
     pub records: Vec<RData>,
+    pub alias: Option<AliasTarget>,
 }
 
 impl ResourceRecordSet {
@@ -85,11 +97,23 @@ impl ResourceRecordSet {
             rtype,
             ttl,
             records: Vec::with_capacity(records.len()),
+            alias: None,
         };
         for rdata in records {
             set.push(rdata);
         }
         set
+    }
+
+    /// An Alias record set.
+    pub fn alias(name: &Name, rtype: RecordType, target: AliasTarget) -> Self {
+        Self {
+            name: normalize_name(name),
+            rtype,
+            ttl: 0,
+            records: Vec::new(),
+            alias: Some(target),
+        }
     }
 
     /// Adds a value unless an equal one is already present (an RRset is a set, RFC 2181 §5).

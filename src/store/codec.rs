@@ -8,14 +8,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{
-    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
 };
 
 use super::StoreError;
-use crate::model::{ChangeInfo, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+use crate::model::{
+    AliasTarget, ChangeInfo, Endpoint, EndpointAddress, EndpointKind, HostedZone, HostedZoneId,
+    ResourceRecordSet, RrKey,
+};
 
 const ZONE_V1: u8 = 1;
 const RRSET_V1: u8 = 1;
+/// Owner in wire form, and the Alias target.
+const RRSET_V2: u8 = 2;
+const ENDPOINT_V1: u8 = 1;
 const CHANGE_V1: u8 = 1;
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -176,13 +182,27 @@ pub fn decode_change(value: &[u8]) -> Result<ChangeInfo, StoreError> {
     })
 }
 
+/// A name in uncompressed wire form, length-prefixed (no text escapes to get wrong).
+fn put_name(out: &mut Vec<u8>, name: &Name) -> Result<(), StoreError> {
+    let mut wire = Vec::new();
+    let mut encoder = BinEncoder::new(&mut wire);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    name.emit(&mut encoder).map_err(corrupt)?;
+    out.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+    out.extend_from_slice(&wire);
+    Ok(())
+}
+
+fn read_name(r: &mut Reader<'_>) -> Result<Name, StoreError> {
+    let len = r.u16()? as usize;
+    let wire = r.take(len)?;
+    let mut decoder = BinDecoder::new(wire);
+    Name::read(&mut decoder).map_err(corrupt)
+}
+
 pub fn encode_rrset(set: &ResourceRecordSet) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![RRSET_V1];
-    let name = set.name.to_ascii();
-    // A name is at most 255 octets on the wire, so its text fits in a u16 length.
-    let name_len = u16::try_from(name.len()).map_err(|_| corrupt("owner name too long"))?;
-    out.extend_from_slice(&name_len.to_be_bytes());
-    out.extend_from_slice(name.as_bytes());
+    let mut out = vec![RRSET_V2];
+    put_name(&mut out, &set.name)?;
     out.extend_from_slice(&u16::from(set.rtype).to_be_bytes());
     out.extend_from_slice(&set.ttl.to_be_bytes());
     out.extend_from_slice(&(set.records.len() as u32).to_be_bytes());
@@ -195,17 +215,33 @@ pub fn encode_rrset(set: &ResourceRecordSet) -> Result<Vec<u8>, StoreError> {
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&wire);
     }
+    match &set.alias {
+        None => out.push(0),
+        Some(alias) => {
+            out.push(1);
+            let mut w = Writer(Vec::new());
+            w.str(&alias.hosted_zone_id);
+            out.extend_from_slice(&w.0);
+            put_name(&mut out, &alias.dns_name)?;
+            out.push(u8::from(alias.evaluate_target_health));
+        }
+    }
     Ok(out)
 }
 
 pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
     let mut r = Reader(value);
-    if r.u8()? != RRSET_V1 {
-        return Err(corrupt("unknown record set format"));
-    }
-    let name_len = r.u16()? as usize;
-    let name = std::str::from_utf8(r.take(name_len)?).map_err(corrupt)?;
-    let name = Name::from_ascii(name).map_err(corrupt)?;
+    let format = r.u8()?;
+    let name = match format {
+        // Version 1 kept the owner as text.
+        RRSET_V1 => {
+            let name_len = r.u16()? as usize;
+            let name = std::str::from_utf8(r.take(name_len)?).map_err(corrupt)?;
+            Name::from_ascii(name).map_err(corrupt)?
+        }
+        RRSET_V2 => read_name(&mut r)?,
+        _ => return Err(corrupt("unknown record set format")),
+    };
     let rtype = RecordType::from(r.u16()?);
     let ttl = r.u32()?;
     let count = r.u32()? as usize;
@@ -217,11 +253,83 @@ pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
         let rdata = RData::read(&mut decoder, rtype, Restrict::new(len)).map_err(corrupt)?;
         records.push(rdata);
     }
+    let alias = match (format, r.0.is_empty()) {
+        (RRSET_V1, _) => None,
+        _ => match r.u8()? {
+            0 => None,
+            _ => Some(AliasTarget {
+                hosted_zone_id: r.str()?.to_owned(),
+                dns_name: read_name(&mut r)?,
+                evaluate_target_health: r.u8()? != 0,
+            }),
+        },
+    };
     Ok(ResourceRecordSet {
         name,
         rtype,
         ttl,
         records,
+        alias,
+    })
+}
+
+pub fn endpoint_key(name: &Name) -> Vec<u8> {
+    name.to_lowercase().to_ascii().into_bytes()
+}
+
+pub fn encode_endpoint(endpoint: &Endpoint) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![ENDPOINT_V1];
+    put_name(&mut out, &endpoint.dns_name)?;
+    out.push(match endpoint.kind {
+        EndpointKind::LoadBalancer => 0,
+        EndpointKind::Database => 1,
+    });
+    out.extend_from_slice(&endpoint.ttl.to_be_bytes());
+    out.extend_from_slice(&(endpoint.addresses.len() as u32).to_be_bytes());
+    for a in &endpoint.addresses {
+        let mut w = Writer(Vec::new());
+        w.str(&a.address.to_string());
+        out.extend_from_slice(&w.0);
+        out.push(u8::from(a.healthy));
+    }
+    match endpoint.lease_expires_at {
+        None => out.push(0),
+        Some(t) => {
+            out.push(1);
+            put_time(&mut out, t);
+        }
+    }
+    Ok(out)
+}
+
+pub fn decode_endpoint(value: &[u8]) -> Result<Endpoint, StoreError> {
+    let mut r = Reader(value);
+    if r.u8()? != ENDPOINT_V1 {
+        return Err(corrupt("unknown endpoint format"));
+    }
+    let dns_name = read_name(&mut r)?;
+    let kind = match r.u8()? {
+        0 => EndpointKind::LoadBalancer,
+        _ => EndpointKind::Database,
+    };
+    let ttl = r.u32()?;
+    let count = r.u32()? as usize;
+    let mut addresses = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let address = r.str()?.parse().map_err(corrupt)?;
+        let healthy = r.u8()? != 0;
+        addresses.push(EndpointAddress { address, healthy });
+    }
+    let lease_expires_at = match r.u8()? {
+        0 => None,
+        _ => Some(read_time(&mut r)?),
+    };
+    Ok(Endpoint {
+        dns_name,
+        kind,
+        addresses,
+        ttl,
+        lease_expires_at,
     })
 }
 
@@ -261,6 +369,40 @@ mod tests {
             ],
         );
         assert_eq!(decode_rrset(&encode_rrset(&set).unwrap()).unwrap(), set);
+    }
+
+    #[test]
+    fn alias_sets_and_endpoints_round_trip() {
+        let set = ResourceRecordSet::alias(
+            &Name::from_str("example.com.").unwrap(),
+            RecordType::A,
+            AliasTarget {
+                hosted_zone_id: "ZR53ELBENDPOINTS".into(),
+                dns_name: Name::from_str("web.elb.r53.internal.").unwrap(),
+                evaluate_target_health: true,
+            },
+        );
+        assert_eq!(decode_rrset(&encode_rrset(&set).unwrap()).unwrap(), set);
+        let endpoint = Endpoint {
+            dns_name: Name::from_str("web.elb.r53.internal.").unwrap(),
+            kind: EndpointKind::Database,
+            addresses: vec![
+                EndpointAddress {
+                    address: "192.0.2.1".parse().unwrap(),
+                    healthy: true,
+                },
+                EndpointAddress {
+                    address: "2001:db8::1".parse().unwrap(),
+                    healthy: false,
+                },
+            ],
+            ttl: 5,
+            lease_expires_at: Some(SystemTime::now()),
+        };
+        assert_eq!(
+            decode_endpoint(&encode_endpoint(&endpoint).unwrap()).unwrap(),
+            endpoint
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ mod sled_store;
 
 pub use sled_store::SledStore;
 
-use crate::model::{ChangeInfo, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+use hickory_proto::rr::Name;
+
+use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
 
 /// The on-disk layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -39,6 +41,8 @@ pub enum Write {
     DeleteRrset(HostedZoneId, RrKey),
     /// The record of a change, for GetChange.
     PutChange(ChangeInfo),
+    PutEndpoint(Endpoint),
+    DeleteEndpoint(Name),
 }
 
 /// Writes applied together or not at all.
@@ -55,6 +59,8 @@ pub struct StoredZone {
 pub trait Store: Send + Sync + 'static {
     /// Everything stored, for building the in-memory state at start.
     fn load(&self) -> Result<Vec<StoredZone>, StoreError>;
+    /// Every registered endpoint, for the registry at start.
+    fn load_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
     /// Applies the batch atomically: all of it or none. Durable once a later `flush` returns.
     /// Blocking: call it from `spawn_blocking` in async code.
     fn apply(&self, batch: &Batch) -> Result<(), StoreError>;

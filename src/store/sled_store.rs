@@ -13,7 +13,7 @@ use sled::Transactional;
 
 use super::codec;
 use super::{Batch, Store, StoreError, StoredZone, Write, SCHEMA_VERSION};
-use crate::model::ChangeInfo;
+use crate::model::{ChangeInfo, Endpoint};
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -22,6 +22,7 @@ pub struct SledStore {
     zones: sled::Tree,
     rrsets: sled::Tree,
     changes: sled::Tree,
+    endpoints: sled::Tree,
 }
 
 fn engine(e: impl std::fmt::Display) -> StoreError {
@@ -74,11 +75,13 @@ impl SledStore {
         let zones = db.open_tree("zones").map_err(engine)?;
         let rrsets = db.open_tree("rrsets").map_err(engine)?;
         let changes = db.open_tree("changes").map_err(engine)?;
+        let endpoints = db.open_tree("endpoints").map_err(engine)?;
         Ok(Self {
             db,
             zones,
             rrsets,
             changes,
+            endpoints,
         })
     }
 }
@@ -105,6 +108,7 @@ impl Store for SledStore {
             Zone(Vec<u8>, Option<Vec<u8>>),
             Rrset(Vec<u8>, Option<Vec<u8>>),
             Change(Vec<u8>, Vec<u8>),
+            Endpoint(Vec<u8>, Option<Vec<u8>>),
         }
         let mut ops = Vec::with_capacity(batch.0.len());
         for write in &batch.0 {
@@ -121,10 +125,15 @@ impl Store for SledStore {
                 Write::PutChange(change) => {
                     Op::Change(change.id.as_bytes().to_vec(), codec::encode_change(change))
                 }
+                Write::PutEndpoint(e) => Op::Endpoint(
+                    codec::endpoint_key(&e.dns_name),
+                    Some(codec::encode_endpoint(e)?),
+                ),
+                Write::DeleteEndpoint(name) => Op::Endpoint(codec::endpoint_key(name), None),
             });
         }
-        (&self.zones, &self.rrsets, &self.changes)
-            .transaction(|(zones, rrsets, changes)| {
+        (&self.zones, &self.rrsets, &self.changes, &self.endpoints)
+            .transaction(|(zones, rrsets, changes, endpoints)| {
                 for op in &ops {
                     match op {
                         Op::Zone(k, Some(v)) => zones.insert(k.as_slice(), v.as_slice())?,
@@ -132,6 +141,8 @@ impl Store for SledStore {
                         Op::Rrset(k, Some(v)) => rrsets.insert(k.as_slice(), v.as_slice())?,
                         Op::Rrset(k, None) => rrsets.remove(k.as_slice())?,
                         Op::Change(k, v) => changes.insert(k.as_slice(), v.as_slice())?,
+                        Op::Endpoint(k, Some(v)) => endpoints.insert(k.as_slice(), v.as_slice())?,
+                        Op::Endpoint(k, None) => endpoints.remove(k.as_slice())?,
                     };
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
@@ -141,6 +152,16 @@ impl Store for SledStore {
                 TransactionError::Storage(e) => engine(e),
             })?;
         Ok(())
+    }
+
+    fn load_endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        self.endpoints
+            .iter()
+            .map(|entry| {
+                let (_, value) = entry.map_err(engine)?;
+                codec::decode_endpoint(&value)
+            })
+            .collect()
     }
 
     fn change(&self, id: &str) -> Result<Option<ChangeInfo>, StoreError> {

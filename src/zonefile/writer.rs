@@ -28,6 +28,20 @@ pub(super) fn write(origin: &Name, rrsets: &[ResourceRecordSet]) -> String {
     let mut sets: Vec<&ResourceRecordSet> = rrsets.iter().collect();
     sets.sort_by_cached_key(|set| (rank(set), set.key()));
     for set in sets {
+        if let Some(alias) = &set.alias {
+            // A zone file has no way to say "Alias": note it, so an export shows everything
+            // the zone holds. (Re-importing the file does not recreate it.)
+            let mut line = String::from("; alias ");
+            write_name(&mut line, &set.name);
+            let _ = write!(line, " {} -> ", mnemonic(set.rtype).unwrap_or("TYPE"));
+            write_name(&mut line, &alias.dns_name);
+            let _ = writeln!(
+                line,
+                " (HostedZoneId {}, EvaluateTargetHealth {})",
+                alias.hosted_zone_id, alias.evaluate_target_health
+            );
+            out.push_str(&line);
+        }
         for rdata in &set.records {
             write_record(&mut out, set, rdata);
         }

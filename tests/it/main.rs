@@ -1,6 +1,7 @@
 //! r53's integration tests: one binary, servers started in-process on ephemeral ports and
 //! queried over real sockets.
 
+mod alias;
 mod api;
 mod cli;
 mod dns;

@@ -1,0 +1,436 @@
+//! Alias records and the endpoint registry, end to end: register endpoints over HTTP, point
+//! Alias records at them, and query DNS over real sockets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use r53::app::{Running, ServeOptions};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{query, query_tcp, query_udp};
+
+struct Server {
+    running: Running,
+    api: SocketAddr,
+    zone: String,
+    dir: tempfile::TempDir,
+}
+
+async fn start_in(dir: tempfile::TempDir) -> (Running, SocketAddr, tempfile::TempDir) {
+    let running = r53::app::start(ServeOptions {
+        api_addr: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: dir.path().join("data"),
+        zones_dir: None,
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("server starts");
+    let api = running.api_addr.unwrap();
+    (running, api, dir)
+}
+
+impl Server {
+    /// A server with hosted zone example.com holding `www` A 192.0.2.10.
+    async fn start() -> Self {
+        let (running, api, dir) = start_in(tempfile::tempdir().unwrap()).await;
+        let (status, body) = http(
+            api,
+            "POST",
+            "/2013-04-01/hostedzone",
+            Some(json!({"Name": "example.com", "CallerReference": "alias-tests"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let zone = body["HostedZone"]["Id"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let server = Self {
+            running,
+            api,
+            zone,
+            dir,
+        };
+        let (status, body) = server
+            .change(json!([{"Action": "CREATE", "ResourceRecordSet": {
+                "Name": "www.example.com.", "Type": "A", "TTL": 300,
+                "ResourceRecords": [{"Value": "192.0.2.10"}]}}]))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        server
+    }
+
+    async fn restart(self) -> Self {
+        let Self {
+            running, zone, dir, ..
+        } = self;
+        running.shutdown().await.unwrap();
+        let (running, api, dir) = start_in(dir).await;
+        Self {
+            running,
+            api,
+            zone,
+            dir,
+        }
+    }
+
+    async fn change(&self, changes: Value) -> (u16, Value) {
+        http(
+            self.api,
+            "POST",
+            &format!("/2013-04-01/hostedzone/{}/rrset", self.zone),
+            Some(json!({"ChangeBatch": {"Changes": changes}})),
+        )
+        .await
+    }
+
+    async fn register(&self, name: &str, body: Value) -> (u16, Value) {
+        http(
+            self.api,
+            "PUT",
+            &format!("/v1/endpoints/{name}"),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn ask(&self, name: &str, qtype: RecordType) -> Message {
+        query_udp(self.running.dns_addr, &query(name, qtype)).await
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; the status and the JSON body (Null if none).
+async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: r53\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn lb(addresses: &[(&str, bool)], lease: Option<u64>) -> Value {
+    let mut body = json!({
+        "Kind": "load-balancer",
+        "Addresses": addresses.iter().map(|(a, h)| json!({"Address": a, "Healthy": h})).collect::<Vec<_>>(),
+    });
+    if let Some(lease) = lease {
+        body["LeaseSeconds"] = json!(lease);
+    }
+    body
+}
+
+fn alias(name: &str, rtype: &str, zone: &str, target: &str) -> Value {
+    json!({"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": name, "Type": rtype,
+        "AliasTarget": {"HostedZoneId": zone, "DNSName": target, "EvaluateTargetHealth": false}}})
+}
+
+fn addresses(m: &Message) -> Vec<String> {
+    let mut out: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn apex_alias_answers_the_load_balancers_healthy_addresses() {
+    let s = Server::start().await;
+    let (status, body) = s
+        .register(
+            "web.elb.r53.internal",
+            lb(
+                &[("127.0.0.4", true), ("127.0.0.5", false), ("::1", true)],
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Endpoint"]["HostedZoneId"], "ZR53ELBENDPOINTS");
+    assert_eq!(body["Endpoint"]["DNSName"], "web.elb.r53.internal.");
+    assert_eq!(body["Endpoint"]["TTL"], 60);
+    let (status, body) = s
+        .change(json!([alias(
+            "example.com.",
+            "A",
+            "ZR53ELBENDPOINTS",
+            "web.elb.r53.internal."
+        )]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let answer = s.ask("example.com.", RecordType::A).await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert!(answer.metadata.authoritative);
+    assert_eq!(addresses(&answer), ["127.0.0.4"]);
+    assert_eq!(answer.answers[0].ttl, 60, "the target's TTL");
+    assert_eq!(
+        answer.answers[0].record_type(),
+        RecordType::A,
+        "no CNAME in sight"
+    );
+
+    // An alias answers only its own type: NODATA with the SOA, unlike a CNAME.
+    let aaaa = s.ask("example.com.", RecordType::AAAA).await;
+    assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
+    assert!(aaaa.answers.is_empty());
+    assert_eq!(aaaa.authorities[0].record_type(), RecordType::SOA);
+    // The endpoint answers by its own name too.
+    let own = s.ask("web.elb.r53.internal.", RecordType::A).await;
+    assert_eq!(addresses(&own), ["127.0.0.4"]);
+    let own6 = query_tcp(
+        s.running.dns_addr,
+        &query("web.elb.r53.internal.", RecordType::AAAA),
+    )
+    .await;
+    assert_eq!(addresses(&own6), ["::1"]);
+    let missing = s.ask("nope.elb.r53.internal.", RecordType::A).await;
+    assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
+}
+
+#[tokio::test]
+async fn endpoint_changes_are_visible_to_the_next_query() {
+    let s = Server::start().await;
+    s.register("web.elb.r53.internal", lb(&[("127.0.0.4", true)], None))
+        .await;
+    s.change(json!([alias(
+        "example.com.",
+        "A",
+        "ZR53ELBENDPOINTS",
+        "web.elb.r53.internal."
+    )]))
+    .await;
+    for i in 0..50u8 {
+        let ip = format!("127.0.1.{i}");
+        let (status, _) = s
+            .register("web.elb.r53.internal", lb(&[(&ip, true)], None))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(addresses(&s.ask("example.com.", RecordType::A).await), [ip]);
+    }
+    // Health: only healthy addresses; none healthy fails open to all.
+    s.register(
+        "web.elb.r53.internal",
+        lb(&[("127.0.0.4", false), ("127.0.0.5", true)], None),
+    )
+    .await;
+    assert_eq!(
+        addresses(&s.ask("example.com.", RecordType::A).await),
+        ["127.0.0.5"]
+    );
+    s.register(
+        "web.elb.r53.internal",
+        lb(&[("127.0.0.4", false), ("127.0.0.5", false)], None),
+    )
+    .await;
+    assert_eq!(
+        addresses(&s.ask("example.com.", RecordType::A).await),
+        ["127.0.0.4", "127.0.0.5"]
+    );
+    // Deregistered: the alias has nothing to answer.
+    let (status, _) = http(s.api, "DELETE", "/v1/endpoints/web.elb.r53.internal.", None).await;
+    assert_eq!(status, 204);
+    let gone = s.ask("example.com.", RecordType::A).await;
+    assert_eq!(gone.metadata.response_code, ResponseCode::NoError);
+    assert!(gone.answers.is_empty());
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_not_renewed_drops_out() {
+    let s = Server::start().await;
+    let (status, body) = s
+        .register(
+            "db.rds.r53.internal",
+            json!({
+        "Kind": "database", "Addresses": [{"Address": "127.0.0.7", "Healthy": true}],
+        "TTL": 5, "LeaseSeconds": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["Endpoint"]["LeaseExpiresAt"].is_string());
+    s.change(json!([alias(
+        "db.example.com.",
+        "A",
+        "ZR53RDSENDPOINTS",
+        "db.rds.r53.internal."
+    )]))
+    .await;
+    assert_eq!(
+        addresses(&s.ask("db.example.com.", RecordType::A).await),
+        ["127.0.0.7"]
+    );
+    // The lease is one second; the answer must go away once it has run out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if s.ask("db.example.com.", RecordType::A)
+            .await
+            .answers
+            .is_empty()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired lease still answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, listed) = http(s.api, "GET", "/v1/endpoints", None).await;
+    assert_eq!(listed["Endpoints"], json!([]));
+}
+
+#[tokio::test]
+async fn alias_to_a_record_set_in_the_zone_takes_its_ttl() {
+    let s = Server::start().await;
+    let zone = s.zone.clone();
+    let (status, body) = s
+        .change(json!([alias(
+            "w2.example.com.",
+            "A",
+            &format!("/hostedzone/{zone}"),
+            "www.example.com."
+        )]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer = s.ask("w2.example.com.", RecordType::A).await;
+    assert_eq!(addresses(&answer), ["192.0.2.10"]);
+    assert_eq!(answer.answers[0].ttl, 300);
+    assert_eq!(answer.answers[0].name.to_ascii(), "w2.example.com.");
+    // Listed as Route 53 lists an alias: no TTL, the target echoed.
+    let (_, listed) = http(
+        s.api,
+        "GET",
+        &format!("/2013-04-01/hostedzone/{zone}/rrset?name=w2.example.com.&type=A&maxitems=1"),
+        None,
+    )
+    .await;
+    let set = &listed["ResourceRecordSets"][0];
+    assert_eq!(set["Name"], "w2.example.com.");
+    assert!(set.get("TTL").is_none(), "{set}");
+    assert!(set.get("ResourceRecords").is_none(), "{set}");
+    assert_eq!(set["AliasTarget"]["DNSName"], "www.example.com.");
+    assert_eq!(set["AliasTarget"]["EvaluateTargetHealth"], false);
+}
+
+#[tokio::test]
+async fn bad_aliases_are_refused_and_nothing_is_stored() {
+    let s = Server::start().await;
+    s.register("web.elb.r53.internal", lb(&[("127.0.0.4", true)], None))
+        .await;
+    let zone = s.zone.clone();
+    let cases = [
+        (
+            alias(
+                "a.example.com.",
+                "A",
+                "ZR53ELBENDPOINTS",
+                "nope.elb.r53.internal.",
+            ),
+            "InvalidChangeBatch",
+            "but that target was not found",
+        ),
+        (
+            alias("a.example.com.", "A", &zone, "missing.example.com."),
+            "InvalidChangeBatch",
+            "but that target was not found",
+        ),
+        (
+            alias(
+                "a.example.com.",
+                "MX",
+                "ZR53ELBENDPOINTS",
+                "web.elb.r53.internal.",
+            ),
+            "InvalidChangeBatch",
+            "must be of type A or AAAA",
+        ),
+        (
+            alias("example.com.", "CNAME", &zone, "www.example.com."),
+            "InvalidChangeBatch",
+            "is not permitted at apex",
+        ),
+        (
+            json!({"Action": "CREATE", "ResourceRecordSet": {"Name": "a.example.com.", "Type": "A", "TTL": 60,
+                "AliasTarget": {"HostedZoneId": "ZR53ELBENDPOINTS", "DNSName": "web.elb.r53.internal.", "EvaluateTargetHealth": false}}}),
+            "InvalidInput",
+            "found more than one",
+        ),
+    ];
+    for (change, code, text) in cases {
+        let (status, body) = s.change(json!([change])).await;
+        assert_eq!(status, 400, "{change}: {body}");
+        assert_eq!(body["Error"]["Code"], code, "{body}");
+        assert!(
+            body["Error"]["Message"].as_str().unwrap().contains(text),
+            "{body}"
+        );
+    }
+    let (_, listed) = http(
+        s.api,
+        "GET",
+        &format!("/2013-04-01/hostedzone/{zone}/rrset"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed["ResourceRecordSets"].as_array().unwrap().len(),
+        3,
+        "{listed}"
+    );
+
+    let bad_endpoints = [
+        ("web.example.com", lb(&[("127.0.0.4", true)], None)),
+        (
+            "bad..name.elb.r53.internal",
+            lb(&[("127.0.0.4", true)], None),
+        ),
+        ("web2.elb.r53.internal", lb(&[("127.0.0.999", true)], None)),
+        ("web2.elb.r53.internal", lb(&[], None)),
+        (
+            "web2.elb.r53.internal",
+            json!({"Kind": "cache", "Addresses": [{"Address": "127.0.0.4"}]}),
+        ),
+        ("web2.rds.r53.internal", lb(&[("127.0.0.4", true)], None)),
+    ];
+    for (name, body) in bad_endpoints {
+        let (status, answer) = s.register(name, body.clone()).await;
+        assert_eq!(status, 400, "{name} {body}: {answer}");
+        assert_eq!(answer["Error"]["Type"], "Sender");
+    }
+    let (_, listed) = http(s.api, "GET", "/v1/endpoints", None).await;
+    assert_eq!(listed["Endpoints"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[tokio::test]
+async fn endpoints_and_aliases_survive_a_restart() {
+    let s = Server::start().await;
+    s.register("web.elb.r53.internal", lb(&[("127.0.0.4", true)], None))
+        .await;
+    s.change(json!([alias(
+        "example.com.",
+        "A",
+        "ZR53ELBENDPOINTS",
+        "web.elb.r53.internal."
+    )]))
+    .await;
+    let s = s.restart().await;
+    assert_eq!(
+        addresses(&s.ask("example.com.", RecordType::A).await),
+        ["127.0.0.4"]
+    );
+    let (status, one) = http(s.api, "GET", "/v1/endpoints/web.elb.r53.internal", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["Endpoint"]["Addresses"][0]["Address"], "127.0.0.4");
+}
