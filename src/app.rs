@@ -17,7 +17,7 @@ use crate::api;
 use crate::cli::{self, CliError};
 use crate::config::{Cli, Command, DataArgs, ServeArgs, ZoneCommand};
 use crate::dns::{self, DnsOptions};
-use crate::model::{normalize_name, EndpointZones, HostedZone};
+use crate::model::{normalize_name, EndpointZones, HostedZone, Vpc};
 use crate::service::Service;
 use crate::store::SledStore;
 use crate::zonefile;
@@ -75,6 +75,8 @@ pub struct ServeOptions {
     pub name_servers: Vec<Name>,
     /// Where load balancers and databases registered as endpoints answer.
     pub endpoint_zones: EndpointZones,
+    /// VPCs defined (or redefined) at start, from `--vpc`.
+    pub vpcs: Vec<Vpc>,
     pub data_dir: PathBuf,
     pub cache_bytes: u64,
     pub zones_dir: Option<PathBuf>,
@@ -91,6 +93,7 @@ impl Default for ServeOptions {
             api_body_limit: 1 << 20,
             name_servers: Name::from_ascii("ns1.r53.test.").into_iter().collect(),
             endpoint_zones: EndpointZones::default(),
+            vpcs: Vec::new(),
             data_dir: PathBuf::from("./data"),
             cache_bytes: 8 << 20,
             zones_dir: None,
@@ -99,8 +102,19 @@ impl Default for ServeOptions {
     }
 }
 
-impl From<ServeArgs> for ServeOptions {
-    fn from(args: ServeArgs) -> Self {
+/// Reads `--vpc ID=CIDR,CIDR…`.
+pub fn parse_vpc_arg(text: &str) -> anyhow::Result<Vpc> {
+    let (id, cidrs) = text
+        .split_once('=')
+        .with_context(|| format!("--vpc {text}: expected ID=CIDR,CIDR…"))?;
+    let cidrs: Vec<String> = cidrs.split(',').map(|c| c.trim().to_owned()).collect();
+    Vpc::new(id.trim(), &cidrs).map_err(|e| anyhow::anyhow!("--vpc {text}: {e}"))
+}
+
+impl TryFrom<ServeArgs> for ServeOptions {
+    type Error = anyhow::Error;
+
+    fn try_from(args: ServeArgs) -> anyhow::Result<Self> {
         let mut dns = DnsOptions::default();
         if let Some(n) = args.udp_sockets {
             dns.udp_sockets = n;
@@ -112,7 +126,7 @@ impl From<ServeArgs> for ServeOptions {
         } else {
             args.ns_names.clone()
         };
-        Self {
+        Ok(Self {
             dns_addr: args.dns_addr,
             api_addr: Some(args.api_addr),
             api_token: args.api_token.filter(|t| !t.is_empty()),
@@ -122,11 +136,16 @@ impl From<ServeArgs> for ServeOptions {
                 .filter_map(|n| Name::from_ascii(n).ok().map(|n| normalize_name(&n)))
                 .collect(),
             endpoint_zones: EndpointZones::new(&args.lb_suffix, &args.db_suffix),
+            vpcs: args
+                .vpcs
+                .iter()
+                .map(|v| parse_vpc_arg(v))
+                .collect::<anyhow::Result<_>>()?,
             data_dir: args.data.data_dir,
             cache_bytes: args.data.cache_mb << 20,
             zones_dir: Some(args.zones_dir),
             dns,
-        }
+        })
     }
 }
 
@@ -185,6 +204,13 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         options.cache_bytes,
         options.endpoint_zones.clone(),
     )?);
+    for vpc in &options.vpcs {
+        if service.vpcs().await.contains(vpc) {
+            continue;
+        }
+        service.put_vpc(vpc.clone()).await?;
+        info!(vpc.id = %vpc.id, "VPC defined from the command line");
+    }
     if let Some(dir) = &options.zones_dir {
         import_zones_dir(&service, dir).await;
     }
@@ -252,7 +278,7 @@ async fn start_api(
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let running = start(args.into()).await?;
+    let running = start(ServeOptions::try_from(args)?).await?;
     wait_for_signal().await?;
     info!("signal received; shutting down");
     running.shutdown().await

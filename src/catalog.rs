@@ -11,12 +11,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::model::{AliasTarget, Endpoint, EndpointZones, HostedZone, ResourceRecordSet};
+use crate::model::{AliasTarget, Endpoint, EndpointZones, HostedZone, ResourceRecordSet, Vpc};
 
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
 const MAX_CNAME_CHAIN: usize = 16;
@@ -301,39 +302,117 @@ impl Endpoints {
     }
 }
 
-/// Every served zone, keyed by apex name, and the endpoint registry.
+/// The private zones of one name, each with the VPCs (indexes into `Catalog::vpcs`) that see it.
+type PrivateZones = Vec<(Arc<ZoneIndex>, Vec<usize>)>;
+
+/// Which VPCs a client is in: what it may see of the private zones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View(Vec<usize>);
+
+impl View {
+    /// Outside every VPC: public zones only.
+    pub fn public() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn sees(&self, vpcs: &[usize]) -> bool {
+        vpcs.iter().any(|v| self.0.contains(v))
+    }
+}
+
+/// Every served zone (public by apex name; private by apex name with their VPCs), the VPCs,
+/// and the endpoint registry.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     zones: HashMap<Name, Arc<ZoneIndex>>,
+    private: HashMap<Name, PrivateZones>,
+    vpcs: Arc<Vec<Vpc>>,
     endpoints: Arc<Endpoints>,
 }
 
 impl Catalog {
-    pub fn new(zones: impl IntoIterator<Item = Arc<ZoneIndex>>, endpoints: Arc<Endpoints>) -> Self {
+    /// `zones` holds public and private zones alike; a private zone is seen from the VPCs
+    /// it is associated with (by id, among `vpcs`).
+    pub fn new(
+        zones: impl IntoIterator<Item = Arc<ZoneIndex>>,
+        vpcs: Arc<Vec<Vpc>>,
+        endpoints: Arc<Endpoints>,
+    ) -> Self {
+        let mut public = HashMap::new();
+        let mut private: HashMap<Name, PrivateZones> = HashMap::new();
+        for zone in zones {
+            if zone.zone.private {
+                let seen_from: Vec<usize> = zone
+                    .zone
+                    .vpcs
+                    .iter()
+                    .filter_map(|a| vpcs.iter().position(|v| v.id == a.vpc_id))
+                    .collect();
+                private
+                    .entry(zone.apex().clone())
+                    .or_default()
+                    .push((zone, seen_from));
+            } else {
+                public.insert(zone.apex().clone(), zone);
+            }
+        }
         Self {
-            zones: zones.into_iter().map(|z| (z.apex().clone(), z)).collect(),
+            zones: public,
+            private,
+            vpcs,
             endpoints,
         }
     }
 
     pub fn zones(&self) -> impl Iterator<Item = &Arc<ZoneIndex>> {
-        self.zones.values()
+        self.zones
+            .values()
+            .chain(self.private.values().flatten().map(|(z, _)| z))
     }
 
-    /// The most specific zone containing `name`.
-    pub fn find_zone(&self, name: &Name) -> Option<&ZoneIndex> {
-        (0..=label_count(name))
-            .rev()
-            .find_map(|labels| self.zones.get(&name.trim_to(labels)))
-            .map(Arc::as_ref)
+    /// The VPCs `client` is in.
+    pub fn view(&self, client: IpAddr) -> View {
+        View(
+            self.vpcs
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.contains(client))
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// Whether `client` is in any VPC.
+    pub fn in_any_vpc(&self, client: IpAddr) -> bool {
+        self.vpcs.iter().any(|v| v.contains(client))
+    }
+
+    /// The most specific zone containing `name` that `view` sees. At one name a private zone
+    /// the view sees shadows a public one (Route 53's rule for private hosted zones).
+    pub fn find_zone(&self, name: &Name, view: &View) -> Option<&ZoneIndex> {
+        (0..=label_count(name)).rev().find_map(|labels| {
+            let ancestor = name.trim_to(labels);
+            if !view.is_public() {
+                if let Some(list) = self.private.get(&ancestor) {
+                    if let Some((zone, _)) = list.iter().find(|(_, vpcs)| view.sees(vpcs)) {
+                        return Some(zone.as_ref());
+                    }
+                }
+            }
+            self.zones.get(&ancestor).map(Arc::as_ref)
+        })
     }
 
     /// The zone that answers `qtype` at `name`: a DS query for a zone apex belongs to the
     /// parent zone when r53 serves that too (RFC 4035 §3.1.4.1).
-    fn zone_for_query(&self, name: &Name, qtype: RecordType) -> Option<&ZoneIndex> {
-        let zone = self.find_zone(name)?;
+    fn zone_for_query(&self, name: &Name, qtype: RecordType, view: &View) -> Option<&ZoneIndex> {
+        let zone = self.find_zone(name, view)?;
         if qtype == RecordType::DS && zone.apex() == name && !name.is_root() {
-            if let Some(parent) = self.find_zone(&name.base_name()) {
+            if let Some(parent) = self.find_zone(&name.base_name(), view) {
                 return Some(parent);
             }
         }
@@ -341,8 +420,8 @@ impl Catalog {
     }
 
     /// Answers a query for `qname`/`qtype` (class IN).
-    pub fn answer<'a>(&'a self, qname: &'a Name, qtype: RecordType) -> Answer<'a> {
-        let hosted = self.zone_for_query(qname, qtype);
+    pub fn answer<'a>(&'a self, qname: &'a Name, qtype: RecordType, view: &View) -> Answer<'a> {
+        let hosted = self.zone_for_query(qname, qtype, view);
         if let Some(endpoint_zone) = self.endpoints.zone_of(qname) {
             // The more specific of an endpoint zone and a hosted zone answers.
             if hosted.is_none_or(|z| label_count(z.apex()) <= label_count(&endpoint_zone.0)) {
@@ -399,7 +478,7 @@ impl Catalog {
                     if visited.len() >= MAX_CNAME_CHAIN || visited.contains(&target) {
                         return answer;
                     }
-                    match self.find_zone(&target) {
+                    match self.find_zone(&target, view) {
                         Some(next) => zone = next,
                         None => return answer,
                     }
@@ -580,6 +659,7 @@ mod tests {
                 ))
             }),
             Arc::default(),
+            Arc::default(),
         )
     }
 
@@ -605,7 +685,7 @@ mod tests {
     }
 
     fn ask<'a>(c: &'a Catalog, name: &'a Name, qtype: RecordType) -> Answer<'a> {
-        c.answer(name, qtype)
+        c.answer(name, qtype, &View::public())
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// Name servers given to new hosted zones (repeatable; default: this host's name).
     #[arg(long = "ns-name", env = "R53_NS_NAMES", value_delimiter = ',')]
     pub ns_names: Vec<String>,
+    /// A VPC to define (or redefine) at start: `ID=CIDR,CIDR…` (repeatable).
+    #[arg(long = "vpc", env = "R53_VPCS", value_delimiter = ';')]
+    pub vpcs: Vec<String>,
     /// Zone under which load balancers registered as endpoints answer.
     #[arg(long, env = "R53_LB_SUFFIX", default_value = "elb.r53.internal.")]
     pub lb_suffix: hickory_proto::rr::Name,

@@ -22,7 +22,7 @@ use hickory_proto::rr::{RData, RecordType};
 
 use crate::model::{
     normalize_name, plan, ChangeBatch, ChangeInfo, Endpoint, EndpointZones, HostedZone,
-    HostedZoneId, ResourceRecordSet, RrKey,
+    HostedZoneId, ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
 use crate::store::{Batch, Store, StoreError, Write};
 
@@ -42,6 +42,18 @@ pub enum ServiceError {
     NoSuchEndpoint(String),
     #[error("{0}")]
     InvalidEndpoint(String),
+    #[error("The VPC ID '{0}' is not valid, or no VPC with that ID is defined in r53.")]
+    InvalidVpcId(String),
+    #[error("The VPC {0} is associated with hosted zones; disassociate them first.")]
+    VpcInUse(String),
+    #[error("A public hosted zone cannot be associated with a VPC.")]
+    PublicZoneVpcAssociation,
+    #[error("The specified VPC and hosted zone are not currently associated.")]
+    VpcAssociationNotFound,
+    #[error("The VPC that you're trying to disassociate from the private hosted zone is the last VPC that is associated with the hosted zone. Amazon Route 53 doesn't support disassociating the last VPC from a hosted zone.")]
+    LastVpcAssociation,
+    #[error("The hosted zone is already associated with the VPC {0}.")]
+    ConflictingVpcAssociation(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -56,6 +68,8 @@ pub struct NewHostedZone {
     pub comment: Option<String>,
     /// The zone's name servers, first one in the SOA.
     pub name_servers: Vec<Name>,
+    /// For a private zone, the VPC it is first associated with.
+    pub vpc: Option<VpcAssociation>,
 }
 
 /// A zone's SOA and NS as Route 53 creates them: NS TTL 172800; SOA TTL 900 with refresh
@@ -97,16 +111,18 @@ struct State {
     endpoints: BTreeMap<Name, Endpoint>,
     /// The registry as the catalog carries it, rebuilt when an endpoint changes.
     endpoint_snapshot: Arc<Endpoints>,
+    vpcs: BTreeMap<String, Vpc>,
+    vpc_snapshot: Arc<Vec<Vpc>>,
     /// Count of changes applied to the store (durable or not): a change's sequence number.
     applied: u64,
 }
 
 impl State {
-    /// The catalog serves one zone per name: of several hosted zones with one name (Route 53
-    /// allows that), the oldest answers.
+    /// The catalog serves one public zone per name: of several public hosted zones with one
+    /// name (Route 53 allows that), the oldest answers.
     fn catalog(&self) -> Catalog {
         let mut chosen: HashMap<&Name, &ZoneState> = HashMap::new();
-        for z in self.zones.values() {
+        for z in self.zones.values().filter(|z| !z.zone.private) {
             chosen
                 .entry(&z.zone.name)
                 .and_modify(|c| {
@@ -116,12 +132,27 @@ impl State {
                 })
                 .or_insert(z);
         }
+        // Private zones: all of them (one name may have several, for different VPCs), oldest
+        // first so that it answers where two are seen from one VPC.
+        let mut private: Vec<&ZoneState> = self.zones.values().filter(|z| z.zone.private).collect();
+        private
+            .sort_by(|a, b| (a.zone.created_at, &a.zone.id).cmp(&(b.zone.created_at, &b.zone.id)));
         Catalog::new(
             chosen
                 .values()
+                .copied()
+                .chain(private)
                 .filter_map(|z| self.indexes.get(&z.zone.id).cloned()),
+            self.vpc_snapshot.clone(),
             self.endpoint_snapshot.clone(),
         )
+    }
+
+    /// Records a change to the VPCs as applied and returns its sequence number.
+    fn stage_vpcs(&mut self) -> u64 {
+        self.vpc_snapshot = Arc::new(self.vpcs.values().cloned().collect());
+        self.applied += 1;
+        self.applied
     }
 
     /// Records a change to the endpoint registry as applied and returns its sequence number.
@@ -191,9 +222,16 @@ impl Service {
             .into_iter()
             .map(|e| (e.dns_name.clone(), e))
             .collect();
+        let vpcs: BTreeMap<String, Vpc> = store
+            .load_vpcs()?
+            .into_iter()
+            .map(|v| (v.id.clone(), v))
+            .collect();
         let mut state = State {
             zones: BTreeMap::new(),
             indexes: HashMap::new(),
+            vpc_snapshot: Arc::new(vpcs.values().cloned().collect()),
+            vpcs,
             endpoint_snapshot: Arc::new(Endpoints::new(
                 endpoint_zones.clone(),
                 endpoints.values().cloned(),
@@ -312,7 +350,14 @@ impl Service {
             }
             return Err(ServiceError::HostedZoneAlreadyExists);
         }
-        let zone = HostedZone::new(&name, request.caller_reference, request.comment);
+        let mut zone = HostedZone::new(&name, request.caller_reference, request.comment);
+        if let Some(vpc) = request.vpc {
+            if !state.vpcs.contains_key(&vpc.vpc_id) {
+                return Err(ServiceError::InvalidVpcId(vpc.vpc_id));
+            }
+            zone.private = true;
+            zone.vpcs.push(vpc);
+        }
         let rrsets = default_apex_records(&name, &request.name_servers);
         let change = ChangeInfo {
             id: format!("C{}", zone.id.as_str().trim_start_matches('Z')),
@@ -483,6 +528,101 @@ impl Service {
         removed
             .map(|z| (z, seq))
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
+    }
+
+    /// Every VPC.
+    pub async fn vpcs(&self) -> Vec<Vpc> {
+        self.state.lock().await.vpcs.values().cloned().collect()
+    }
+
+    /// Creates or replaces a VPC; clients in its CIDRs see its private zones from the next query.
+    pub async fn put_vpc(&self, vpc: Vpc) -> Result<Vpc, ServiceError> {
+        let mut state = self.state.lock().await;
+        self.apply(Batch(vec![Write::PutVpc(vpc.clone())])).await?;
+        state.vpcs.insert(vpc.id.clone(), vpc.clone());
+        let seq = state.stage_vpcs();
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok(vpc)
+    }
+
+    /// Deletes a VPC, refused while a hosted zone is associated with it.
+    pub async fn delete_vpc(&self, id: &str) -> Result<Vpc, ServiceError> {
+        let mut state = self.state.lock().await;
+        if !state.vpcs.contains_key(id) {
+            return Err(ServiceError::InvalidVpcId(id.to_owned()));
+        }
+        if state
+            .zones
+            .values()
+            .any(|z| z.zone.vpcs.iter().any(|a| a.vpc_id == id))
+        {
+            return Err(ServiceError::VpcInUse(id.to_owned()));
+        }
+        self.apply(Batch(vec![Write::DeleteVpc(id.to_owned())]))
+            .await?;
+        let removed = state.vpcs.remove(id);
+        let seq = state.stage_vpcs();
+        drop(state);
+        self.wait_durable(seq).await?;
+        removed.ok_or_else(|| ServiceError::InvalidVpcId(id.to_owned()))
+    }
+
+    /// AssociateVPCWithHostedZone / DisassociateVPCFromHostedZone.
+    pub async fn set_vpc_association(
+        &self,
+        id: &HostedZoneId,
+        vpc: VpcAssociation,
+        associate: bool,
+    ) -> Result<ChangeInfo, ServiceError> {
+        let mut state = self.state.lock().await;
+        if associate && !state.vpcs.contains_key(&vpc.vpc_id) {
+            return Err(ServiceError::InvalidVpcId(vpc.vpc_id));
+        }
+        let current = state
+            .zones
+            .get(id)
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
+        if !current.zone.private {
+            return Err(ServiceError::PublicZoneVpcAssociation);
+        }
+        let mut zone = current.zone.clone();
+        let position = zone.vpcs.iter().position(|a| a.vpc_id == vpc.vpc_id);
+        match (associate, position) {
+            (true, Some(_)) => return Err(ServiceError::ConflictingVpcAssociation(vpc.vpc_id)),
+            (true, None) => zone.vpcs.push(vpc),
+            (false, None) => return Err(ServiceError::VpcAssociationNotFound),
+            (false, Some(_)) if zone.vpcs.len() == 1 => {
+                return Err(ServiceError::LastVpcAssociation)
+            }
+            (false, Some(i)) => {
+                zone.vpcs.remove(i);
+            }
+        }
+        let change = ChangeInfo::new(None);
+        self.apply(Batch(vec![
+            Write::PutZone(zone.clone()),
+            Write::PutChange(change.clone()),
+        ]))
+        .await?;
+        if let Some(z) = state.zones.get_mut(id) {
+            z.zone = zone;
+        }
+        let seq = state.stage(id);
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok(change)
+    }
+
+    /// The private zones associated with a VPC (ListHostedZonesByVPC).
+    pub async fn zones_by_vpc(&self, vpc_id: &str) -> Vec<HostedZone> {
+        let state = self.state.lock().await;
+        state
+            .zones
+            .values()
+            .filter(|z| z.zone.vpcs.iter().any(|a| a.vpc_id == vpc_id))
+            .map(|z| z.zone.clone())
+            .collect()
     }
 
     /// The endpoint zones (suffixes) this service registers endpoints under.

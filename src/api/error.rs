@@ -37,6 +37,13 @@ pub enum ApiError {
     UnknownOperation(String),
     #[error("The method is not allowed on this resource: {0}")]
     MethodNotAllowed(String),
+    /// Other Route 53 errors: a code and a message, by status.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    #[error("{1}")]
+    NotFound(&'static str, String),
+    #[error("{1}")]
+    Conflict(&'static str, String),
     #[error("internal error")]
     Internal(String),
 }
@@ -57,6 +64,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
+            ApiError::NotFound(code, _) => (StatusCode::NOT_FOUND, code),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
         }
     }
@@ -78,6 +88,22 @@ impl From<ServiceError> for ApiError {
             ServiceError::HostedZoneNotEmpty => ApiError::HostedZoneNotEmpty,
             ServiceError::NoSuchEndpoint(name) => ApiError::NoSuchEndpoint(name),
             ServiceError::InvalidEndpoint(message) => ApiError::InvalidInput(message),
+            e @ ServiceError::InvalidVpcId(_) => ApiError::InvalidVpcId(e.to_string()),
+            e @ ServiceError::VpcInUse(_) => {
+                ApiError::Conflict("VPCAssociationExists", e.to_string())
+            }
+            e @ ServiceError::PublicZoneVpcAssociation => {
+                ApiError::BadRequest("PublicZoneVPCAssociation", e.to_string())
+            }
+            e @ ServiceError::VpcAssociationNotFound => {
+                ApiError::NotFound("VPCAssociationNotFound", e.to_string())
+            }
+            e @ ServiceError::LastVpcAssociation => {
+                ApiError::BadRequest("LastVPCAssociation", e.to_string())
+            }
+            e @ ServiceError::ConflictingVpcAssociation(_) => {
+                ApiError::Conflict("ConflictingDomainExists", e.to_string())
+            }
             other @ (ServiceError::Store(_) | ServiceError::Internal(_)) => {
                 ApiError::Internal(other.to_string())
             }

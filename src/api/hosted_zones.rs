@@ -3,14 +3,17 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{reply, JsonBody, Params, PathId};
-use super::types::{ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto};
+use super::types::{
+    ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto, VpcAssociationRequest,
+    VpcDto,
+};
 use super::ApiState;
 use crate::model::{normalize_name, HostedZoneId};
 use crate::service::{NewHostedZone, ZoneState};
@@ -20,6 +23,12 @@ pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/2013-04-01/hostedzone", get(list).post(create))
         .route("/2013-04-01/hostedzone/{id}", get(fetch).delete(remove))
+        .route("/2013-04-01/hostedzone/{id}/associatevpc", post(associate))
+        .route(
+            "/2013-04-01/hostedzone/{id}/disassociatevpc",
+            post(disassociate),
+        )
+        .route("/2013-04-01/hostedzonesbyvpc", get(by_vpc))
 }
 
 pub fn zone_id(raw: &str) -> Result<HostedZoneId, ApiError> {
@@ -50,7 +59,10 @@ fn delegation_set(zone: &ZoneState) -> DelegationSetDto {
 struct CreateHostedZoneResponse {
     hosted_zone: HostedZoneDto,
     change_info: ChangeInfoDto,
-    delegation_set: DelegationSetDto,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delegation_set: Option<DelegationSetDto>,
+    #[serde(rename = "VPC", skip_serializing_if = "Option::is_none")]
+    vpc: Option<VpcDto>,
 }
 
 async fn create(
@@ -58,11 +70,15 @@ async fn create(
     JsonBody(request): JsonBody<CreateHostedZoneRequest>,
 ) -> Result<Response, ApiError> {
     let config = request.hosted_zone_config.unwrap_or_default();
-    if config.private_zone || request.vpc.is_some() {
-        return Err(ApiError::InvalidVpcId(
-            "Private hosted zones (PrivateZone and VPC) are not supported by this r53 yet".into(),
-        ));
-    }
+    let vpc = match request.vpc {
+        Some(vpc) => Some(vpc.into_model()?),
+        None if config.private_zone => {
+            return Err(ApiError::InvalidInput(
+                "When you're creating a private hosted zone (when you specify true for PrivateZone), you must also specify values for VPCId and VPCRegion.".into(),
+            ))
+        }
+        None => None,
+    };
     if request.delegation_set_id.is_some() {
         return Err(ApiError::InvalidInput(
             "Reusable delegation sets (DelegationSetId) are not supported by this r53".into(),
@@ -94,12 +110,16 @@ async fn create(
             caller_reference: request.caller_reference,
             comment: config.comment,
             name_servers: state.name_servers.as_ref().clone(),
+            vpc,
         })
         .await?;
+    // Route 53 gives a private zone no delegation set and echoes its VPC instead.
+    let private = zone.zone.private;
     let body = CreateHostedZoneResponse {
         hosted_zone: HostedZoneDto::new(&zone.zone, zone.rrsets.len()),
         change_info: ChangeInfoDto::from(&change),
-        delegation_set: delegation_set(&zone),
+        delegation_set: (!private).then(|| delegation_set(&zone)),
+        vpc: zone.zone.vpcs.first().map(VpcDto::from_model),
     };
     let location = format!("/2013-04-01/hostedzone/{}", zone.zone.id);
     let mut response = reply(StatusCode::CREATED, &body);
@@ -113,7 +133,10 @@ async fn create(
 #[serde(rename_all = "PascalCase")]
 struct GetHostedZoneResponse {
     hosted_zone: HostedZoneDto,
-    delegation_set: DelegationSetDto,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delegation_set: Option<DelegationSetDto>,
+    #[serde(rename = "VPCs", skip_serializing_if = "Option::is_none")]
+    vpcs: Option<Vec<VpcDto>>,
 }
 
 async fn fetch(State(state): State<ApiState>, PathId(id): PathId) -> Result<Response, ApiError> {
@@ -127,7 +150,11 @@ async fn fetch(State(state): State<ApiState>, PathId(id): PathId) -> Result<Resp
         StatusCode::OK,
         &GetHostedZoneResponse {
             hosted_zone: HostedZoneDto::new(&zone.zone, zone.rrsets.len()),
-            delegation_set: delegation_set(&zone),
+            delegation_set: (!zone.zone.private).then(|| delegation_set(&zone)),
+            vpcs: zone
+                .zone
+                .private
+                .then(|| zone.zone.vpcs.iter().map(VpcDto::from_model).collect()),
         },
     ))
 }
@@ -220,4 +247,128 @@ async fn remove(
             change_info: ChangeInfoDto::from(&change),
         },
     ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ChangeInfoResponse {
+    change_info: ChangeInfoDto,
+}
+
+async fn associate(
+    State(state): State<ApiState>,
+    PathId(id): PathId,
+    JsonBody(request): JsonBody<VpcAssociationRequest>,
+) -> Result<Response, ApiError> {
+    set_association(state, &id, request, true).await
+}
+
+async fn disassociate(
+    State(state): State<ApiState>,
+    PathId(id): PathId,
+    JsonBody(request): JsonBody<VpcAssociationRequest>,
+) -> Result<Response, ApiError> {
+    set_association(state, &id, request, false).await
+}
+
+async fn set_association(
+    state: ApiState,
+    id: &str,
+    request: VpcAssociationRequest,
+    associate: bool,
+) -> Result<Response, ApiError> {
+    let id = zone_id(id)?;
+    let vpc = request.vpc.into_model()?;
+    let mut change = state
+        .service
+        .set_vpc_association(&id, vpc, associate)
+        .await?;
+    change.comment = request.comment;
+    Ok(reply(
+        StatusCode::OK,
+        &ChangeInfoResponse {
+            change_info: ChangeInfoDto::from(&change),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct ByVpcParams {
+    vpcid: Option<String>,
+    #[serde(default)]
+    vpcregion: Option<String>,
+    #[serde(default)]
+    maxitems: Option<String>,
+    #[serde(default)]
+    nexttoken: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ZoneSummary {
+    hosted_zone_id: String,
+    name: String,
+    owner: Owner,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Owner {
+    owning_account: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ByVpcResponse {
+    hosted_zone_summaries: Vec<ZoneSummary>,
+    max_items: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+/// ListHostedZonesByVPC: the private zones associated with a VPC, in id order; `nexttoken`
+/// is the id to start from.
+async fn by_vpc(
+    State(state): State<ApiState>,
+    Params(params): Params<ByVpcParams>,
+) -> Result<Response, ApiError> {
+    let vpc_id = params
+        .vpcid
+        .ok_or_else(|| ApiError::InvalidInput("The vpcid parameter is required".into()))?;
+    model_vpc_id(&vpc_id)?;
+    let _ = params.vpcregion;
+    let limit = max_items(params.maxitems.as_deref(), 100)?;
+    let zones = state.service.zones_by_vpc(&vpc_id).await;
+    let mut summaries = Vec::new();
+    let mut next_token = None;
+    for zone in zones.iter().filter(|z| {
+        params
+            .nexttoken
+            .as_deref()
+            .is_none_or(|t| z.id.as_str() >= t)
+    }) {
+        if summaries.len() == limit {
+            next_token = Some(zone.id.to_string());
+            break;
+        }
+        summaries.push(ZoneSummary {
+            hosted_zone_id: zone.id.to_string(),
+            name: zone.name.to_ascii(),
+            owner: Owner {
+                owning_account: "r53",
+            },
+        });
+    }
+    Ok(reply(
+        StatusCode::OK,
+        &ByVpcResponse {
+            hosted_zone_summaries: summaries,
+            max_items: limit.to_string(),
+            next_token,
+        },
+    ))
+}
+
+fn model_vpc_id(id: &str) -> Result<(), ApiError> {
+    crate::model::check_vpc_id(id).map_err(|e| ApiError::InvalidVpcId(e.0))
 }

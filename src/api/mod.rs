@@ -11,6 +11,7 @@ mod extract;
 mod hosted_zones;
 mod rrsets;
 pub mod types;
+mod vpcs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(rrsets::router())
         .merge(changes::router())
         .merge(endpoints::router())
+        .merge(vpcs::router())
         .route("/openapi.yaml", get(openapi))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

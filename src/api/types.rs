@@ -12,6 +12,7 @@ use super::error::ApiError;
 use crate::model::{
     self, parse_name, parse_type, type_name, Action, AliasTarget, Change, ChangeBatch, ChangeInfo,
     Endpoint, EndpointAddress, EndpointKind, EndpointZones, HostedZone, ResourceRecordSet,
+    VpcAssociation,
 };
 use crate::zonefile;
 
@@ -28,9 +29,41 @@ pub struct CreateHostedZoneRequest {
     #[serde(default)]
     pub hosted_zone_config: Option<HostedZoneConfigDto>,
     #[serde(default, rename = "VPC")]
-    pub vpc: Option<serde_json::Value>,
+    pub vpc: Option<VpcDto>,
     #[serde(default)]
     pub delegation_set_id: Option<String>,
+}
+
+/// A VPC as Route 53 names it in a zone association.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct VpcDto {
+    #[serde(rename = "VPCRegion", default = "default_region")]
+    pub region: String,
+    #[serde(rename = "VPCId")]
+    pub vpc_id: String,
+}
+
+/// r53 has no regions; associations keep what the client sent, us-east-1 when it sent none.
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+impl VpcDto {
+    pub fn into_model(self) -> Result<VpcAssociation, ApiError> {
+        model::check_vpc_id(&self.vpc_id).map_err(|e| ApiError::InvalidVpcId(e.0))?;
+        Ok(VpcAssociation {
+            region: self.region,
+            vpc_id: self.vpc_id,
+        })
+    }
+
+    pub fn from_model(a: &VpcAssociation) -> Self {
+        Self {
+            region: a.region.clone(),
+            vpc_id: a.vpc_id.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize, Default, Clone)]
@@ -488,4 +521,38 @@ impl From<&Endpoint> for EndpointDto {
             lease_expires_at: e.lease_expires_at.map(timestamp),
         }
     }
+}
+
+// ---- VPCs (r53's own API) ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PutVpcRequest {
+    pub cidrs: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VpcInfoDto {
+    #[serde(rename = "VPCId")]
+    pub vpc_id: String,
+    #[serde(rename = "Cidrs")]
+    pub cidrs: Vec<String>,
+}
+
+impl From<&model::Vpc> for VpcInfoDto {
+    fn from(v: &model::Vpc) -> Self {
+        Self {
+            vpc_id: v.id.clone(),
+            cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcAssociationRequest {
+    #[serde(rename = "VPC")]
+    pub vpc: VpcDto,
+    #[serde(rename = "Comment", default)]
+    pub comment: Option<String>,
 }

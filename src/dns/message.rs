@@ -6,6 +6,7 @@
 //! IO; the socket loops in `server` call [`respond`]. What is answered where Knot DNS and r53
 //! could differ is pinned by `tests/it/knot_diff.rs`.
 
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
@@ -30,7 +31,13 @@ pub enum Transport {
 
 /// Answers one request. `None` means drop it silently: shorter than a header, or itself a
 /// response (answering responses would make r53 a reflector).
-pub fn respond(catalog: &Catalog, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
+/// `client` is the source address: it decides which private zones the answer may come from.
+pub fn respond(
+    catalog: &Catalog,
+    request: &[u8],
+    transport: Transport,
+    client: IpAddr,
+) -> Option<Vec<u8>> {
     if request.len() < HEADER_LEN {
         return None;
     }
@@ -42,12 +49,17 @@ pub fn respond(catalog: &Catalog, request: &[u8], transport: Transport) -> Optio
     // us (a panic would end that loop's task and with it the socket). The catalog is an
     // immutable snapshot, so nothing is left half-changed by an unwind.
     let answered = catch_unwind(AssertUnwindSafe(|| {
-        parse_and_answer(catalog, request, transport)
+        parse_and_answer(catalog, request, transport, client)
     }));
     Some(answered.unwrap_or_else(|_| error_from_raw(request, ResponseCode::ServFail)))
 }
 
-fn parse_and_answer(catalog: &Catalog, request: &[u8], transport: Transport) -> Vec<u8> {
+fn parse_and_answer(
+    catalog: &Catalog,
+    request: &[u8],
+    transport: Transport,
+    client: IpAddr,
+) -> Vec<u8> {
     let id = u16::from_be_bytes([request[0], request[1]]);
     let mut decoder = BinDecoder::new(request);
     let message = match Message::read(&mut decoder) {
@@ -56,7 +68,7 @@ fn parse_and_answer(catalog: &Catalog, request: &[u8], transport: Transport) -> 
         Ok(m) if decoder.is_empty() => m,
         _ => return error_from_raw(request, ResponseCode::FormErr),
     };
-    respond_to(catalog, &message, id, transport)
+    respond_to(catalog, &message, id, transport, client)
 }
 
 /// An error for a message that could not be read whole: the ID, opcode and RD echoed (RFC
@@ -86,7 +98,13 @@ fn error_from_raw(request: &[u8], rcode: ResponseCode) -> Vec<u8> {
     out
 }
 
-fn respond_to(catalog: &Catalog, request: &Message, id: u16, transport: Transport) -> Vec<u8> {
+fn respond_to(
+    catalog: &Catalog,
+    request: &Message,
+    id: u16,
+    transport: Transport,
+    client: IpAddr,
+) -> Vec<u8> {
     let mut response = Response::new(request, id);
     if request.metadata.op_code != OpCode::Query {
         return response.error(ResponseCode::NotImp);
@@ -124,7 +142,8 @@ fn respond_to(catalog: &Catalog, request: &Message, id: u16, transport: Transpor
         // r53 serves class IN only.
         _ => return response.error(ResponseCode::Refused),
     }
-    let answer = catalog.answer(query.name(), qtype);
+    let view = catalog.view(client);
+    let answer = catalog.answer(query.name(), qtype, &view);
     let limit = match transport {
         Transport::Tcp => u16::MAX,
         Transport::Udp => match &request.edns {
@@ -297,11 +316,13 @@ fn emit_record(
 mod tests {
     use super::*;
 
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
     fn short_datagrams_are_dropped() {
         let catalog = Catalog::default();
         for len in 0..HEADER_LEN {
-            assert!(respond(&catalog, &vec![0u8; len], Transport::Udp).is_none());
+            assert!(respond(&catalog, &vec![0u8; len], Transport::Udp, LOOPBACK).is_none());
         }
     }
 
@@ -310,7 +331,7 @@ mod tests {
         let catalog = Catalog::default();
         let mut m = [0u8; 12];
         m[2] = 0x80;
-        assert!(respond(&catalog, &m, Transport::Udp).is_none());
+        assert!(respond(&catalog, &m, Transport::Udp, LOOPBACK).is_none());
     }
 
     /// A query for www.example.com A with `extra` bytes after it, as counted in the header.
@@ -326,7 +347,7 @@ mod tests {
         let catalog = Catalog::default();
         let opt = [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0];
         let two_opts = www_query(2, &[opt, opt].concat());
-        let out = respond(&catalog, &two_opts, Transport::Udp).unwrap();
+        let out = respond(&catalog, &two_opts, Transport::Udp, LOOPBACK).unwrap();
         let m = Message::from_vec(&out).unwrap();
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
         assert_eq!(m.queries.len(), 1);
@@ -337,9 +358,15 @@ mod tests {
     #[test]
     fn bytes_after_the_last_record_are_formerr() {
         let catalog = Catalog::default();
-        let out = respond(&catalog, &www_query(0, &[0xde, 0xad]), Transport::Tcp).unwrap();
+        let out = respond(
+            &catalog,
+            &www_query(0, &[0xde, 0xad]),
+            Transport::Tcp,
+            LOOPBACK,
+        )
+        .unwrap();
         assert_eq!(out[3] & 0x0f, 1);
-        let clean = respond(&catalog, &www_query(0, &[]), Transport::Tcp).unwrap();
+        let clean = respond(&catalog, &www_query(0, &[]), Transport::Tcp, LOOPBACK).unwrap();
         assert_eq!(
             clean[3] & 0x0f,
             ResponseCode::Refused.low(),
@@ -353,7 +380,7 @@ mod tests {
         let mut q = www_query(0, &[]);
         let at = q.len() - 3;
         q[at] = 0;
-        let out = respond(&catalog, &q, Transport::Udp).unwrap();
+        let out = respond(&catalog, &q, Transport::Udp, LOOPBACK).unwrap();
         assert_eq!(out[3] & 0x0f, ResponseCode::NotImp.low());
     }
 
@@ -362,7 +389,7 @@ mod tests {
         let catalog = Catalog::default();
         let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         m.extend_from_slice(&[63, b'a']);
-        let out = respond(&catalog, &m, Transport::Udp).unwrap();
+        let out = respond(&catalog, &m, Transport::Udp, LOOPBACK).unwrap();
         assert_eq!(&out[0..2], &[0x12, 0x34]);
         assert_eq!(out[3] & 0x0f, 1);
         assert_eq!(out[2] & 0x80, 0x80);

@@ -142,7 +142,7 @@ async fn serve_udp(socket: UdpSocket, catalog: SharedCatalog, shutdown: Cancella
         }
         let response = {
             let snapshot = catalog.load();
-            respond(&snapshot, &buf[..len], Transport::Udp)
+            respond(&snapshot, &buf[..len], Transport::Udp, peer.ip())
         };
         if let Some(response) = response {
             if let Err(error) = socket.send_to(&response, peer).await {
@@ -204,6 +204,7 @@ async fn serve_connection(
     options: &DnsOptions,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    let peer = stream.peer_addr()?.ip();
     let mut buf = Vec::with_capacity(512);
     loop {
         let mut len = [0u8; 2];
@@ -228,7 +229,7 @@ async fn serve_connection(
         }
         let response = {
             let snapshot = catalog.load();
-            respond(&snapshot, &buf, Transport::Tcp)
+            respond(&snapshot, &buf, Transport::Tcp, peer)
         };
         let Some(response) = response else {
             // Not a query we answer (too short, or a response): the stream can't be trusted.

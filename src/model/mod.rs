@@ -8,6 +8,7 @@ mod change;
 mod endpoint;
 mod record_set;
 mod value;
+mod vpc;
 mod zone;
 
 pub use change::{plan, Action, Change, ChangeBatch, ChangeInfo, Plan, ALL_TYPES};
@@ -16,4 +17,5 @@ pub use record_set::{
     normalize_name, parse_type, type_name, AliasTarget, ResourceRecordSet, RrKey, SPF,
 };
 pub use value::{parse_name, parse_value, InvalidInput};
+pub use vpc::{check_vpc_id, Vpc, VpcAssociation};
 pub use zone::{HostedZone, HostedZoneId, SchemaError};

@@ -67,6 +67,8 @@ pub struct HostedZone {
     pub caller_reference: String,
     pub comment: Option<String>,
     pub private: bool,
+    /// For a private zone, the VPCs whose clients see it (at least one).
+    pub vpcs: Vec<super::VpcAssociation>,
     pub created_at: SystemTime,
 }
 
@@ -78,6 +80,7 @@ impl HostedZone {
             caller_reference: caller_reference.into(),
             comment,
             private: false,
+            vpcs: Vec::new(),
             created_at: SystemTime::now(),
         }
     }

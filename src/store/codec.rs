@@ -14,10 +14,13 @@ use hickory_proto::serialize::binary::{
 use super::StoreError;
 use crate::model::{
     AliasTarget, ChangeInfo, Endpoint, EndpointAddress, EndpointKind, HostedZone, HostedZoneId,
-    ResourceRecordSet, RrKey,
+    ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
 
 const ZONE_V1: u8 = 1;
+/// With the private zone's VPC associations.
+const ZONE_V2: u8 = 2;
+const VPC_V1: u8 = 1;
 const RRSET_V1: u8 = 1;
 /// Owner in wire form, and the Alias target.
 const RRSET_V2: u8 = 2;
@@ -98,7 +101,7 @@ impl<'a> Reader<'a> {
 }
 
 pub fn encode_zone(zone: &HostedZone) -> Vec<u8> {
-    let mut w = Writer(vec![ZONE_V1]);
+    let mut w = Writer(vec![ZONE_V2]);
     w.str(zone.id.as_str());
     w.str(&zone.name.to_ascii());
     w.str(&zone.caller_reference);
@@ -111,12 +114,18 @@ pub fn encode_zone(zone: &HostedZone) -> Vec<u8> {
     }
     w.0.push(u8::from(zone.private));
     put_time(&mut w.0, zone.created_at);
+    w.0.extend_from_slice(&(zone.vpcs.len() as u32).to_be_bytes());
+    for vpc in &zone.vpcs {
+        w.str(&vpc.region);
+        w.str(&vpc.vpc_id);
+    }
     w.0
 }
 
 pub fn decode_zone(value: &[u8]) -> Result<HostedZone, StoreError> {
     let mut r = Reader(value);
-    if r.u8()? != ZONE_V1 {
+    let format = r.u8()?;
+    if format != ZONE_V1 && format != ZONE_V2 {
         return Err(corrupt("unknown hosted zone format"));
     }
     let id = HostedZoneId::parse(r.str()?).map_err(corrupt)?;
@@ -128,12 +137,22 @@ pub fn decode_zone(value: &[u8]) -> Result<HostedZone, StoreError> {
     };
     let private = r.u8()? != 0;
     let created_at = read_time(&mut r)?;
+    let mut vpcs = Vec::new();
+    if format == ZONE_V2 {
+        for _ in 0..r.u32()? {
+            vpcs.push(VpcAssociation {
+                region: r.str()?.to_owned(),
+                vpc_id: r.str()?.to_owned(),
+            });
+        }
+    }
     Ok(HostedZone {
         id,
         name,
         caller_reference,
         comment,
         private,
+        vpcs,
         created_at,
     })
 }
@@ -273,6 +292,29 @@ pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
     })
 }
 
+pub fn encode_vpc(vpc: &Vpc) -> Vec<u8> {
+    let mut w = Writer(vec![VPC_V1]);
+    w.str(&vpc.id);
+    w.0.extend_from_slice(&(vpc.cidrs.len() as u32).to_be_bytes());
+    for net in &vpc.cidrs {
+        w.str(&net.to_string());
+    }
+    w.0
+}
+
+pub fn decode_vpc(value: &[u8]) -> Result<Vpc, StoreError> {
+    let mut r = Reader(value);
+    if r.u8()? != VPC_V1 {
+        return Err(corrupt("unknown VPC format"));
+    }
+    let id = r.str()?.to_owned();
+    let mut cidrs = Vec::new();
+    for _ in 0..r.u32()? {
+        cidrs.push(r.str()?.parse().map_err(corrupt)?);
+    }
+    Ok(Vpc { id, cidrs })
+}
+
 pub fn endpoint_key(name: &Name) -> Vec<u8> {
     name.to_lowercase().to_ascii().into_bytes()
 }
@@ -349,6 +391,13 @@ mod tests {
         assert_eq!(decode_zone(&encode_zone(&zone)).unwrap(), zone);
         zone.comment = None;
         assert_eq!(decode_zone(&encode_zone(&zone)).unwrap(), zone);
+        zone.vpcs = vec![VpcAssociation {
+            region: "us-east-1".into(),
+            vpc_id: "vpc-1".into(),
+        }];
+        assert_eq!(decode_zone(&encode_zone(&zone)).unwrap(), zone);
+        let vpc = Vpc::new("vpc-1", &["10.0.0.0/8".into(), "fd00::/64".into()]).unwrap();
+        assert_eq!(decode_vpc(&encode_vpc(&vpc)).unwrap(), vpc);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use sled_store::SledStore;
 
 use hickory_proto::rr::Name;
 
-use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, RrKey};
+use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, RrKey, Vpc};
 
 /// The on-disk layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -43,6 +43,8 @@ pub enum Write {
     PutChange(ChangeInfo),
     PutEndpoint(Endpoint),
     DeleteEndpoint(Name),
+    PutVpc(Vpc),
+    DeleteVpc(String),
 }
 
 /// Writes applied together or not at all.
@@ -61,6 +63,8 @@ pub trait Store: Send + Sync + 'static {
     fn load(&self) -> Result<Vec<StoredZone>, StoreError>;
     /// Every registered endpoint, for the registry at start.
     fn load_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// Every VPC.
+    fn load_vpcs(&self) -> Result<Vec<Vpc>, StoreError>;
     /// Applies the batch atomically: all of it or none. Durable once a later `flush` returns.
     /// Blocking: call it from `spawn_blocking` in async code.
     fn apply(&self, batch: &Batch) -> Result<(), StoreError>;

@@ -13,7 +13,7 @@ use sled::Transactional;
 
 use super::codec;
 use super::{Batch, Store, StoreError, StoredZone, Write, SCHEMA_VERSION};
-use crate::model::{ChangeInfo, Endpoint};
+use crate::model::{ChangeInfo, Endpoint, Vpc};
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -23,6 +23,7 @@ pub struct SledStore {
     rrsets: sled::Tree,
     changes: sled::Tree,
     endpoints: sled::Tree,
+    vpcs: sled::Tree,
 }
 
 fn engine(e: impl std::fmt::Display) -> StoreError {
@@ -76,12 +77,14 @@ impl SledStore {
         let rrsets = db.open_tree("rrsets").map_err(engine)?;
         let changes = db.open_tree("changes").map_err(engine)?;
         let endpoints = db.open_tree("endpoints").map_err(engine)?;
+        let vpcs = db.open_tree("vpcs").map_err(engine)?;
         Ok(Self {
             db,
             zones,
             rrsets,
             changes,
             endpoints,
+            vpcs,
         })
     }
 }
@@ -109,6 +112,7 @@ impl Store for SledStore {
             Rrset(Vec<u8>, Option<Vec<u8>>),
             Change(Vec<u8>, Vec<u8>),
             Endpoint(Vec<u8>, Option<Vec<u8>>),
+            Vpc(Vec<u8>, Option<Vec<u8>>),
         }
         let mut ops = Vec::with_capacity(batch.0.len());
         for write in &batch.0 {
@@ -130,10 +134,20 @@ impl Store for SledStore {
                     Some(codec::encode_endpoint(e)?),
                 ),
                 Write::DeleteEndpoint(name) => Op::Endpoint(codec::endpoint_key(name), None),
+                Write::PutVpc(vpc) => {
+                    Op::Vpc(vpc.id.as_bytes().to_vec(), Some(codec::encode_vpc(vpc)))
+                }
+                Write::DeleteVpc(id) => Op::Vpc(id.as_bytes().to_vec(), None),
             });
         }
-        (&self.zones, &self.rrsets, &self.changes, &self.endpoints)
-            .transaction(|(zones, rrsets, changes, endpoints)| {
+        (
+            &self.zones,
+            &self.rrsets,
+            &self.changes,
+            &self.endpoints,
+            &self.vpcs,
+        )
+            .transaction(|(zones, rrsets, changes, endpoints, vpcs)| {
                 for op in &ops {
                     match op {
                         Op::Zone(k, Some(v)) => zones.insert(k.as_slice(), v.as_slice())?,
@@ -143,6 +157,8 @@ impl Store for SledStore {
                         Op::Change(k, v) => changes.insert(k.as_slice(), v.as_slice())?,
                         Op::Endpoint(k, Some(v)) => endpoints.insert(k.as_slice(), v.as_slice())?,
                         Op::Endpoint(k, None) => endpoints.remove(k.as_slice())?,
+                        Op::Vpc(k, Some(v)) => vpcs.insert(k.as_slice(), v.as_slice())?,
+                        Op::Vpc(k, None) => vpcs.remove(k.as_slice())?,
                     };
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
@@ -160,6 +176,16 @@ impl Store for SledStore {
             .map(|entry| {
                 let (_, value) = entry.map_err(engine)?;
                 codec::decode_endpoint(&value)
+            })
+            .collect()
+    }
+
+    fn load_vpcs(&self) -> Result<Vec<Vpc>, StoreError> {
+        self.vpcs
+            .iter()
+            .map(|entry| {
+                let (_, value) = entry.map_err(engine)?;
+                codec::decode_vpc(&value)
             })
             .collect()
     }

@@ -7,5 +7,6 @@ mod cli;
 mod dns;
 mod knot_diff;
 mod openapi;
+mod private;
 mod serve;
 mod support;
