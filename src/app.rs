@@ -16,8 +16,9 @@ use tracing::{error, info, warn};
 use crate::api;
 use crate::cli::{self, CliError};
 use crate::config::{Cli, Command, DataArgs, ServeArgs, ZoneCommand};
-use crate::dns::{self, DnsOptions};
+use crate::dns::{self, DnsOptions, RecursionPolicy};
 use crate::model::{normalize_name, EndpointZones, HostedZone, Vpc};
+use crate::resolver::{Resolver, ResolverConfig};
 use crate::service::Service;
 use crate::store::SledStore;
 use crate::zonefile;
@@ -77,6 +78,8 @@ pub struct ServeOptions {
     pub endpoint_zones: EndpointZones,
     /// VPCs defined (or redefined) at start, from `--vpc`.
     pub vpcs: Vec<Vpc>,
+    /// The embedded resolver; `None` answers for r53's zones only.
+    pub recursion: Option<RecursionOptions>,
     pub data_dir: PathBuf,
     pub cache_bytes: u64,
     pub zones_dir: Option<PathBuf>,
@@ -94,12 +97,71 @@ impl Default for ServeOptions {
             name_servers: Name::from_ascii("ns1.r53.test.").into_iter().collect(),
             endpoint_zones: EndpointZones::default(),
             vpcs: Vec::new(),
+            recursion: None,
             data_dir: PathBuf::from("./data"),
             cache_bytes: 8 << 20,
             zones_dir: None,
             dns: DnsOptions::default(),
         }
     }
+}
+
+/// How the embedded resolver is set up.
+#[derive(Debug, Clone)]
+pub struct RecursionOptions {
+    pub resolver: ResolverConfig,
+    /// Networks allowed to recurse; `None`: loopback and every VPC's CIDRs.
+    pub allow: Option<Vec<ipnet::IpNet>>,
+}
+
+/// Reads `ADDR` or `ADDR:PORT` (port 53 when none).
+fn parse_upstream(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let ip: std::net::IpAddr = text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .with_context(|| format!("--upstream {text}: expected ADDR or ADDR:PORT"))?;
+    Ok(SocketAddr::new(ip, 53))
+}
+
+/// The resolver's settings from the command line; default upstreams from /etc/resolv.conf,
+/// leaving out r53's own address.
+fn recursion_options(args: &ServeArgs) -> anyhow::Result<Option<RecursionOptions>> {
+    if args.no_recursion {
+        return Ok(None);
+    }
+    let mut upstreams = args
+        .upstreams
+        .iter()
+        .map(|u| parse_upstream(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if upstreams.is_empty() {
+        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // r53 itself may be in resolv.conf (it is the stack's DNS server): leave it out, or
+        // every miss would come back to us.
+        let ip = args.dns_addr.ip();
+        let own: Vec<std::net::IpAddr> = match (args.dns_addr.port(), ip.is_unspecified()) {
+            (53, true) => vec![ip, "127.0.0.1".parse()?, "::1".parse()?],
+            (53, false) => vec![ip],
+            _ => Vec::new(),
+        };
+        upstreams = crate::resolver::system_upstreams(&text, &own);
+    }
+    if upstreams.is_empty() {
+        warn!("no upstream resolvers (none given with --upstream, none usable in /etc/resolv.conf): names outside r53's zones will get SERVFAIL");
+    }
+    Ok(Some(RecursionOptions {
+        resolver: ResolverConfig {
+            upstreams,
+            cache_entries: args.cache_size,
+            serve_stale: args.serve_stale,
+            ..ResolverConfig::default()
+        },
+        allow: (!args.recursion_allow.is_empty()).then(|| args.recursion_allow.clone()),
+    }))
 }
 
 /// Reads `--vpc ID=CIDR,CIDR…`.
@@ -126,7 +188,9 @@ impl TryFrom<ServeArgs> for ServeOptions {
         } else {
             args.ns_names.clone()
         };
+        let recursion = recursion_options(&args)?;
         Ok(Self {
+            recursion,
             dns_addr: args.dns_addr,
             api_addr: Some(args.api_addr),
             api_token: args.api_token.filter(|t| !t.is_empty()),
@@ -231,11 +295,38 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         udp.sockets = listeners.udp.len(),
         "serving DNS"
     );
+    let resolver = options.recursion.as_ref().map(|r| {
+        info!(
+            upstreams = ?r.resolver.upstreams,
+            cache.entries = r.resolver.cache_entries,
+            serve_stale = r.resolver.serve_stale,
+            "embedded resolver on"
+        );
+        Arc::new(Resolver::new(r.resolver.clone()))
+    });
+    if let Some(resolver) = &resolver {
+        resolver.set_rules(service.rules().await);
+    }
+    let mut dns_options = options.dns.clone();
+    dns_options.recursion = RecursionPolicy {
+        resolver: resolver.clone(),
+        allow: options.recursion.as_ref().and_then(|r| r.allow.clone()),
+    };
     let shutdown = CancellationToken::new();
-    let mut tasks = listeners.serve(service.catalog(), options.dns.clone(), shutdown.clone());
+    let mut tasks = listeners.serve(service.catalog(), dns_options, shutdown.clone());
     tasks.spawn(sweep_leases(service.clone(), shutdown.clone()));
     let api_addr = match options.api_addr {
-        Some(addr) => Some(start_api(&options, addr, &service, &shutdown, &mut tasks).await?),
+        Some(addr) => Some(
+            start_api(
+                &options,
+                addr,
+                &service,
+                resolver.clone(),
+                &shutdown,
+                &mut tasks,
+            )
+            .await?,
+        ),
         None => None,
     };
     Ok(Running {
@@ -251,6 +342,7 @@ async fn start_api(
     options: &ServeOptions,
     addr: SocketAddr,
     service: &Arc<Service>,
+    resolver: Option<Arc<Resolver>>,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<SocketAddr> {
@@ -266,6 +358,7 @@ async fn start_api(
         service: service.clone(),
         name_servers: Arc::new(options.name_servers.clone()),
         token: options.api_token.as_deref().map(Arc::from),
+        resolver,
         body_limit: options.api_body_limit,
     });
     let shutdown = shutdown.clone();

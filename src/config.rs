@@ -14,6 +14,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve DNS (UDP and TCP) for the hosted zones in the data directory.
@@ -49,6 +51,26 @@ pub struct ServeArgs {
     /// Name servers given to new hosted zones (repeatable; default: this host's name).
     #[arg(long = "ns-name", env = "R53_NS_NAMES", value_delimiter = ',')]
     pub ns_names: Vec<String>,
+    /// Upstream resolver for names outside r53's zones (`ADDR` or `ADDR:PORT`, repeatable;
+    /// default: the name servers in /etc/resolv.conf other than r53 itself).
+    #[arg(long = "upstream", env = "R53_UPSTREAMS", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+    /// Networks allowed to recurse (repeatable; default: loopback and every VPC's CIDRs).
+    #[arg(
+        long = "recursion-allow",
+        env = "R53_RECURSION_ALLOW",
+        value_delimiter = ','
+    )]
+    pub recursion_allow: Vec<ipnet::IpNet>,
+    /// Answer for r53's zones only: no resolver.
+    #[arg(long, env = "R53_NO_RECURSION")]
+    pub no_recursion: bool,
+    /// Most answers the resolver caches (least recently used go first).
+    #[arg(long, env = "R53_CACHE_SIZE", default_value_t = 10_000)]
+    pub cache_size: usize,
+    /// Answer from expired cache entries when every upstream fails (RFC 8767).
+    #[arg(long, env = "R53_SERVE_STALE")]
+    pub serve_stale: bool,
     /// A VPC to define (or redefine) at start: `ID=CIDR,CIDR…` (repeatable).
     #[arg(long = "vpc", env = "R53_VPCS", value_delimiter = ';')]
     pub vpcs: Vec<String>,

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod model;
+pub mod resolver;
 pub mod service;
 pub mod store;
 pub mod stubs;

@@ -24,6 +24,7 @@ use crate::model::{
     normalize_name, plan, ChangeBatch, ChangeInfo, Endpoint, EndpointZones, HostedZone,
     HostedZoneId, ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
+use crate::resolver::ForwardingRule;
 use crate::store::{Batch, Store, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,8 @@ pub enum ServiceError {
     LastVpcAssociation,
     #[error("The hosted zone is already associated with the VPC {0}.")]
     ConflictingVpcAssociation(String),
+    #[error("No forwarding rule for the domain {0}")]
+    NoSuchRule(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -113,6 +116,7 @@ struct State {
     endpoint_snapshot: Arc<Endpoints>,
     vpcs: BTreeMap<String, Vpc>,
     vpc_snapshot: Arc<Vec<Vpc>>,
+    rules: BTreeMap<Name, ForwardingRule>,
     /// Count of changes applied to the store (durable or not): a change's sequence number.
     applied: u64,
 }
@@ -232,6 +236,11 @@ impl Service {
             indexes: HashMap::new(),
             vpc_snapshot: Arc::new(vpcs.values().cloned().collect()),
             vpcs,
+            rules: store
+                .load_rules()?
+                .into_iter()
+                .map(|r| (r.domain.clone(), r))
+                .collect(),
             endpoint_snapshot: Arc::new(Endpoints::new(
                 endpoint_zones.clone(),
                 endpoints.values().cloned(),
@@ -528,6 +537,44 @@ impl Service {
         removed
             .map(|z| (z, seq))
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
+    }
+
+    /// The resolver's forwarding rules, as stored.
+    pub async fn rules(&self) -> Vec<ForwardingRule> {
+        self.state.lock().await.rules.values().cloned().collect()
+    }
+
+    /// Creates or replaces a forwarding rule (durably); returns every rule.
+    pub async fn put_rule(
+        &self,
+        rule: ForwardingRule,
+    ) -> Result<Vec<ForwardingRule>, ServiceError> {
+        let mut state = self.state.lock().await;
+        self.apply(Batch(vec![Write::PutRule(rule.clone())]))
+            .await?;
+        state.rules.insert(rule.domain.clone(), rule);
+        state.applied += 1;
+        let (seq, rules) = (state.applied, state.rules.values().cloned().collect());
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok(rules)
+    }
+
+    /// Deletes a forwarding rule; returns every rule left.
+    pub async fn delete_rule(&self, domain: &Name) -> Result<Vec<ForwardingRule>, ServiceError> {
+        let domain = normalize_name(domain);
+        let mut state = self.state.lock().await;
+        if !state.rules.contains_key(&domain) {
+            return Err(ServiceError::NoSuchRule(domain.to_string()));
+        }
+        self.apply(Batch(vec![Write::DeleteRule(domain.clone())]))
+            .await?;
+        state.rules.remove(&domain);
+        state.applied += 1;
+        let (seq, rules) = (state.applied, state.rules.values().cloned().collect());
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok(rules)
     }
 
     /// Every VPC.

@@ -101,6 +101,7 @@ impl From<ServiceError> for ApiError {
             e @ ServiceError::LastVpcAssociation => {
                 ApiError::BadRequest("LastVPCAssociation", e.to_string())
             }
+            e @ ServiceError::NoSuchRule(_) => ApiError::NotFound("NoSuchRule", e.to_string()),
             e @ ServiceError::ConflictingVpcAssociation(_) => {
                 ApiError::Conflict("ConflictingDomainExists", e.to_string())
             }

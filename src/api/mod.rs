@@ -9,6 +9,7 @@ mod endpoints;
 pub mod error;
 mod extract;
 mod hosted_zones;
+mod resolver;
 mod rrsets;
 pub mod types;
 mod vpcs;
@@ -39,6 +40,8 @@ pub struct ApiState {
     /// r53's own name servers, given to new zones.
     pub name_servers: Arc<Vec<Name>>,
     pub token: Option<Arc<str>>,
+    /// The embedded resolver, when recursion is on.
+    pub resolver: Option<Arc<crate::resolver::Resolver>>,
     pub body_limit: usize,
 }
 
@@ -51,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(changes::router())
         .merge(endpoints::router())
         .merge(vpcs::router())
+        .merge(resolver::router())
         .route("/openapi.yaml", get(openapi))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -6,14 +6,19 @@
 //! IO; the socket loops in `server` call [`respond`]. What is answered where Knot DNS and r53
 //! could differ is pinned by `tests/it/knot_diff.rs`.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
-use crate::catalog::{Answer, Catalog, Section};
+use crate::catalog::{Answer, Catalog, Rrset, Section};
+use crate::resolver::{Resolved, Resolver};
 
 /// The UDP payload size r53 advertises and the most it sends (the DNS Flag Day 2020 figure).
 pub const SERVER_UDP_PAYLOAD: u16 = 1232;
@@ -29,15 +34,48 @@ pub enum Transport {
     Tcp,
 }
 
+/// Who may have questions resolved recursively, and by what.
+#[derive(Debug, Clone, Default)]
+pub struct RecursionPolicy {
+    /// `None`: r53 answers for its own zones only.
+    pub resolver: Option<Arc<Resolver>>,
+    /// Networks allowed to recurse; `None` means loopback plus every VPC's CIDRs.
+    pub allow: Option<Vec<IpNet>>,
+}
+
+impl RecursionPolicy {
+    /// Whether `client` may have a question resolved (r53 is never an open resolver).
+    fn allows(&self, catalog: &Catalog, client: IpAddr) -> bool {
+        if self.resolver.is_none() {
+            return false;
+        }
+        match &self.allow {
+            Some(nets) => nets.iter().any(|n| n.contains(&client)),
+            None => client.is_loopback() || catalog.in_any_vpc(client),
+        }
+    }
+}
+
+/// What to do with a request.
+pub enum Outcome {
+    /// Send these bytes.
+    Reply(Vec<u8>),
+    /// Resolve a name through the embedded resolver first ([`Recursion::run`]), then send.
+    /// Boxed: it carries the parsed request, and the common case is `Reply`.
+    Recurse(Box<Recursion>),
+}
+
 /// Answers one request. `None` means drop it silently: shorter than a header, or itself a
 /// response (answering responses would make r53 a reflector).
-/// `client` is the source address: it decides which private zones the answer may come from.
+/// `client` is the source address: it decides which private zones the answer may come from,
+/// and whether the resolver may be asked.
 pub fn respond(
     catalog: &Catalog,
     request: &[u8],
     transport: Transport,
     client: IpAddr,
-) -> Option<Vec<u8>> {
+    recursion: &RecursionPolicy,
+) -> Option<Outcome> {
     if request.len() < HEADER_LEN {
         return None;
     }
@@ -49,9 +87,12 @@ pub fn respond(
     // us (a panic would end that loop's task and with it the socket). The catalog is an
     // immutable snapshot, so nothing is left half-changed by an unwind.
     let answered = catch_unwind(AssertUnwindSafe(|| {
-        parse_and_answer(catalog, request, transport, client)
+        parse_and_answer(catalog, request, transport, client, recursion)
     }));
-    Some(answered.unwrap_or_else(|_| error_from_raw(request, ResponseCode::ServFail)))
+    Some(
+        answered
+            .unwrap_or_else(|_| Outcome::Reply(error_from_raw(request, ResponseCode::ServFail))),
+    )
 }
 
 fn parse_and_answer(
@@ -59,16 +100,17 @@ fn parse_and_answer(
     request: &[u8],
     transport: Transport,
     client: IpAddr,
-) -> Vec<u8> {
+    recursion: &RecursionPolicy,
+) -> Outcome {
     let id = u16::from_be_bytes([request[0], request[1]]);
     let mut decoder = BinDecoder::new(request);
     let message = match Message::read(&mut decoder) {
         // Bytes after the last record the header counts make the message malformed too
         // (Knot answers FORMERR to them as well).
         Ok(m) if decoder.is_empty() => m,
-        _ => return error_from_raw(request, ResponseCode::FormErr),
+        _ => return Outcome::Reply(error_from_raw(request, ResponseCode::FormErr)),
     };
-    respond_to(catalog, &message, id, transport, client)
+    respond_to(catalog, message, id, transport, client, recursion)
 }
 
 /// An error for a message that could not be read whole: the ID, opcode and RD echoed (RFC
@@ -100,24 +142,62 @@ fn error_from_raw(request: &[u8], rcode: ResponseCode) -> Vec<u8> {
 
 fn respond_to(
     catalog: &Catalog,
+    request: Message,
+    id: u16,
+    transport: Transport,
+    client: IpAddr,
+    recursion: &RecursionPolicy,
+) -> Outcome {
+    let reply = answer_locally(catalog, &request, id, transport, client, recursion);
+    match reply {
+        Local::Reply(bytes) => Outcome::Reply(bytes),
+        Local::Recurse { name, prefix } => match &recursion.resolver {
+            Some(resolver) => Outcome::Recurse(Box::new(Recursion {
+                qtype: request.queries[0].query_type(),
+                request,
+                id,
+                transport,
+                name,
+                prefix,
+                resolver: resolver.clone(),
+            })),
+            // `Recurse` is only decided with a resolver present.
+            None => Outcome::Reply(Response::new(&request, id).error(ResponseCode::Refused)),
+        },
+    }
+}
+
+/// The local part of answering: from r53's zones, or the decision to ask the resolver.
+enum Local {
+    Reply(Vec<u8>),
+    /// Resolve `name`; `prefix` is the CNAME chain from r53's zones that led to it.
+    Recurse {
+        name: Name,
+        prefix: Vec<(Name, Rrset)>,
+    },
+}
+
+fn answer_locally(
+    catalog: &Catalog,
     request: &Message,
     id: u16,
     transport: Transport,
     client: IpAddr,
-) -> Vec<u8> {
+    recursion: &RecursionPolicy,
+) -> Local {
     let mut response = Response::new(request, id);
     if request.metadata.op_code != OpCode::Query {
-        return response.error(ResponseCode::NotImp);
+        return Local::Reply(response.error(ResponseCode::NotImp));
     }
     // RFC 9619: a QUERY carries exactly one question.
     if request.queries.len() != 1 {
         response.question = None;
-        return response.error(ResponseCode::FormErr);
+        return Local::Reply(response.error(ResponseCode::FormErr));
     }
     if let Some(edns) = &request.edns {
         // RFC 6891 §6.1.3: a version we do not implement gets BADVERS and our version.
         if edns.version() > 0 {
-            return response.error(ResponseCode::BADVERS);
+            return Local::Reply(response.error(ResponseCode::BADVERS));
         }
     }
     let query = &request.queries[0];
@@ -125,26 +205,83 @@ fn respond_to(
     match (qtype, transport) {
         // RFC 5936 §4.2: "AXFR sessions over UDP transport are not defined", so not
         // implemented (Knot answers NOTIMP too).
-        (RecordType::AXFR, Transport::Udp) => return response.error(ResponseCode::NotImp),
+        (RecordType::AXFR, Transport::Udp) => {
+            return Local::Reply(response.error(ResponseCode::NotImp))
+        }
         // Zone transfers are not offered to anyone (yet): a policy refusal, RFC 1035 §4.1.1
         // "Refused ... for policy reasons". (RFC 5936 §2.2.1 keeps NotAuth for zones the
         // server is not authoritative for; Knot, refusing by ACL, says NotAuth.)
-        (RecordType::AXFR | RecordType::IXFR, _) => return response.error(ResponseCode::Refused),
+        (RecordType::AXFR | RecordType::IXFR, _) => {
+            return Local::Reply(response.error(ResponseCode::Refused))
+        }
         // RFC 6895 §3.1: type 0 is reserved and never names data, so there is nothing to look
         // up (Knot answers NOTIMP as well). Other types with no data here, meta-types such
         // as OPT included, get the ordinary NODATA, as from Knot.
-        (RecordType::ZERO, _) => return response.error(ResponseCode::NotImp),
+        (RecordType::ZERO, _) => return Local::Reply(response.error(ResponseCode::NotImp)),
         _ => {}
     }
     match query.query_class() {
         // RFC 1035 §3.2.5: QCLASS 255 (*) is "any class", and all of r53's data is class IN.
         DNSClass::IN | DNSClass::ANY => {}
         // r53 serves class IN only.
-        _ => return response.error(ResponseCode::Refused),
+        _ => return Local::Reply(response.error(ResponseCode::Refused)),
     }
     let view = catalog.view(client);
+    let recursive = request.metadata.recursion_desired && recursion.allows(catalog, client);
+    // Route 53 Resolver: "If a query matches both a forwarding rule and a private hosted
+    // zone, the forwarding rule wins".
+    if recursive
+        && recursion
+            .resolver
+            .as_ref()
+            .is_some_and(|r| r.forwards(query.name()))
+    {
+        return Local::Recurse {
+            name: query.name().clone(),
+            prefix: Vec::new(),
+        };
+    }
     let answer = catalog.answer(query.name(), qtype, &view);
-    let limit = match transport {
+    if recursive {
+        // A name in no zone this client sees goes to the resolver, and so does the rest of
+        // a CNAME chain that leaves r53's zones (RFC 1034 §4.3.2 step 3a restarts there).
+        if answer.rcode == ResponseCode::Refused {
+            return Local::Recurse {
+                name: query.name().clone(),
+                prefix: Vec::new(),
+            };
+        }
+        let tail = answer
+            .answers
+            .last()
+            .and_then(|s| match s.rrset.records.first() {
+                Some(RData::CNAME(c)) if s.rrset.rtype == RecordType::CNAME => Some(&c.0),
+                _ => None,
+            });
+        if let Some(target) = tail {
+            if answer.rcode == ResponseCode::NoError
+                && qtype != RecordType::CNAME
+                && catalog.find_zone(target, &view).is_none()
+            {
+                return Local::Recurse {
+                    name: target.clone(),
+                    prefix: answer
+                        .answers
+                        .iter()
+                        .map(|s| (s.owner.as_ref().clone(), s.rrset.as_ref().clone()))
+                        .collect(),
+                };
+            }
+        }
+    }
+    let limit = size_limit(request, transport);
+    Local::Reply(response.compose(&answer, limit))
+}
+
+/// The size limit for a response: 65535 on TCP; on UDP the client's EDNS size clamped to
+/// 512..1232, or 512 without EDNS.
+fn size_limit(request: &Message, transport: Transport) -> u16 {
+    match transport {
         Transport::Tcp => u16::MAX,
         Transport::Udp => match &request.edns {
             Some(edns) => edns
@@ -152,8 +289,66 @@ fn respond_to(
                 .clamp(PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD),
             None => PLAIN_UDP_LIMIT,
         },
-    };
-    response.compose(&answer, limit)
+    }
+}
+
+/// A question on its way to the resolver, with what is needed to answer it afterwards.
+pub struct Recursion {
+    request: Message,
+    id: u16,
+    transport: Transport,
+    name: Name,
+    qtype: RecordType,
+    prefix: Vec<(Name, Rrset)>,
+    resolver: Arc<Resolver>,
+}
+
+impl Recursion {
+    /// Resolves and composes the response: RA set, AA clear (the answer is not all r53's
+    /// own), the CNAME chain from r53's zones first.
+    pub async fn run(self) -> Vec<u8> {
+        let resolved = self.resolver.resolve(&self.name, self.qtype).await;
+        self.finish(&resolved)
+    }
+
+    /// SERVFAIL without asking: too many questions are being resolved already.
+    pub fn busy(self) -> Vec<u8> {
+        let mut response = Response::new(&self.request, self.id);
+        response.recursion_available = true;
+        response.compose(&Answer::new(ResponseCode::ServFail, false), u16::MAX)
+    }
+
+    fn finish(self, resolved: &Resolved) -> Vec<u8> {
+        let owned = |records: &[hickory_proto::rr::Record]| -> Vec<Section<'static>> {
+            records
+                .iter()
+                .map(|r| Section {
+                    owner: Cow::Owned(r.name.clone()),
+                    rrset: Cow::Owned(Rrset {
+                        rtype: r.record_type(),
+                        ttl: r.ttl,
+                        records: vec![r.data.clone()],
+                        alias: None,
+                    }),
+                })
+                .collect()
+        };
+        let mut answer = Answer::new(resolved.rcode, false);
+        answer.answers = self
+            .prefix
+            .iter()
+            .map(|(owner, rrset)| Section {
+                owner: Cow::Owned(owner.clone()),
+                rrset: Cow::Owned(rrset.clone()),
+            })
+            .chain(owned(&resolved.answers))
+            .collect();
+        answer.authorities = owned(&resolved.authorities);
+        let limit = size_limit(&self.request, self.transport);
+        let mut response = Response::new(&self.request, self.id);
+        response.recursion_available = true;
+        response.compose(&answer, limit)
+    }
 }
 
 /// The parts of a response decided before the answer.
@@ -161,6 +356,8 @@ struct Response<'q> {
     id: u16,
     op_code: OpCode,
     recursion_desired: bool,
+    /// RA: set on answers the resolver produced.
+    recursion_available: bool,
     question: Option<&'q Query>,
     /// Our OPT, present when the request had one (RFC 6891 §7).
     edns: Option<Edns>,
@@ -180,6 +377,7 @@ impl<'q> Response<'q> {
             id,
             op_code: request.metadata.op_code,
             recursion_desired: request.metadata.recursion_desired,
+            recursion_available: false,
             question: request.queries.first(),
             edns,
         }
@@ -266,7 +464,10 @@ impl<'q> Response<'q> {
         // RA, Z and AD stay clear: no recursion, and no data validated here. CD too: RFC 4035
         // §3.1.6, "A security-aware name server SHOULD clear the CD bit when composing an
         // authoritative response" (copying it, §3.2.2, is for recursive name servers).
-        let flags3 = answer.rcode.low() & 0x0f;
+        let mut flags3 = answer.rcode.low() & 0x0f;
+        if self.recursion_available {
+            flags3 |= 0x80;
+        }
         buf[0..2].copy_from_slice(&self.id.to_be_bytes());
         buf[2] = flags2;
         buf[3] = flags3;
@@ -318,11 +519,25 @@ mod tests {
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    /// The bytes r53 sends back, with no resolver (every outcome is a reply).
+    fn reply(catalog: &Catalog, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        match respond(
+            catalog,
+            request,
+            transport,
+            LOOPBACK,
+            &RecursionPolicy::default(),
+        )? {
+            Outcome::Reply(bytes) => Some(bytes),
+            Outcome::Recurse(_) => panic!("no resolver, yet asked to recurse"),
+        }
+    }
+
     #[test]
     fn short_datagrams_are_dropped() {
         let catalog = Catalog::default();
         for len in 0..HEADER_LEN {
-            assert!(respond(&catalog, &vec![0u8; len], Transport::Udp, LOOPBACK).is_none());
+            assert!(reply(&catalog, &vec![0u8; len], Transport::Udp).is_none());
         }
     }
 
@@ -331,7 +546,7 @@ mod tests {
         let catalog = Catalog::default();
         let mut m = [0u8; 12];
         m[2] = 0x80;
-        assert!(respond(&catalog, &m, Transport::Udp, LOOPBACK).is_none());
+        assert!(reply(&catalog, &m, Transport::Udp).is_none());
     }
 
     /// A query for www.example.com A with `extra` bytes after it, as counted in the header.
@@ -347,7 +562,7 @@ mod tests {
         let catalog = Catalog::default();
         let opt = [0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0];
         let two_opts = www_query(2, &[opt, opt].concat());
-        let out = respond(&catalog, &two_opts, Transport::Udp, LOOPBACK).unwrap();
+        let out = reply(&catalog, &two_opts, Transport::Udp).unwrap();
         let m = Message::from_vec(&out).unwrap();
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
         assert_eq!(m.queries.len(), 1);
@@ -358,15 +573,9 @@ mod tests {
     #[test]
     fn bytes_after_the_last_record_are_formerr() {
         let catalog = Catalog::default();
-        let out = respond(
-            &catalog,
-            &www_query(0, &[0xde, 0xad]),
-            Transport::Tcp,
-            LOOPBACK,
-        )
-        .unwrap();
+        let out = reply(&catalog, &www_query(0, &[0xde, 0xad]), Transport::Tcp).unwrap();
         assert_eq!(out[3] & 0x0f, 1);
-        let clean = respond(&catalog, &www_query(0, &[]), Transport::Tcp, LOOPBACK).unwrap();
+        let clean = reply(&catalog, &www_query(0, &[]), Transport::Tcp).unwrap();
         assert_eq!(
             clean[3] & 0x0f,
             ResponseCode::Refused.low(),
@@ -380,7 +589,7 @@ mod tests {
         let mut q = www_query(0, &[]);
         let at = q.len() - 3;
         q[at] = 0;
-        let out = respond(&catalog, &q, Transport::Udp, LOOPBACK).unwrap();
+        let out = reply(&catalog, &q, Transport::Udp).unwrap();
         assert_eq!(out[3] & 0x0f, ResponseCode::NotImp.low());
     }
 
@@ -389,7 +598,7 @@ mod tests {
         let catalog = Catalog::default();
         let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         m.extend_from_slice(&[63, b'a']);
-        let out = respond(&catalog, &m, Transport::Udp, LOOPBACK).unwrap();
+        let out = reply(&catalog, &m, Transport::Udp).unwrap();
         assert_eq!(&out[0..2], &[0x12, 0x34]);
         assert_eq!(out[3] & 0x0f, 1);
         assert_eq!(out[2] & 0x80, 0x80);

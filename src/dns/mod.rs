@@ -12,5 +12,5 @@
 pub mod message;
 pub mod server;
 
-pub use message::{respond, Transport, SERVER_UDP_PAYLOAD};
+pub use message::{respond, Outcome, Recursion, RecursionPolicy, Transport, SERVER_UDP_PAYLOAD};
 pub use server::{bind, DnsListeners, DnsOptions};

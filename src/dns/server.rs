@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::message::{respond, Transport};
+use super::message::{respond, Outcome, RecursionPolicy, Transport};
 use crate::catalog::SharedCatalog;
 
 #[derive(Debug, Clone)]
@@ -33,6 +33,10 @@ pub struct DnsOptions {
     /// The most time one query may take to arrive once its first byte has.
     pub tcp_read_timeout: Duration,
     pub tcp_max_connections: usize,
+    /// Who may recurse, through which resolver (none: authoritative only).
+    pub recursion: RecursionPolicy,
+    /// Questions being resolved at once per UDP socket; past this, SERVFAIL at once.
+    pub max_recursions: usize,
 }
 
 impl Default for DnsOptions {
@@ -42,6 +46,8 @@ impl Default for DnsOptions {
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_read_timeout: Duration::from_secs(5),
             tcp_max_connections: 1024,
+            recursion: RecursionPolicy::default(),
+            max_recursions: 1024,
         }
     }
 }
@@ -66,7 +72,12 @@ impl DnsListeners {
     ) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
         for socket in self.udp {
-            tasks.spawn(serve_udp(socket, catalog.clone(), shutdown.clone()));
+            tasks.spawn(serve_udp(
+                socket,
+                catalog.clone(),
+                options.clone(),
+                shutdown.clone(),
+            ));
         }
         tasks.spawn(serve_tcp(self.tcp, catalog, options, shutdown));
         tasks
@@ -122,7 +133,16 @@ pub fn bind(addr: SocketAddr, options: &DnsOptions) -> io::Result<DnsListeners> 
     Err(last_err.unwrap_or_else(|| io::Error::other("no free port for UDP and TCP")))
 }
 
-async fn serve_udp(socket: UdpSocket, catalog: SharedCatalog, shutdown: CancellationToken) {
+async fn serve_udp(
+    socket: UdpSocket,
+    catalog: SharedCatalog,
+    options: DnsOptions,
+    shutdown: CancellationToken,
+) {
+    let socket = Arc::new(socket);
+    // Questions for the resolver wait on upstreams, so they run in tasks of their own, as
+    // many at once as this allows; the authoritative answers go on inline.
+    let recursions = Arc::new(Semaphore::new(options.max_recursions));
     let mut buf = vec![0u8; 65535];
     loop {
         let (len, peer) = tokio::select! {
@@ -140,14 +160,36 @@ async fn serve_udp(socket: UdpSocket, catalog: SharedCatalog, shutdown: Cancella
         if peer.port() == 0 {
             continue;
         }
-        let response = {
+        let outcome = {
             let snapshot = catalog.load();
-            respond(&snapshot, &buf[..len], Transport::Udp, peer.ip())
+            respond(
+                &snapshot,
+                &buf[..len],
+                Transport::Udp,
+                peer.ip(),
+                &options.recursion,
+            )
         };
-        if let Some(response) = response {
-            if let Err(error) = socket.send_to(&response, peer).await {
-                debug!(%error, %peer, "udp send");
-            }
+        let response = match outcome {
+            None => continue,
+            Some(Outcome::Reply(bytes)) => bytes,
+            Some(Outcome::Recurse(recursion)) => match recursions.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let socket = socket.clone();
+                    tokio::spawn(async move {
+                        let response = recursion.run().await;
+                        if let Err(error) = socket.send_to(&response, peer).await {
+                            debug!(%error, %peer, "udp send");
+                        }
+                        drop(permit);
+                    });
+                    continue;
+                }
+                Err(_) => recursion.busy(),
+            },
+        };
+        if let Err(error) = socket.send_to(&response, peer).await {
+            debug!(%error, %peer, "udp send");
         }
     }
 }
@@ -227,13 +269,16 @@ async fn serve_connection(
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "slow query")),
             Ok(r) => r?,
         }
-        let response = {
+        let outcome = {
             let snapshot = catalog.load();
-            respond(&snapshot, &buf, Transport::Tcp, peer)
+            respond(&snapshot, &buf, Transport::Tcp, peer, &options.recursion)
         };
-        let Some(response) = response else {
+        let response = match outcome {
             // Not a query we answer (too short, or a response): the stream can't be trusted.
-            return Ok(());
+            None => return Ok(()),
+            Some(Outcome::Reply(bytes)) => bytes,
+            // Queries on one connection are answered in turn (RFC 7766 allows either).
+            Some(Outcome::Recurse(recursion)) => recursion.run().await,
         };
         let mut framed = Vec::with_capacity(response.len() + 2);
         framed.extend_from_slice(&(response.len() as u16).to_be_bytes());

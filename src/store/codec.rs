@@ -16,11 +16,13 @@ use crate::model::{
     AliasTarget, ChangeInfo, Endpoint, EndpointAddress, EndpointKind, HostedZone, HostedZoneId,
     ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
+use crate::resolver::ForwardingRule;
 
 const ZONE_V1: u8 = 1;
 /// With the private zone's VPC associations.
 const ZONE_V2: u8 = 2;
 const VPC_V1: u8 = 1;
+const RULE_V1: u8 = 1;
 const RRSET_V1: u8 = 1;
 /// Owner in wire form, and the Alias target.
 const RRSET_V2: u8 = 2;
@@ -313,6 +315,31 @@ pub fn decode_vpc(value: &[u8]) -> Result<Vpc, StoreError> {
         cidrs.push(r.str()?.parse().map_err(corrupt)?);
     }
     Ok(Vpc { id, cidrs })
+}
+
+pub fn encode_rule(rule: &ForwardingRule) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![RULE_V1];
+    put_name(&mut out, &rule.domain)?;
+    let mut w = Writer(Vec::new());
+    w.0.extend_from_slice(&(rule.upstreams.len() as u32).to_be_bytes());
+    for upstream in &rule.upstreams {
+        w.str(&upstream.to_string());
+    }
+    out.extend_from_slice(&w.0);
+    Ok(out)
+}
+
+pub fn decode_rule(value: &[u8]) -> Result<ForwardingRule, StoreError> {
+    let mut r = Reader(value);
+    if r.u8()? != RULE_V1 {
+        return Err(corrupt("unknown rule format"));
+    }
+    let domain = read_name(&mut r)?;
+    let mut upstreams = Vec::new();
+    for _ in 0..r.u32()? {
+        upstreams.push(r.str()?.parse().map_err(corrupt)?);
+    }
+    Ok(ForwardingRule { domain, upstreams })
 }
 
 pub fn endpoint_key(name: &Name) -> Vec<u8> {

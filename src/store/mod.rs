@@ -13,6 +13,8 @@ pub use sled_store::SledStore;
 
 use hickory_proto::rr::Name;
 
+use crate::resolver::ForwardingRule;
+
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, RrKey, Vpc};
 
 /// The on-disk layout version this build reads and writes.
@@ -45,6 +47,8 @@ pub enum Write {
     DeleteEndpoint(Name),
     PutVpc(Vpc),
     DeleteVpc(String),
+    PutRule(ForwardingRule),
+    DeleteRule(Name),
 }
 
 /// Writes applied together or not at all.
@@ -65,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
     fn load_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
     /// Every VPC.
     fn load_vpcs(&self) -> Result<Vec<Vpc>, StoreError>;
+    /// Every resolver forwarding rule.
+    fn load_rules(&self) -> Result<Vec<ForwardingRule>, StoreError>;
     /// Applies the batch atomically: all of it or none. Durable once a later `flush` returns.
     /// Blocking: call it from `spawn_blocking` in async code.
     fn apply(&self, batch: &Batch) -> Result<(), StoreError>;

@@ -14,6 +14,7 @@ use sled::Transactional;
 use super::codec;
 use super::{Batch, Store, StoreError, StoredZone, Write, SCHEMA_VERSION};
 use crate::model::{ChangeInfo, Endpoint, Vpc};
+use crate::resolver::ForwardingRule;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -24,6 +25,7 @@ pub struct SledStore {
     changes: sled::Tree,
     endpoints: sled::Tree,
     vpcs: sled::Tree,
+    rules: sled::Tree,
 }
 
 fn engine(e: impl std::fmt::Display) -> StoreError {
@@ -78,7 +80,9 @@ impl SledStore {
         let changes = db.open_tree("changes").map_err(engine)?;
         let endpoints = db.open_tree("endpoints").map_err(engine)?;
         let vpcs = db.open_tree("vpcs").map_err(engine)?;
+        let rules = db.open_tree("rules").map_err(engine)?;
         Ok(Self {
+            rules,
             db,
             zones,
             rrsets,
@@ -113,6 +117,7 @@ impl Store for SledStore {
             Change(Vec<u8>, Vec<u8>),
             Endpoint(Vec<u8>, Option<Vec<u8>>),
             Vpc(Vec<u8>, Option<Vec<u8>>),
+            Rule(Vec<u8>, Option<Vec<u8>>),
         }
         let mut ops = Vec::with_capacity(batch.0.len());
         for write in &batch.0 {
@@ -138,6 +143,11 @@ impl Store for SledStore {
                     Op::Vpc(vpc.id.as_bytes().to_vec(), Some(codec::encode_vpc(vpc)))
                 }
                 Write::DeleteVpc(id) => Op::Vpc(id.as_bytes().to_vec(), None),
+                Write::PutRule(rule) => Op::Rule(
+                    codec::endpoint_key(&rule.domain),
+                    Some(codec::encode_rule(rule)?),
+                ),
+                Write::DeleteRule(domain) => Op::Rule(codec::endpoint_key(domain), None),
             });
         }
         (
@@ -146,8 +156,9 @@ impl Store for SledStore {
             &self.changes,
             &self.endpoints,
             &self.vpcs,
+            &self.rules,
         )
-            .transaction(|(zones, rrsets, changes, endpoints, vpcs)| {
+            .transaction(|(zones, rrsets, changes, endpoints, vpcs, rules)| {
                 for op in &ops {
                     match op {
                         Op::Zone(k, Some(v)) => zones.insert(k.as_slice(), v.as_slice())?,
@@ -159,6 +170,8 @@ impl Store for SledStore {
                         Op::Endpoint(k, None) => endpoints.remove(k.as_slice())?,
                         Op::Vpc(k, Some(v)) => vpcs.insert(k.as_slice(), v.as_slice())?,
                         Op::Vpc(k, None) => vpcs.remove(k.as_slice())?,
+                        Op::Rule(k, Some(v)) => rules.insert(k.as_slice(), v.as_slice())?,
+                        Op::Rule(k, None) => rules.remove(k.as_slice())?,
                     };
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
@@ -186,6 +199,16 @@ impl Store for SledStore {
             .map(|entry| {
                 let (_, value) = entry.map_err(engine)?;
                 codec::decode_vpc(&value)
+            })
+            .collect()
+    }
+
+    fn load_rules(&self) -> Result<Vec<ForwardingRule>, StoreError> {
+        self.rules
+            .iter()
+            .map(|entry| {
+                let (_, value) = entry.map_err(engine)?;
+                codec::decode_rule(&value)
             })
             .collect()
     }

@@ -41,6 +41,7 @@ impl Api {
             ]),
             token: token.map(Arc::from),
             body_limit: 64 * 1024,
+            resolver: None,
         });
         Self { router, _dir: dir }
     }

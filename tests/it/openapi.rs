@@ -183,6 +183,7 @@ impl Api {
             name_servers: Arc::new(vec![Name::from_ascii("ns1.r53.test.").unwrap()]),
             token: None,
             body_limit: 64 * 1024,
+            resolver: None,
         });
         Self { router, _dir: dir }
     }

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# r53 against NSD and Knot DNS on this machine, in one run. See bench/README.md.
+#
+#   bench/run.sh [--names N] [--duration S] [--quick] [--workers W] [--clients C]
+#                [--port-base P] [--callgrind] [--million] [--keep]
+#
+# Installs what it needs (Debian: dnsperf nsd knot dnsutils wrk curl python3), builds r53 with
+# `cargo build --release` at the root of the repository this script lives in (set R53_BIN to use
+# a binary built elsewhere), generates a zone and a query file, serves the same zone from r53,
+# NSD and Knot on loopback, measures them with dnsperf over UDP and TCP (forward order, then
+# reverse), measures r53's API, and prints one table.
+set -euo pipefail
+
+NAMES=10000
+DURATION=15
+WORKERS=2
+CLIENTS=4
+PORT_BASE=25300
+QUICK=0
+CALLGRIND=0
+MILLION=0
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --names) NAMES=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
+    --clients) CLIENTS=$2; shift 2 ;;
+    --port-base) PORT_BASE=$2; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --callgrind) CALLGRIND=1; shift ;;
+    --million) MILLION=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ "$QUICK" = 1 ]; then
+  DURATION=3; LAT_DURATION=2; API_DURATION=3; VIS_CHANGES=200
+else
+  LAT_DURATION=$(( DURATION * 2 / 3 > 3 ? DURATION * 2 / 3 : 3 )); API_DURATION=10; VIS_CHANGES=1000
+fi
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH_DIR")
+say() { printf '\n== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- tools
+need=()
+for pair in dnsperf:dnsperf nsd:nsd knotd:knot knotc:knot dig:dnsutils wrk:wrk curl:curl python3:python3 ss:iproute2; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
+done
+[ "$CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null && need+=(valgrind)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+fi
+# The Debian packages start their own daemons on port 53; they do not disturb the benchmark
+# ports, and this script leaves them alone.
+
+# ---------------------------------------------------------------- build
+if [ -z "${R53_BIN:-}" ]; then
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+  say "building r53 (cargo build --release in $REPO)"
+  (cd "$REPO" && cargo build --release --quiet)
+  R53_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/r53"
+fi
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+changes" || true)
+
+# ---------------------------------------------------------------- work dir, ports, cleanup
+WORK=$(mktemp -d /tmp/r53-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$KEEP" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! ss -Htuln "( sport = :$1 )" | grep -q .; }
+next_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
+R53_PORT=$(next_port $((PORT_BASE + 1)))
+API_PORT=$(next_port $((R53_PORT + 1)))
+NSD_PORT=$(next_port $((API_PORT + 1)))
+KNOT_PORT=$(next_port $((NSD_PORT + 1)))
+CG_PORT=$(next_port $((KNOT_PORT + 1)))
+CG_API_PORT=$(next_port $((CG_PORT + 1)))
+
+# All the processes of a server (NSD forks: main, xfrd, one per server-count).
+tree() { echo "$1"; local c; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
+# "RSS PSS" in MiB, summed over the server's processes. PSS splits pages shared between
+# NSD's forked processes fairly; RSS counts them once per process.
+mem() {
+  local rss=0 pss=0 p v
+  for p in $(tree "$1"); do
+    v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0); rss=$((rss + ${v:-0}))
+    v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0); pss=$((pss + ${v:-0}))
+  done
+  echo "$((rss / 1024)) $((pss / 1024))"
+}
+wait_dns() { # port name pid [seconds]: until `dig` gets an address back
+  local i
+  for i in $(seq 1 $(( ${4:-30} * 20 ))); do
+    if dig +short +time=1 +tries=1 @127.0.0.1 -p "$1" h1.bench.test A 2>/dev/null | grep -qE '^[0-9]'; then return 0; fi
+    kill -0 "$3" 2>/dev/null || { echo "$2 exited; its log is in $WORK" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "$2 did not answer on port $1 within ${4:-30} s" >&2; exit 1
+}
+
+# ---------------------------------------------------------------- zone and queries
+say "generating bench.test. with $NAMES names"
+mkdir -p "$WORK/zones" "$WORK/nsd" "$WORK/knot"
+python3 "$BENCH_DIR/gen.py" --names "$NAMES" --zone-out "$WORK/zones/bench.test.zone" --queries-out "$WORK/queries.txt"
+ZONE_RECORDS=$(grep -c ' IN ' "$WORK/zones/bench.test.zone")
+
+# ---------------------------------------------------------------- servers
+write_nsd_conf() { # dir port zonefile
+cat > "$1/nsd.conf" <<EOF
+server:
+    ip-address: 127.0.0.1@$2
+    server-count: $WORKERS
+    reuseport: yes
+    username: ""
+    chroot: ""
+    database: ""
+    zonesdir: "$(dirname "$3")"
+    zonelistfile: "$1/zone.list"
+    xfrdfile: "$1/xfrd.state"
+    xfrdir: "$1"
+    pidfile: "$1/nsd.pid"
+    logfile: "$1/nsd.log"
+    verbosity: 1
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: bench.test
+    zonefile: "$3"
+EOF
+if ! nsd-checkconf "$1/nsd.conf" >/dev/null 2>&1; then  # NSD built without RRL
+  sed -i '/rrl-/d' "$1/nsd.conf"
+fi
+}
+write_knot_conf() { # dir port zonefile
+cat > "$1/knot.conf" <<EOF
+server:
+    rundir: "$1"
+    listen: 127.0.0.1@$2
+    udp-workers: $WORKERS
+    tcp-workers: $WORKERS
+    background-workers: 1
+database:
+    storage: "$1"
+log:
+  - target: stderr
+    any: notice
+template:
+  - id: default
+    storage: "$(dirname "$3")"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+  - domain: bench.test
+    file: "$3"
+EOF
+}
+write_nsd_conf "$WORK/nsd" "$NSD_PORT" "$WORK/zones/bench.test.zone"
+write_knot_conf "$WORK/knot" "$KNOT_PORT" "$WORK/zones/bench.test.zone"
+R53_ARGS=(serve --dns-addr "127.0.0.1:$R53_PORT" --api-addr "127.0.0.1:$API_PORT"
+  --data-dir "$WORK/r53-data" --zones-dir "$WORK/zones" --udp-sockets "$WORKERS")
+
+say "starting r53, NSD and Knot"
+t0=$(date +%s.%N)
+RUST_LOG=warn "$R53_BIN" "${R53_ARGS[@]}" >"$WORK/r53.log" 2>&1 & R53_PID=$!; PIDS+=("$R53_PID")
+wait_dns "$R53_PORT" r53 "$R53_PID"; R53_START=$(echo "$(date +%s.%N) - $t0" | bc)
+t0=$(date +%s.%N)
+nsd -d -c "$WORK/nsd/nsd.conf" >"$WORK/nsd/out.log" 2>&1 & NSD_PID=$!; PIDS+=("$NSD_PID")
+wait_dns "$NSD_PORT" NSD "$NSD_PID"; NSD_START=$(echo "$(date +%s.%N) - $t0" | bc)
+t0=$(date +%s.%N)
+knotd -c "$WORK/knot/knot.conf" >"$WORK/knot/out.log" 2>&1 & KNOT_PID=$!; PIDS+=("$KNOT_PID")
+wait_dns "$KNOT_PORT" Knot "$KNOT_PID"; KNOT_START=$(echo "$(date +%s.%N) - $t0" | bc)
+
+# Same answers from all three (sanity: a CNAME, an NXDOMAIN, an AAAA).
+for q in "c1.bench.test A" "nx1.bench.test A" "H10.bench.test AAAA"; do
+  a=$(dig +norec +noall +answer +comments @127.0.0.1 -p "$R53_PORT" $q | grep -E 'status|IN' | sed 's/id: [0-9]*//' | sort)
+  for p in "$NSD_PORT" "$KNOT_PORT"; do
+    b=$(dig +norec +noall +answer +comments @127.0.0.1 -p "$p" $q | grep -E 'status|IN' | sed 's/id: [0-9]*//' | sort)
+    [ "$a" = "$b" ] || { echo "warning: answers differ for '$q' (r53 vs port $p):" >&2; echo "$a" >&2; echo "$b" >&2; }
+  done
+done
+
+cat >&2 <<EOF
+
+== settings
+machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)
+zone:    bench.test. $NAMES host names, $ZONE_RECORDS records; $(wc -l < "$WORK/queries.txt") queries
+         (80% A, 10% NXDOMAIN, 5% CNAME, 5% AAAA, 1 in 4 names in random case)
+r53:     $R53_BIN ${R53_ARGS[*]}   (commit $COMMIT$DIRTY, RUST_LOG=warn)
+NSD:     $(nsd -v 2>&1 | head -1): server-count $WORKERS, reuseport yes, $(grep -q rrl-ratelimit "$WORK/nsd/nsd.conf" && echo "rrl-ratelimit 0 (RRL off)" || echo "built without RRL"), database "" (no nsd.db)
+Knot:    $(knotd -V 2>&1 | head -1): udp-workers $WORKERS, tcp-workers $WORKERS, background-workers 1, no modules (no RRL)
+dnsperf: $(dnsperf -h 2>&1 | grep -m1 Version): -c $CLIENTS (default -q 100 outstanding), -l $DURATION for the maximum rate;
+         latency runs: -l $LAT_DURATION -Q <half of NSD's maximum rate in the first pass> -v, per-query latencies
+         sorted for mean and 99th percentile. dnsperf runs on the same $(nproc) CPUs as the servers.
+EOF
+
+# ---------------------------------------------------------------- DNS runs
+RESULTS="$WORK/results.tsv"
+: > "$RESULTS"
+perf_run() { # proto port extra-args...: prints "qps lost avg_ms"
+  local proto=$1 port=$2; shift 2
+  dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c "$CLIENTS" "$@" 2>&1 |
+    awk '/Queries per second/{q=$4} /Queries lost/{l=$3} /Average Latency/ && !a{a=$4*1000} END{printf "%.0f %s %.3f\n", q, l, a}'
+}
+lat_run() { # proto port rate: prints "sent_qps lost mean_ms p99_ms" from per-query latencies
+  local proto=$1 port=$2 rate=$3
+  dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c "$CLIENTS" -l "$LAT_DURATION" -Q "$rate" -v 2>/dev/null |
+    awk '/^> /{print $NF} /Queries per second/{print "QPS", $4 > "/dev/stderr"} /Queries lost/{print "LOST", $3 > "/dev/stderr"}' \
+      2>"$WORK/lat.meta" | sort -g > "$WORK/lat.txt"
+  awk -v q="$(awk '/QPS/{printf "%.0f", $2}' "$WORK/lat.meta")" -v l="$(awk '/LOST/{print $2}' "$WORK/lat.meta")" \
+    '{v[NR]=$1; s+=$1} END{ if (NR==0) {print q, l, "nan nan"; exit}; i=int(NR*0.99); if (i<1) i=1; printf "%s %s %.3f %.3f\n", q, l, s/NR*1000, v[i]*1000}' "$WORK/lat.txt"
+}
+port_of() { case $1 in r53) echo "$R53_PORT";; NSD) echo "$NSD_PORT";; Knot) echo "$KNOT_PORT";; esac; }
+pid_of() { case $1 in r53) echo "$R53_PID";; NSD) echo "$NSD_PID";; Knot) echo "$KNOT_PID";; esac; }
+
+for proto in udp tcp; do
+  HALF=""
+  for order in forward reverse; do
+    if [ $order = forward ]; then servers="r53 NSD Knot"; else servers="Knot NSD r53"; fi
+    for s in $servers; do
+      say "$proto $order: $s maximum rate (${DURATION}s)"
+      read -r qps lost avg <<<"$(perf_run "$proto" "$(port_of $s)" -l "$DURATION")"
+      if [ -z "$HALF" ] && [ $s = NSD ]; then HALF=$(( qps / 2 )); fi
+      echo "$proto $order $s $qps $lost $avg - - - - $(mem "$(pid_of $s)")" >> "$RESULTS"
+      echo "   $qps q/s, $lost lost, mean $avg ms" >&2
+    done
+  done
+  # Latency at a fixed rate: half of NSD's maximum, the same rate for each server.
+  for order in forward reverse; do
+    if [ $order = forward ]; then servers="r53 NSD Knot"; else servers="Knot NSD r53"; fi
+    for s in $servers; do
+      say "$proto $order: $s latency at $HALF q/s (${LAT_DURATION}s)"
+      read -r lq llost lmean lp99 <<<"$(lat_run "$proto" "$(port_of $s)" "$HALF")"
+      awk -v p=$proto -v o=$order -v s=$s -v lq="$lq" -v ll="$llost" -v lm="$lmean" -v l9="$lp99" \
+        '$1==p && $2==o && $3==s {$7=lq; $8=ll; $9=lm; $10=l9} {print}' "$RESULTS" > "$RESULTS.new" && mv "$RESULTS.new" "$RESULTS"
+      echo "   mean $lmean ms, p99 $lp99 ms, $llost lost" >&2
+    done
+  done
+done
+
+# ---------------------------------------------------------------- API
+say "API: create a zone, then 8 clients upserting single-record batches (${API_DURATION}s)"
+API="http://127.0.0.1:$API_PORT"
+ZID=$(curl -sf -XPOST "$API/2013-04-01/hostedzone" -H 'Content-Type: application/json' \
+  -d "{\"Name\":\"api.bench.\",\"CallerReference\":\"bench-$$-$(date +%s)\"}" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["HostedZone"]["Id"].split("/")[-1])')
+API_LINE=$(wrk -t 2 -c 8 -d "$API_DURATION" -s "$BENCH_DIR/api_upsert.lua" "$API/2013-04-01/hostedzone/$ZID/rrset" -- api.bench. | grep API_RESULT)
+echo "   $API_LINE" >&2
+say "API: acknowledgement to visible answer ($VIS_CHANGES changes, one client)"
+VIS_LINE=$(python3 "$BENCH_DIR/visibility.py" --api "127.0.0.1:$API_PORT" --dns "127.0.0.1:$R53_PORT" --zone-id "$ZID" --zone api.bench. --changes "$VIS_CHANGES")
+echo "   $VIS_LINE" >&2
+
+# ---------------------------------------------------------------- callgrind (optional)
+CG_LINE=""
+if [ "$CALLGRIND" = 1 ]; then
+  say "callgrind: instructions per UDP query (r53 alone, 1 socket, 20,000 queries)"
+  head -20000 "$WORK/queries.txt" > "$WORK/cg-queries.txt"
+  CG_OUT="$WORK/callgrind.out"
+  # Collect from the start, zero the counters once r53 answers, dump after the queries: the
+  # dump holds the cost of serving them (all threads, including sled's idle flusher).
+  valgrind --tool=callgrind --callgrind-out-file="$CG_OUT" \
+    "$R53_BIN" serve --dns-addr "127.0.0.1:$CG_PORT" --api-addr "127.0.0.1:$CG_API_PORT" \
+    --data-dir "$WORK/cg-data" --zones-dir "$WORK/zones" --udp-sockets 1 >"$WORK/cg.log" 2>&1 & CG_PID=$!; PIDS+=("$CG_PID")
+  wait_dns "$CG_PORT" "r53 under callgrind" "$CG_PID"
+  callgrind_control -z "$CG_PID" >/dev/null
+  dnsperf -s 127.0.0.1 -p "$CG_PORT" -d "$WORK/cg-queries.txt" -n 1 -c 1 -Q 2000 -t 30 >"$WORK/cg-dnsperf.txt" 2>&1
+  callgrind_control -d "$CG_PID" >/dev/null
+  kill "$CG_PID"; wait "$CG_PID" 2>/dev/null || true
+  CG_IR=$(awk '/^totals:/{print $2}' "$CG_OUT.1")
+  CG_Q=$(awk '/Queries completed/{print $3}' "$WORK/cg-dnsperf.txt")
+  CG_LINE="callgrind: $(( CG_IR / CG_Q )) instructions per UDP query ($CG_IR over $CG_Q queries at 2,000 q/s, whole process)"
+  echo "   $CG_LINE" >&2
+  # Self cost per function. Frames still on a thread's stack at the dump (clone, tokio's worker
+  # loop) show their inclusive cost here; they are dropped (anything at 50% or more).
+  callgrind_annotate --threshold=100 "$CG_OUT.1" 2>/dev/null | grep -E '^ *[0-9,]+ \( ?[0-9]' |
+    grep -v 'PROGRAM TOTALS' | awk '{ if (match($0, /[0-9.]+%/) && substr($0, RSTART, RLENGTH - 1) + 0 < 50) print }' | head -20 |
+    sed -E 's#/root/.cargo/registry/src/[^/]*/##; s#/rustc/[0-9a-f]*/##' | cut -c1-200 > "$WORK/cg-top.txt" || true
+fi
+
+# ---------------------------------------------------------------- 1,000,000 records (optional)
+BIG_LINE=""
+if [ "$MILLION" = 1 ]; then
+  say "1,000,000 records: start-up to first answer and memory (the main servers are stopped first)"
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  PIDS=()
+  B="$WORK/big"; mkdir -p "$B/zones" "$B/nsd" "$B/knot"
+  # 855,000 hosts make ~1,000,000 records (A each, AAAA 1 in 10, TXT 1 in 50, CNAMEs 1 in 20).
+  python3 "$BENCH_DIR/gen.py" --names 855000 --zone-out "$B/zones/bench.test.zone" --queries-out "$B/q.txt" --queries 10
+  BIG_RECORDS=$(grep -c ' IN ' "$B/zones/bench.test.zone")
+  write_nsd_conf "$B/nsd" "$NSD_PORT" "$B/zones/bench.test.zone"
+  write_knot_conf "$B/knot" "$KNOT_PORT" "$B/zones/bench.test.zone"
+  BIG_ARGS=(serve --dns-addr "127.0.0.1:$R53_PORT" --api-addr "127.0.0.1:$API_PORT" --data-dir "$B/r53-data" --zones-dir "$B/zones" --udp-sockets "$WORKERS")
+  timed_start() { # name port cmd...: starts, waits for an answer, sets TS="seconds rss pss", stops
+    local name=$1 port=$2 t0 pid; shift 2
+    t0=$(date +%s.%N)
+    RUST_LOG=warn "$@" >"$B/$name.log" 2>&1 & pid=$!; PIDS+=("$pid")
+    wait_dns "$port" "$name" "$pid" 600
+    TS="$(printf "%.2f" "$(echo "$(date +%s.%N) - $t0" | bc)") $(mem "$pid")"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  }
+  timed_start r53-import "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_imp _ _ <<<"$TS"
+  timed_start r53 "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_t r_rss r_pss <<<"$TS"
+  timed_start nsd "$NSD_PORT" nsd -d -c "$B/nsd/nsd.conf"; read -r n_t n_rss n_pss <<<"$TS"
+  timed_start knot "$KNOT_PORT" knotd -c "$B/knot/knot.conf"; read -r k_t k_rss k_pss <<<"$TS"
+  BIG_LINE="$BIG_RECORDS records: start-up to first answer / RSS / PSS: r53 (data in sled) $r_t s / $r_rss MiB / $r_pss MiB (first start, importing the zone file: $r_imp s); NSD (zone file) $n_t s / $n_rss MiB / $n_pss MiB; Knot (zone file) $k_t s / $k_rss MiB / $k_pss MiB"
+  echo "   $BIG_LINE" >&2
+fi
+
+# ---------------------------------------------------------------- table
+say "results"
+python3 "$BENCH_DIR/table.py" "$RESULTS" \
+  --start "r53=$R53_START" --start "NSD=$NSD_START" --start "Knot=$KNOT_START" \
+  --api "$API_LINE" --vis "$VIS_LINE" --callgrind "$CG_LINE" --extra "$BIG_LINE" \
+  --header "$(date -u +%Y-%m-%dT%H:%MZ), commit $COMMIT$DIRTY, $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), bench.test. $NAMES names, dnsperf -c $CLIENTS -l $DURATION, $WORKERS workers each"
+if [ "$CALLGRIND" = 1 ] && [ -s "$WORK/cg-top.txt" ]; then
+  echo; echo "callgrind, hottest functions (self instructions):"; cat "$WORK/cg-top.txt"
+fi

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Print run.sh's results as one table (Markdown, so it can go straight into README.md).
+
+results.tsv rows (space separated):
+proto order server max_qps lost mean_ms fixed_qps fixed_lost fixed_mean_ms fixed_p99_ms rss_mib pss_mib
+"""
+import argparse
+import statistics
+
+
+def kv(line):
+    return dict(p.split("=", 1) for p in line.split()[1:] if "=" in p) if line else {}
+
+
+def num(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--start", action="append", default=[])
+    ap.add_argument("--api", default="")
+    ap.add_argument("--vis", default="")
+    ap.add_argument("--callgrind", default="")
+    ap.add_argument("--header", default="")
+    ap.add_argument("--extra", default="")
+    args = ap.parse_args()
+
+    rows = [l.split() for l in open(args.results) if l.strip()]
+    print(args.header)
+    print()
+    print("| proto | order | server | max q/s | lost | mean ms at max | fixed q/s | lost | mean ms | p99 ms | RSS MiB | PSS MiB |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
+
+    def agg(proto, server, col, f=statistics.mean):
+        vals = [num(r[col]) for r in rows if r[0] == proto and r[2] == server]
+        vals = [v for v in vals if v == v]
+        return f(vals) if vals else float("nan")
+
+    print("| proto | ratio | max q/s | lost (sum) | mean ms at fixed rate | p99 ms at fixed rate | PSS |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for proto in sorted({r[0] for r in rows}, key=lambda p: p != "udp"):
+        for other in ("NSD", "Knot"):
+            def ratio(col):
+                a, b = agg(proto, "r53", col), agg(proto, other, col)
+                return f"{a / b:.2f}" if b else "n/a"
+            lost_r53 = agg(proto, "r53", 4, sum)
+            lost_o = agg(proto, other, 4, sum)
+            print(f"| {proto} | r53/{other} | {ratio(3)} | {lost_r53:.0f} vs {lost_o:.0f} | {ratio(8)} | {ratio(9)} | {ratio(11)} |")
+    print()
+    print("(ratios use the mean of the forward and reverse runs; q/s above 1 is better for r53, latency and memory below 1)")
+    print()
+    if args.start:
+        print("start-up to first answer: " + ", ".join(f"{k} {num(v):.2f} s" for k, v in (s.split("=", 1) for s in args.start)))
+    api = kv(args.api)
+    if api:
+        secs = num(api["duration_us"]) / 1e6
+        print(f"API changes, durable, single-record UPSERT batches, 8 clients (wrk -t2 -c8): "
+              f"{num(api['requests']) / secs:.0f} changes/s, {api['non2xx']} non-2xx, {api['socket_errors']} socket errors, "
+              f"latency p50 {num(api['p50_us']) / 1000:.1f} ms p99 {num(api['p99_us']) / 1000:.1f} ms")
+    vis = kv(args.vis)
+    if vis:
+        print(f"API acknowledgement to visible DNS answer ({vis.get('changes')} changes, 1 client): "
+              f"median {num(vis.get('median_us')):.0f} us, p99 {num(vis.get('p99_us')):.0f} us, max {num(vis.get('max_us')):.0f} us; "
+              f"{vis.get('first_query_hit')} visible on the first query, {vis.get('errors')} errors; "
+              f"ack latency median {num(vis.get('ack_median_us')) / 1000:.2f} ms, max {num(vis.get('ack_max_us')) / 1000:.2f} ms")
+    if args.extra:
+        print(args.extra)
+    if args.callgrind:
+        print(args.callgrind)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,567 @@
+//! The resolver's cache: whole answers keyed by (name, type), with TTLs that count down, a
+//! window past expiry in which they may still be served stale (RFC 8767), and a bound on the
+//! number of entries enforced by evicting the least recently used.
+//!
+//! Pure data structure: it is handed the current time by its caller and does no IO, takes no
+//! lock and reads no clock itself, which is what makes every rule here unit-testable. What goes
+//! in (TTL caps, negative TTLs from the SOA) is decided by [`Entry::from_response`]; the locking
+//! and the counting live in `resolver::Resolver`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::time::Instant;
+
+use super::Resolved;
+
+/// An upper bound on how long a positive answer is kept, whatever the upstream says. RFC 8767
+/// §4 suggests capping TTLs at 7 days; a day (Unbound's `cache-max-ttl`) keeps a stack's
+/// view of the outside world from going a week stale after a change.
+pub const MAX_TTL: u32 = 86_400;
+/// RFC 2308 §5: "Values of one to three hours have been found to work well and would make
+/// sensible a default." Negative answers are kept at most three hours.
+pub const MAX_NEGATIVE_TTL: u32 = 10_800;
+/// RFC 8767 §5: "a default of between one and three days" for how long expired data is kept
+/// to be served stale. One day.
+pub const MAX_STALE: Duration = Duration::from_secs(86_400);
+/// RFC 8767 §4: "... the TTL of each expired record in the message it is returning to 30
+/// seconds". The same 30 s is the "failure recheck timer": after a failed refresh, the stale
+/// answer is served without asking the upstreams again for that long.
+pub const STALE_TTL: u32 = 30;
+
+/// A cache key: the query name lower-cased and fully qualified, and the query type.
+pub type Key = (Name, RecordType);
+
+/// The key for a question: DNS names compare case-insensitively (RFC 4343), so `WWW.Example`
+/// and `www.example` share an entry.
+pub fn key(name: &Name, qtype: RecordType) -> Key {
+    let mut name = name.to_lowercase();
+    name.set_fqdn(true);
+    (name, qtype)
+}
+
+/// RFC 2181 §8: a TTL with the most significant bit set "should be treated as if the entire
+/// value received was zero".
+fn sane_ttl(ttl: u32) -> u32 {
+    if ttl & 0x8000_0000 != 0 {
+        0
+    } else {
+        ttl
+    }
+}
+
+/// One cached answer: the sections the client gets, with TTLs as they were when stored.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    rcode: ResponseCode,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    /// How long, from `stored`, the entry is fresh (whole seconds).
+    ttl: u32,
+    stored: Instant,
+    /// Set when a refresh failed and the stale answer was served: until then the stale answer
+    /// is served without asking the upstreams again (RFC 8767 §4, failure recheck timer).
+    recheck_after: Option<Instant>,
+}
+
+impl Entry {
+    /// Turns an upstream response into what the client gets and, when it may be cached, the
+    /// entry to cache. `rcode` is NOERROR or NXDOMAIN (anything else never gets here).
+    ///
+    /// Positive: the answer section holds a record of the type asked for (a CNAME chain
+    /// leading to it included, cached whole as the answer to this question; the upstream is
+    /// recursive, so nothing is chased here). Its TTL is the least TTL in the answer section.
+    ///
+    /// Negative (NXDOMAIN, or NOERROR without the type: NODATA, possibly after a CNAME chain):
+    /// RFC 2308 §5, "the TTL of this record is set from the minimum of the MINIMUM field of
+    /// the SOA record and the TTL of the SOA itself", and the SOA in the authority section is
+    /// served with that TTL (§3). Other authority records (NS, NSEC) are left out: nothing
+    /// downstream needs them. "Negative responses without SOA records SHOULD NOT be cached as
+    /// there is no way to prevent the negative responses looping forever between a pair of
+    /// servers even with a TTL of zero" (§5): those are passed on and not cached.
+    ///
+    /// Only the answer to this question is kept, never records elsewhere in the response as
+    /// answers to other questions, so an upstream cannot fill the cache for names it was not
+    /// asked about.
+    pub fn from_response(
+        qtype: RecordType,
+        rcode: ResponseCode,
+        answers: Vec<Record>,
+        authorities: Vec<Record>,
+        now: Instant,
+    ) -> (Resolved, Option<Entry>) {
+        let mut answers: Vec<Record> = answers
+            .into_iter()
+            .map(|mut r| {
+                r.ttl = sane_ttl(r.ttl);
+                r
+            })
+            .collect();
+        let positive = rcode == ResponseCode::NoError
+            && answers
+                .iter()
+                .any(|r| r.record_type() == qtype || (qtype == RecordType::ANY));
+        let answers_ttl = answers.iter().map(|r| r.ttl).min();
+        let (authorities, ttl) = if positive {
+            for r in &mut answers {
+                r.ttl = r.ttl.min(MAX_TTL);
+            }
+            (Vec::new(), answers_ttl.map(|t| t.min(MAX_TTL)))
+        } else {
+            let mut soas: Vec<Record> = authorities
+                .into_iter()
+                .filter(|r| r.record_type() == RecordType::SOA)
+                .collect();
+            let negative_ttl = soas.first().and_then(|r| match &r.data {
+                RData::SOA(soa) => Some(sane_ttl(r.ttl).min(soa.minimum).min(MAX_NEGATIVE_TTL)),
+                _ => None,
+            });
+            if let Some(ttl) = negative_ttl {
+                for r in &mut soas {
+                    r.ttl = ttl;
+                }
+                for r in &mut answers {
+                    r.ttl = r.ttl.min(MAX_NEGATIVE_TTL);
+                }
+            }
+            let ttl = negative_ttl.map(|t| answers_ttl.map_or(t, |a| a.min(t)));
+            (soas, ttl)
+        };
+        let resolved = Resolved {
+            rcode,
+            answers,
+            authorities,
+            stale: false,
+        };
+        // RFC 1035 §3.2.1: a zero TTL means the record "can only be used for the transaction
+        // in progress, and should not be cached".
+        let entry = ttl.filter(|&t| t > 0).map(|ttl| Entry {
+            rcode,
+            answers: resolved.answers.clone(),
+            authorities: resolved.authorities.clone(),
+            ttl,
+            stored: now,
+            recheck_after: None,
+        });
+        (resolved, entry)
+    }
+
+    fn expires(&self) -> Instant {
+        self.stored + Duration::from_secs(u64::from(self.ttl))
+    }
+
+    fn is_fresh(&self, now: Instant) -> bool {
+        now < self.expires()
+    }
+
+    /// The answer with every TTL reduced by the whole seconds since it was stored, so that a
+    /// client caching it does not keep it past the upstream's TTL.
+    fn fresh(&self, now: Instant) -> Resolved {
+        let elapsed =
+            u32::try_from(now.saturating_duration_since(self.stored).as_secs()).unwrap_or(u32::MAX);
+        let count_down = |records: &[Record]| {
+            records
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.ttl = r.ttl.saturating_sub(elapsed);
+                    r
+                })
+                .collect()
+        };
+        Resolved {
+            rcode: self.rcode,
+            answers: count_down(&self.answers),
+            authorities: count_down(&self.authorities),
+            stale: false,
+        }
+    }
+
+    /// The expired answer as RFC 8767 §4 serves it: every TTL 30 s, marked stale.
+    fn stale(&self) -> Resolved {
+        let at_stale_ttl = |records: &[Record]| {
+            records
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.ttl = STALE_TTL;
+                    r
+                })
+                .collect()
+        };
+        Resolved {
+            rcode: self.rcode,
+            answers: at_stale_ttl(&self.answers),
+            authorities: at_stale_ttl(&self.authorities),
+            stale: true,
+        }
+    }
+}
+
+/// What the cache has for a question.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A fresh entry, TTLs counted down.
+    Fresh(Resolved),
+    /// An expired entry within its failure recheck timer: serve it stale, ask no upstream.
+    Stale(Resolved),
+    Miss,
+}
+
+struct Slot {
+    entry: Entry,
+    /// Position in the recency order; larger is more recent.
+    tick: u64,
+}
+
+/// The bounded cache. The recency order is a `BTreeMap` from a use counter to the key, so
+/// touching and evicting are O(log n) without unsafe linked lists.
+pub struct Cache {
+    capacity: usize,
+    /// Whether expired entries are kept (up to [`MAX_STALE`]) to be served stale.
+    keep_stale: bool,
+    slots: HashMap<Key, Slot>,
+    recency: BTreeMap<u64, Key>,
+    next_tick: u64,
+}
+
+impl Cache {
+    pub fn new(capacity: usize, keep_stale: bool) -> Self {
+        Self {
+            capacity,
+            keep_stale,
+            slots: HashMap::new(),
+            recency: BTreeMap::new(),
+            next_tick: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn touch(&mut self, key: &Key) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            self.recency.remove(&slot.tick);
+            slot.tick = self.next_tick;
+            self.recency.insert(self.next_tick, key.clone());
+            self.next_tick += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(slot) = self.slots.remove(key) {
+            self.recency.remove(&slot.tick);
+        }
+    }
+
+    /// Whether an expired entry may still be served stale at `now`.
+    fn servable_stale(&self, entry: &Entry, now: Instant) -> bool {
+        self.keep_stale && now < entry.expires() + MAX_STALE
+    }
+
+    /// Looks a question up. An entry that can no longer be served at all is dropped here
+    /// (lazily: the LRU bound keeps the total in check meanwhile).
+    pub fn lookup(&mut self, key: &Key, now: Instant) -> Lookup {
+        let Some(slot) = self.slots.get(key) else {
+            return Lookup::Miss;
+        };
+        let entry = &slot.entry;
+        let found = if entry.is_fresh(now) {
+            Lookup::Fresh(entry.fresh(now))
+        } else if !self.servable_stale(entry, now) {
+            self.remove(key);
+            return Lookup::Miss;
+        } else if entry.recheck_after.is_some_and(|t| now < t) {
+            Lookup::Stale(entry.stale())
+        } else {
+            // Expired but kept for serve-stale: the caller refreshes it from upstream.
+            return Lookup::Miss;
+        };
+        self.touch(key);
+        found
+    }
+
+    /// The expired answer for a question whose refresh just failed, if it may be served
+    /// stale; starts the failure recheck timer.
+    pub fn stale_after_failure(&mut self, key: &Key, now: Instant) -> Option<Resolved> {
+        let servable = self
+            .slots
+            .get(key)
+            .is_some_and(|s| self.servable_stale(&s.entry, now));
+        if !servable {
+            return None;
+        }
+        let slot = self.slots.get_mut(key)?;
+        slot.entry.recheck_after = Some(now + Duration::from_secs(u64::from(STALE_TTL)));
+        let stale = slot.entry.stale();
+        self.touch(key);
+        Some(stale)
+    }
+
+    /// Stores an entry, replacing any for the same key; returns how many entries were
+    /// evicted to stay within the bound.
+    pub fn insert(&mut self, key: Key, entry: Entry) -> u64 {
+        if self.capacity == 0 {
+            return 0;
+        }
+        self.remove(&key);
+        let mut evicted = 0;
+        while self.slots.len() >= self.capacity {
+            let Some((_, oldest)) = self.recency.pop_first() else {
+                break;
+            };
+            self.slots.remove(&oldest);
+            evicted += 1;
+        }
+        let tick = self.next_tick;
+        self.next_tick += 1;
+        self.recency.insert(tick, key.clone());
+        self.slots.insert(key, Slot { entry, tick });
+        evicted
+    }
+
+    /// Removes every entry whose name `keep` rejects.
+    pub fn retain_names(&mut self, mut keep: impl FnMut(&Name) -> bool) {
+        let doomed: Vec<Key> = self
+            .slots
+            .keys()
+            .filter(|(name, _)| !keep(name))
+            .cloned()
+            .collect();
+        for key in &doomed {
+            self.remove(key);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.recency.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::str::FromStr;
+
+    use hickory_proto::rr::rdata::{A, CNAME, SOA};
+
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::from_str(s).unwrap()
+    }
+
+    fn a(owner: &str, ttl: u32, last: u8) -> Record {
+        Record::from_rdata(
+            name(owner),
+            ttl,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, last))),
+        )
+    }
+
+    fn soa(ttl: u32, minimum: u32) -> Record {
+        let soa = SOA::new(
+            name("ns.example."),
+            name("host.example."),
+            1,
+            3600,
+            600,
+            86400,
+            minimum,
+        );
+        Record::from_rdata(name("example."), ttl, RData::SOA(soa))
+    }
+
+    fn positive(ttl: u32, now: Instant) -> Entry {
+        let (_, entry) = Entry::from_response(
+            RecordType::A,
+            ResponseCode::NoError,
+            vec![a("www.example.", ttl, 1)],
+            vec![],
+            now,
+        );
+        entry.unwrap()
+    }
+
+    #[test]
+    fn keys_ignore_case() {
+        assert_eq!(
+            key(&name("WWW.Example.COM."), RecordType::A).0.to_string(),
+            "www.example.com."
+        );
+        assert_ne!(
+            key(&name("a."), RecordType::A),
+            key(&name("a."), RecordType::AAAA)
+        );
+    }
+
+    #[test]
+    fn positive_ttl_is_the_least_in_the_answer_and_counts_down() {
+        let t0 = Instant::now();
+        let cname = Record::from_rdata(
+            name("alias.example."),
+            3600,
+            RData::CNAME(CNAME(name("www.example."))),
+        );
+        let (resolved, entry) = Entry::from_response(
+            RecordType::A,
+            ResponseCode::NoError,
+            vec![cname, a("www.example.", 60, 1)],
+            vec![soa(3600, 300)],
+            t0,
+        );
+        assert!(
+            resolved.authorities.is_empty(),
+            "authority of a positive answer is dropped"
+        );
+        let entry = entry.unwrap();
+        assert_eq!(entry.ttl, 60);
+        let mut cache = Cache::new(10, false);
+        let k = key(&name("alias.example."), RecordType::A);
+        cache.insert(k.clone(), entry);
+        let Lookup::Fresh(r) = cache.lookup(&k, t0 + Duration::from_millis(20_500)) else {
+            panic!("fresh within the TTL");
+        };
+        assert_eq!(r.answers[0].ttl, 3580);
+        assert_eq!(r.answers[1].ttl, 40);
+        assert!(matches!(
+            cache.lookup(&k, t0 + Duration::from_secs(60)),
+            Lookup::Miss
+        ));
+        assert_eq!(cache.len(), 0, "expired without serve-stale: dropped");
+    }
+
+    #[test]
+    fn negative_ttl_is_the_soa_minimum_or_its_ttl() {
+        let t0 = Instant::now();
+        for (soa_ttl, minimum, want) in [(3600, 60, 60), (30, 900, 30), (99_999, 99_999, 10_800)] {
+            let (resolved, entry) = Entry::from_response(
+                RecordType::A,
+                ResponseCode::NXDomain,
+                vec![],
+                vec![soa(soa_ttl, minimum)],
+                t0,
+            );
+            assert_eq!(entry.unwrap().ttl, want);
+            assert_eq!(resolved.authorities[0].ttl, want, "the SOA carries the TTL");
+        }
+    }
+
+    #[test]
+    fn nodata_is_negative_even_after_a_cname() {
+        let t0 = Instant::now();
+        let cname = Record::from_rdata(
+            name("alias.example."),
+            3600,
+            RData::CNAME(CNAME(name("www.example."))),
+        );
+        let (_, entry) = Entry::from_response(
+            RecordType::AAAA,
+            ResponseCode::NoError,
+            vec![cname],
+            vec![soa(3600, 120)],
+            t0,
+        );
+        assert_eq!(entry.unwrap().ttl, 120);
+    }
+
+    #[test]
+    fn negative_without_soa_and_zero_ttls_are_not_cached() {
+        let t0 = Instant::now();
+        let (resolved, entry) =
+            Entry::from_response(RecordType::A, ResponseCode::NXDomain, vec![], vec![], t0);
+        assert!(entry.is_none());
+        assert_eq!(resolved.rcode, ResponseCode::NXDomain);
+        let (_, entry) = Entry::from_response(
+            RecordType::A,
+            ResponseCode::NoError,
+            vec![a("www.example.", 0, 1)],
+            vec![],
+            t0,
+        );
+        assert!(entry.is_none());
+        let (resolved, entry) = Entry::from_response(
+            RecordType::A,
+            ResponseCode::NoError,
+            vec![a("www.example.", 0x8000_0001, 1)],
+            vec![],
+            t0,
+        );
+        assert!(
+            entry.is_none(),
+            "RFC 2181 §8: a TTL with the top bit set is zero"
+        );
+        assert_eq!(resolved.answers[0].ttl, 0);
+    }
+
+    #[test]
+    fn least_recently_used_is_evicted() {
+        let t0 = Instant::now();
+        let mut cache = Cache::new(2, false);
+        let k = |s: &str| key(&name(s), RecordType::A);
+        assert_eq!(cache.insert(k("a."), positive(60, t0)), 0);
+        assert_eq!(cache.insert(k("b."), positive(60, t0)), 0);
+        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(_)));
+        assert_eq!(cache.insert(k("c."), positive(60, t0)), 1);
+        assert!(matches!(cache.lookup(&k("b."), t0), Lookup::Miss));
+        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(_)));
+        assert_eq!(
+            cache.insert(k("a."), positive(60, t0)),
+            0,
+            "replacing is no eviction"
+        );
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.recency.len(), 2);
+    }
+
+    #[test]
+    fn zero_capacity_caches_nothing() {
+        let t0 = Instant::now();
+        let mut cache = Cache::new(0, true);
+        let k = key(&name("a."), RecordType::A);
+        assert_eq!(cache.insert(k.clone(), positive(60, t0)), 0);
+        assert!(matches!(cache.lookup(&k, t0), Lookup::Miss));
+    }
+
+    #[test]
+    fn stale_answers_within_the_window_with_a_recheck_timer() {
+        let t0 = Instant::now();
+        let mut cache = Cache::new(10, true);
+        let k = key(&name("www.example."), RecordType::A);
+        cache.insert(k.clone(), positive(60, t0));
+        let expired = t0 + Duration::from_secs(61);
+        assert!(matches!(cache.lookup(&k, expired), Lookup::Miss));
+        let stale = cache.stale_after_failure(&k, expired).unwrap();
+        assert!(stale.stale);
+        assert_eq!(stale.answers[0].ttl, STALE_TTL);
+        assert!(matches!(
+            cache.lookup(&k, expired + Duration::from_secs(29)),
+            Lookup::Stale(_)
+        ));
+        assert!(matches!(
+            cache.lookup(&k, expired + Duration::from_secs(30)),
+            Lookup::Miss
+        ));
+        let too_late = t0 + Duration::from_secs(60) + MAX_STALE;
+        assert!(cache.stale_after_failure(&k, too_late).is_none());
+        assert!(matches!(cache.lookup(&k, too_late), Lookup::Miss));
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn retain_names_removes_every_type() {
+        let t0 = Instant::now();
+        let mut cache = Cache::new(10, false);
+        cache.insert(key(&name("a."), RecordType::A), positive(60, t0));
+        cache.insert(key(&name("a."), RecordType::AAAA), positive(60, t0));
+        cache.insert(key(&name("b."), RecordType::A), positive(60, t0));
+        let a = name("a.");
+        cache.retain_names(|n| n != &a);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.recency.len(), 1);
+    }
+}
