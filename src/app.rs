@@ -73,6 +73,8 @@ pub struct ServeOptions {
     pub api_addr: Option<SocketAddr>,
     pub api_token: Option<String>,
     pub api_body_limit: usize,
+    /// How long an API request may take to arrive, and how many are handled at once.
+    pub api_limits: api::ApiLimits,
     pub name_servers: Vec<Name>,
     /// Where load balancers and databases registered as endpoints answer.
     pub endpoint_zones: EndpointZones,
@@ -94,6 +96,7 @@ impl Default for ServeOptions {
             api_addr: None,
             api_token: None,
             api_body_limit: 1 << 20,
+            api_limits: api::ApiLimits::default(),
             name_servers: Name::from_ascii("ns1.r53.test.").into_iter().collect(),
             endpoint_zones: EndpointZones::default(),
             vpcs: Vec::new(),
@@ -183,6 +186,14 @@ impl TryFrom<ServeArgs> for ServeOptions {
         }
         dns.tcp_idle_timeout = Duration::from_secs(args.tcp_idle_timeout);
         dns.tcp_max_connections = args.tcp_max_connections;
+        dns.tcp_read_timeout = Duration::from_secs(args.tcp_read_timeout);
+        dns.tcp_reclaim_after = Duration::from_millis(args.tcp_reclaim_after_ms);
+        dns.max_recursions = args.max_recursions;
+        dns.rrl = dns::RrlConfig {
+            rate: args.rrl_rate,
+            slip: args.rrl_slip,
+            table_size: args.rrl_table_size,
+        };
         let ns_names = if args.ns_names.is_empty() {
             vec![crate::config::host_name_server()]
         } else {
@@ -195,6 +206,10 @@ impl TryFrom<ServeArgs> for ServeOptions {
             api_addr: Some(args.api_addr),
             api_token: args.api_token.filter(|t| !t.is_empty()),
             api_body_limit: args.api_body_limit,
+            api_limits: api::ApiLimits {
+                request_timeout: Duration::from_secs(args.api_timeout),
+                max_concurrent: args.api_max_concurrent,
+            },
             name_servers: ns_names
                 .iter()
                 .filter_map(|n| Name::from_ascii(n).ok().map(|n| normalize_name(&n)))
@@ -361,9 +376,11 @@ async fn start_api(
         resolver,
         body_limit: options.api_body_limit,
     });
+    let router = api::limit(router, &options.api_limits, options.api_body_limit);
+    let limits = options.api_limits.clone();
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
-        if let Err(e) = api::serve(listener, router, shutdown).await {
+        if let Err(e) = api::serve(listener, router, &limits, shutdown).await {
             error!(error = %e, "the API server stopped");
         }
     });

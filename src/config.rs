@@ -94,6 +94,33 @@ pub struct ServeArgs {
     /// Most TCP connections open at once.
     #[arg(long, env = "R53_TCP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub tcp_max_connections: usize,
+    /// Seconds the rest of a TCP query may take to arrive once its first byte has.
+    #[arg(long, env = "R53_TCP_READ_TIMEOUT", default_value_t = 5)]
+    pub tcp_read_timeout: u64,
+    /// Milliseconds a TCP connection must have waited for its next query before it may be
+    /// closed to make room when every connection slot is taken.
+    #[arg(long, env = "R53_TCP_RECLAIM_AFTER_MS", default_value_t = 1000)]
+    pub tcp_reclaim_after_ms: u64,
+    /// Questions resolved at once per UDP socket; past this, SERVFAIL at once.
+    #[arg(long, env = "R53_MAX_RECURSIONS", default_value_t = 1024)]
+    pub max_recursions: usize,
+    /// UDP responses per second per client network (/24, /56) and kind of answer, as
+    /// Knot's and NSD's response-rate limiting; 0: no limit.
+    #[arg(long, env = "R53_RRL_RATE", default_value_t = 0)]
+    pub rrl_rate: u32,
+    /// Every Nth rate-limited response is sent truncated (TC) so real clients retry over
+    /// TCP; the others are dropped. 0: drop them all.
+    #[arg(long, env = "R53_RRL_SLIP", default_value_t = 2)]
+    pub rrl_slip: u32,
+    /// Buckets in the rate limiter's fixed table (rounded up to a power of two).
+    #[arg(long, env = "R53_RRL_TABLE_SIZE", default_value_t = 65_536)]
+    pub rrl_table_size: usize,
+    /// Seconds an API request may take to arrive, headers and body; then 408.
+    #[arg(long, env = "R53_API_TIMEOUT", default_value_t = 30)]
+    pub api_timeout: u64,
+    /// Most API requests handled at once; past it, 503 Throttling.
+    #[arg(long, env = "R53_API_MAX_CONCURRENT", default_value_t = 256)]
+    pub api_max_concurrent: usize,
 }
 
 #[derive(Debug, Args, Clone)]

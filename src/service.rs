@@ -277,13 +277,13 @@ impl Service {
     }
 
     pub async fn zones(&self) -> Vec<HostedZone> {
-        let state = self.state.lock().await;
+        let state = self.read().await;
         state.zones.values().map(|z| z.zone.clone()).collect()
     }
 
     /// Every zone with its record set count, in id order (ListHostedZones).
     pub async fn zone_summaries(&self) -> Vec<(HostedZone, usize)> {
-        let state = self.state.lock().await;
+        let state = self.read().await;
         state
             .zones
             .values()
@@ -292,13 +292,13 @@ impl Service {
     }
 
     pub async fn zone(&self, id: &HostedZoneId) -> Option<ZoneState> {
-        self.state.lock().await.zones.get(id).cloned()
+        self.read().await.zones.get(id).cloned()
     }
 
     /// The oldest hosted zone of that name, the one DNS answers from.
     pub async fn zone_by_name(&self, name: &Name) -> Option<ZoneState> {
         let name = normalize_name(name);
-        let state = self.state.lock().await;
+        let state = self.read().await;
         state
             .zones
             .values()
@@ -541,7 +541,7 @@ impl Service {
 
     /// The resolver's forwarding rules, as stored.
     pub async fn rules(&self) -> Vec<ForwardingRule> {
-        self.state.lock().await.rules.values().cloned().collect()
+        self.read().await.rules.values().cloned().collect()
     }
 
     /// Creates or replaces a forwarding rule (durably); returns every rule.
@@ -579,7 +579,7 @@ impl Service {
 
     /// Every VPC.
     pub async fn vpcs(&self) -> Vec<Vpc> {
-        self.state.lock().await.vpcs.values().cloned().collect()
+        self.read().await.vpcs.values().cloned().collect()
     }
 
     /// Creates or replaces a VPC; clients in its CIDRs see its private zones from the next query.
@@ -663,7 +663,7 @@ impl Service {
 
     /// The private zones associated with a VPC (ListHostedZonesByVPC).
     pub async fn zones_by_vpc(&self, vpc_id: &str) -> Vec<HostedZone> {
-        let state = self.state.lock().await;
+        let state = self.read().await;
         state
             .zones
             .values()
@@ -679,18 +679,11 @@ impl Service {
 
     /// Every registered endpoint, expired leases included until they are swept.
     pub async fn endpoints(&self) -> Vec<Endpoint> {
-        self.state
-            .lock()
-            .await
-            .endpoints
-            .values()
-            .cloned()
-            .collect()
+        self.read().await.endpoints.values().cloned().collect()
     }
 
     pub async fn endpoint(&self, name: &Name) -> Option<Endpoint> {
-        self.state
-            .lock()
+        self.read()
             .await
             .endpoints
             .get(&normalize_name(name))
@@ -768,6 +761,25 @@ impl Service {
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
         Ok(())
+    }
+
+    /// The state for reading, once everything applied so far is durable (and published): a
+    /// reader never sees a change that could still be lost, or that DNS does not answer yet.
+    async fn read(&self) -> tokio::sync::MutexGuard<'_, State> {
+        loop {
+            let state = self.state.lock().await;
+            let applied = state.applied;
+            if self.durable.load(Ordering::Acquire) >= applied {
+                return state;
+            }
+            drop(state);
+            if let Err(e) = self.wait_durable(applied).await {
+                // The flush failed: the writer that applied this change reports it; the
+                // reader goes on with what is there rather than fail too.
+                tracing::warn!(error = %e, "flush failed while waiting to read");
+                return self.state.lock().await;
+            }
+        }
     }
 
     /// Applies a batch to the store, atomically but not yet durably (sled's transaction on a

@@ -336,7 +336,15 @@ async fn by_vpc(
         .vpcid
         .ok_or_else(|| ApiError::InvalidInput("The vpcid parameter is required".into()))?;
     model_vpc_id(&vpc_id)?;
-    let _ = params.vpcregion;
+    // r53 has no regions, but what the spec bounds is refused past its bound.
+    if let Some(region) = &params.vpcregion {
+        super::types::check_region(region, "vPCRegion")?;
+    }
+    if params.nexttoken.as_ref().is_some_and(|t| t.len() > 64) {
+        return Err(ApiError::InvalidInput(
+            "1 validation error detected: Value at 'nextToken' failed to satisfy constraint: Member must have length less than or equal to 64".into(),
+        ));
+    }
     let limit = max_items(params.maxitems.as_deref(), 100)?;
     let zones = state.service.zones_by_vpc(&vpc_id).await;
     let mut summaries = Vec::new();

@@ -49,9 +49,22 @@ fn default_region() -> String {
     "us-east-1".to_owned()
 }
 
+/// The region is stored with the association, so it is bounded as Route 53's is (1 to 64
+/// characters) rather than kept at whatever size a client sends.
+pub fn check_region(region: &str, field: &str) -> Result<(), ApiError> {
+    if (1..=64).contains(&region.chars().count()) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidInput(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length between 1 and 64"
+        )))
+    }
+}
+
 impl VpcDto {
     pub fn into_model(self) -> Result<VpcAssociation, ApiError> {
         model::check_vpc_id(&self.vpc_id).map_err(|e| ApiError::InvalidVpcId(e.0))?;
+        check_region(&self.region, "vPC.vPCRegion")?;
         Ok(VpcAssociation {
             region: self.region,
             vpc_id: self.vpc_id,

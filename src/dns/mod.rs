@@ -1,5 +1,5 @@
-//! DNS service: the socket loops ([`server`]) and the request-to-response function
-//! ([`message`]). The only module that serves DNS.
+//! DNS service: the socket loops ([`server`]), the request-to-response function
+//! ([`message`]) and UDP response-rate limiting ([`rrl`]). The only module that serves DNS.
 //!
 //! ```text
 //!   UdpSocket ×N (SO_REUSEPORT) ─┐
@@ -10,7 +10,9 @@
 //! ```
 
 pub mod message;
+pub mod rrl;
 pub mod server;
 
 pub use message::{respond, Outcome, Recursion, RecursionPolicy, Transport, SERVER_UDP_PAYLOAD};
+pub use rrl::RrlConfig;
 pub use server::{bind, DnsListeners, DnsOptions};

@@ -7,11 +7,27 @@
 //! TCP: one task per connection, queries answered in turn as they arrive (pipelining,
 //! RFC 7766 §6.2.1), an idle timeout between queries, a read timeout inside one, and a cap on
 //! connections; a slow client holds its own task and nothing else.
+//!
+//! Where each bound on work and memory lives (issue 7, items 3 and 6):
+//! - UDP answers: inline in the receive loop, so at most one per socket at a time
+//!   (`udp_sockets`); a burst waits in the kernel's receive buffer, whose overflow drops.
+//! - UDP responses per client network: [`super::rrl`] (`rrl`), a fixed-size table.
+//! - Recursion: `max_recursions` tasks per UDP socket, SERVFAIL past it; on TCP one question
+//!   at a time per connection.
+//! - TCP: `tcp_max_connections` tasks, each with one query buffer of at most 64 KiB; a
+//!   connection that waits too long is closed (`tcp_idle_timeout`, `tcp_read_timeout`), and
+//!   when the table is full, the connection that has waited longest for its next query (for
+//!   at least `tcp_reclaim_after`) makes way for the newcomer. RFC 7766 §6.2.3: "Under
+//!   high load … a server MAY close idle connections"; Unbound likewise shortens its TCP
+//!   idle timeout as its connection buffers run out. Without this, a few hundred stalled
+//!   connections would lock every honest TCP client out until their timeouts ran.
+//! - Nothing on the query path keeps per-name or per-client state beyond the RRL table.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::message::{respond, Outcome, RecursionPolicy, Transport};
+use super::rrl::{Rrl, RrlConfig, Verdict};
 use crate::catalog::SharedCatalog;
 
 #[derive(Debug, Clone)]
@@ -32,7 +49,13 @@ pub struct DnsOptions {
     pub tcp_idle_timeout: Duration,
     /// The most time one query may take to arrive once its first byte has.
     pub tcp_read_timeout: Duration,
+    /// Most TCP connections open at once.
     pub tcp_max_connections: usize,
+    /// With every TCP slot taken, a connection that has waited this long for its next query
+    /// is closed to make room for a new one; a newcomer finding none such is closed at once.
+    pub tcp_reclaim_after: Duration,
+    /// Response-rate limiting on UDP (off by default).
+    pub rrl: RrlConfig,
     /// Who may recurse, through which resolver (none: authoritative only).
     pub recursion: RecursionPolicy,
     /// Questions being resolved at once per UDP socket; past this, SERVFAIL at once.
@@ -46,6 +69,8 @@ impl Default for DnsOptions {
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_read_timeout: Duration::from_secs(5),
             tcp_max_connections: 1024,
+            tcp_reclaim_after: Duration::from_secs(1),
+            rrl: RrlConfig::default(),
             recursion: RecursionPolicy::default(),
             max_recursions: 1024,
         }
@@ -71,11 +96,22 @@ impl DnsListeners {
         shutdown: CancellationToken,
     ) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
+        // One table for all sockets: SO_REUSEPORT spreads a client's datagrams over them.
+        let rrl = Rrl::new(options.rrl).map(Arc::new);
+        if let Some(rrl) = &rrl {
+            info!(
+                rrl.rate = options.rrl.rate,
+                rrl.slip = options.rrl.slip,
+                rrl.buckets = rrl.table_len(),
+                "response-rate limiting on UDP"
+            );
+        }
         for socket in self.udp {
             tasks.spawn(serve_udp(
                 socket,
                 catalog.clone(),
                 options.clone(),
+                rrl.clone(),
                 shutdown.clone(),
             ));
         }
@@ -133,10 +169,27 @@ pub fn bind(addr: SocketAddr, options: &DnsOptions) -> io::Result<DnsListeners> 
     Err(last_err.unwrap_or_else(|| io::Error::other("no free port for UDP and TCP")))
 }
 
+/// Sends a UDP response, through the rate limiter when there is one.
+async fn send_udp(socket: &UdpSocket, rrl: Option<&Rrl>, response: &[u8], peer: SocketAddr) {
+    let slipped;
+    let bytes = match rrl.map(|r| r.check(peer.ip(), response, Instant::now())) {
+        None | Some(Verdict::Send) => response,
+        Some(Verdict::Slip(bytes)) => {
+            slipped = bytes;
+            &slipped
+        }
+        Some(Verdict::Drop) => return,
+    };
+    if let Err(error) = socket.send_to(bytes, peer).await {
+        debug!(%error, %peer, "udp send");
+    }
+}
+
 async fn serve_udp(
     socket: UdpSocket,
     catalog: SharedCatalog,
     options: DnsOptions,
+    rrl: Option<Arc<Rrl>>,
     shutdown: CancellationToken,
 ) {
     let socket = Arc::new(socket);
@@ -176,11 +229,10 @@ async fn serve_udp(
             Some(Outcome::Recurse(recursion)) => match recursions.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let socket = socket.clone();
+                    let rrl = rrl.clone();
                     tokio::spawn(async move {
                         let response = recursion.run().await;
-                        if let Err(error) = socket.send_to(&response, peer).await {
-                            debug!(%error, %peer, "udp send");
-                        }
+                        send_udp(&socket, rrl.as_deref(), &response, peer).await;
                         drop(permit);
                     });
                     continue;
@@ -188,9 +240,97 @@ async fn serve_udp(
                 Err(_) => recursion.busy(),
             },
         };
-        if let Err(error) = socket.send_to(&response, peer).await {
-            debug!(%error, %peer, "udp send");
+        send_udp(&socket, rrl.as_deref(), &response, peer).await;
+    }
+}
+
+/// The open TCP connections: the cap, and which connection to close when it is reached.
+struct TcpTable {
+    max: usize,
+    reclaim_after: Duration,
+    inner: Mutex<TcpSlots>,
+}
+
+#[derive(Default)]
+struct TcpSlots {
+    next_id: u64,
+    open: HashMap<u64, TcpSlot>,
+}
+
+struct TcpSlot {
+    /// When the connection began waiting for its next query; `None` while one is answered.
+    waiting_since: Option<Instant>,
+    close: CancellationToken,
+}
+
+impl TcpTable {
+    fn new(max: usize, reclaim_after: Duration) -> Self {
+        Self {
+            max,
+            reclaim_after,
+            inner: Mutex::new(TcpSlots::default()),
         }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, TcpSlots> {
+        // Only plain bookkeeping happens under the lock; a poisoned one is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A slot for a new connection, or `None` when every slot is taken by a connection that
+    /// is answering or has waited less than `reclaim_after`. To make room, the connection
+    /// that has waited longest for its next query is told to close.
+    fn admit(&self, now: Instant) -> Option<(u64, CancellationToken)> {
+        let mut slots = self.slots();
+        if slots.open.len() >= self.max {
+            let (_, victim) = slots
+                .open
+                .iter()
+                .filter_map(|(id, slot)| {
+                    let since = slot.waiting_since?;
+                    (now.saturating_duration_since(since) >= self.reclaim_after)
+                        .then_some((since, *id))
+                })
+                .min()?;
+            if let Some(slot) = slots.open.remove(&victim) {
+                slot.close.cancel();
+            }
+        }
+        let id = slots.next_id;
+        slots.next_id += 1;
+        let close = CancellationToken::new();
+        slots.open.insert(
+            id,
+            TcpSlot {
+                waiting_since: Some(now),
+                close: close.clone(),
+            },
+        );
+        Some((id, close))
+    }
+
+    fn set_waiting(&self, id: u64, since: Option<Instant>) {
+        if let Some(slot) = self.slots().open.get_mut(&id) {
+            slot.waiting_since = since;
+        }
+    }
+
+    fn release(&self, id: u64) {
+        self.slots().open.remove(&id);
+    }
+}
+
+/// Gives a connection's slot back however its task ends.
+struct SlotGuard<'a> {
+    table: &'a TcpTable,
+    id: u64,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.table.release(self.id);
     }
 }
 
@@ -200,7 +340,10 @@ async fn serve_tcp(
     options: DnsOptions,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(options.tcp_max_connections));
+    let table = Arc::new(TcpTable::new(
+        options.tcp_max_connections,
+        options.tcp_reclaim_after,
+    ));
     let mut connections = JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -215,21 +358,23 @@ async fn serve_tcp(
             },
             _ = shutdown.cancelled() => break,
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            debug!(%peer, "tcp connection limit reached; closing");
+        let Some((id, close)) = table.admit(Instant::now()) else {
+            debug!(%peer, "tcp connection limit reached and no idle connection to close; closing");
             continue;
         };
         let catalog = catalog.clone();
         let options = options.clone();
         let shutdown = shutdown.clone();
+        let table = table.clone();
         connections.spawn(async move {
-            let _permit = permit;
+            let _slot = SlotGuard { table: &table, id };
             tokio::select! {
-                result = serve_connection(stream, &catalog, &options) => {
+                result = serve_connection(stream, &catalog, &options, &table, id) => {
                     if let Err(error) = result {
                         debug!(%error, %peer, "tcp connection ended");
                     }
                 }
+                _ = close.cancelled() => debug!(%peer, "tcp connection closed to make room"),
                 _ = shutdown.cancelled() => {}
             }
         });
@@ -244,11 +389,16 @@ async fn serve_connection(
     mut stream: TcpStream,
     catalog: &SharedCatalog,
     options: &DnsOptions,
+    table: &TcpTable,
+    id: u64,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let peer = stream.peer_addr()?.ip();
+    let peer: IpAddr = stream.peer_addr()?.ip();
     let mut buf = Vec::with_capacity(512);
     loop {
+        // Waiting for a query (idle, or part-way through one) makes the connection one that
+        // may be closed when the table is full; answering does not.
+        table.set_waiting(id, Some(Instant::now()));
         let mut len = [0u8; 2];
         // The first byte waits up to the idle timeout; the rest of the query must follow
         // within the read timeout.
@@ -269,6 +419,7 @@ async fn serve_connection(
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "slow query")),
             Ok(r) => r?,
         }
+        table.set_waiting(id, None);
         let outcome = {
             let snapshot = catalog.load();
             respond(&snapshot, &buf, Transport::Tcp, peer, &options.recursion)

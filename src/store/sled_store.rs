@@ -17,6 +17,40 @@ use crate::model::{ChangeInfo, Endpoint, Vpc};
 use crate::resolver::ForwardingRule;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// The schema version again, as a plain file beside sled's: opening a sled dir rewrites it
+/// (recovery extends the log and writes a new snapshot), so the version must be readable
+/// without sled for a refused dir to be left exactly as it was.
+pub(crate) const SCHEMA_FILE: &str = "r53-schema-version";
+
+/// The version in `dir`'s schema file, `None` when there is no such file (a new dir, or one
+/// written before the file existed: its sled key is checked instead).
+fn read_schema_file(dir: &Path) -> Result<Option<u32>, StoreError> {
+    match std::fs::read_to_string(dir.join(SCHEMA_FILE)) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "{}: not a schema version",
+                dir.join(SCHEMA_FILE).display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(engine(format!("{}: {e}", dir.join(SCHEMA_FILE).display()))),
+    }
+}
+
+/// Writes the schema file durably (temporary file, fsync, rename, fsync of the dir).
+fn write_schema_file(dir: &Path) -> Result<(), StoreError> {
+    use std::io::Write as _;
+    let io = |e: std::io::Error| engine(format!("{}: {e}", dir.join(SCHEMA_FILE).display()));
+    let tmp = dir.join(format!("{SCHEMA_FILE}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(format!("{SCHEMA_VERSION}\n").as_bytes())
+        .map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, dir.join(SCHEMA_FILE)).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
 
 pub struct SledStore {
     db: sled::Db,
@@ -36,6 +70,17 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`. A data dir written by another schema version is
     /// refused, never rewritten.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        // Checked before sled touches the dir: sled's open rewrites its files.
+        let file_version = read_schema_file(dir)?;
+        if let Some(found) = file_version {
+            if found != SCHEMA_VERSION {
+                return Err(StoreError::SchemaVersion {
+                    path: dir.display().to_string(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        }
         let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
         // sled's lock file outlives a dropped Db for a moment while its flusher thread winds
         // down (a restart inside one process), so wait briefly before calling it taken.
@@ -74,6 +119,9 @@ impl SledStore {
                     .map_err(engine)?;
                 db.flush().map_err(engine)?;
             }
+        }
+        if file_version.is_none() {
+            write_schema_file(dir)?;
         }
         let zones = db.open_tree("zones").map_err(engine)?;
         let rrsets = db.open_tree("rrsets").map_err(engine)?;

@@ -729,8 +729,14 @@ async fn registers_with_r53_reports_health_and_deregisters() {
     assert!(endpoint["HostedZoneId"].as_str().unwrap().starts_with('Z'));
     assert!(endpoint["LeaseExpiresAt"].is_string());
 
-    // Answered by its own name in DNS.
-    let answer = query_udp(running.dns_addr, &query(NAME, RecordType::A)).await;
+    // Answered by its own name in DNS. Polled: r53's listing can show a registration whose
+    // PUT is still being made durable, before DNS publishes it.
+    let dns_addr = running.dns_addr;
+    let answer = eventually("the LB's name answered in DNS", || async move {
+        let answer = query_udp(dns_addr, &query(NAME, RecordType::A)).await;
+        (!answer.answers.is_empty()).then_some(answer)
+    })
+    .await;
     let addresses: Vec<String> = answer.answers.iter().map(|r| r.data.to_string()).collect();
     assert_eq!(addresses, ["127.0.0.4"], "{answer:?}");
     assert_eq!(answer.answers[0].ttl, 30, "the TTL the LB registered");
