@@ -8,9 +8,8 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use r53::app::{Running, ServeOptions};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{query, query_tcp, query_udp};
+use crate::support::{http, query, query_tcp, query_udp};
 
 struct Server {
     running: Running,
@@ -103,23 +102,6 @@ impl Server {
     async fn ask(&self, name: &str, qtype: RecordType) -> Message {
         query_udp(self.running.dns_addr, &query(name, qtype)).await
     }
-}
-
-/// One HTTP/1.1 request over a fresh connection; the status and the JSON body (Null if none).
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: r53\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 fn lb(addresses: &[(&str, bool)], lease: Option<u64>) -> Value {

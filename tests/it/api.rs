@@ -14,10 +14,9 @@ use r53::app::{Running, ServeOptions};
 use r53::service::Service;
 use r53::store::SledStore;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
-use crate::support::{query, query_tcp, query_udp};
+use crate::support::{http, query, query_tcp, query_udp};
 
 struct Api {
     router: axum::Router,
@@ -662,44 +661,25 @@ async fn start_server(dir: &std::path::Path) -> Running {
     .expect("server starts")
 }
 
-/// One HTTP/1.1 request over a fresh connection.
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.to_string();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: r53\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let status: u16 = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn acknowledged_change_is_answered_at_once_and_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let running = start_server(dir.path()).await;
     let api = running.api_addr.unwrap();
-    let (status, body) = http(
-        api,
+    let (status, body) = http(api,
         "POST",
         "/2013-04-01/hostedzone",
-        &json!({"Name": "live.test", "CallerReference": "e2e"}),
+        Some(json!({"Name": "live.test", "CallerReference": "e2e"})),
     )
     .await;
     assert_eq!(status, 201, "{body}");
     let id = bare_id(&body["HostedZone"]["Id"]);
     for i in 1..=20u8 {
         let ip = format!("192.0.2.{i}");
-        let (status, body) = http(
-            api,
+        let (status, body) = http(api,
             "POST",
             &format!("/2013-04-01/hostedzone/{id}/rrset"),
-            &json!({"ChangeBatch": {"Changes": [rrset("UPSERT", "www.live.test.", "A", 60, &[ip.as_str()])]}}),
+            Some(json!({"ChangeBatch": {"Changes": [rrset("UPSERT", "www.live.test.", "A", 60, &[ip.as_str()])]}})),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -709,14 +689,13 @@ async fn acknowledged_change_is_answered_at_once_and_after_restart() {
         assert_eq!(answer.answers.len(), 1);
         assert_eq!(answer.answers[0].data.to_string(), ip);
     }
-    let (status, _) = http(
-        api,
+    let (status, _) = http(api,
         "POST",
         &format!("/2013-04-01/hostedzone/{id}/rrset"),
-        &json!({"ChangeBatch": {"Changes": [
+        Some(json!({"ChangeBatch": {"Changes": [
             rrset("CREATE", "new.live.test.", "A", 60, &["192.0.2.100"]),
             rrset("CREATE", "www.live.test.", "A", 60, &["192.0.2.101"]),
-        ]}}),
+        ]}})),
     )
     .await;
     assert_eq!(status, 400);

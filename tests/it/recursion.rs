@@ -10,11 +10,10 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use r53::app::{RecursionOptions, Running, ServeOptions};
 use r53::resolver::ResolverConfig;
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
 use tokio::net::UdpSocket;
 
-use crate::support::query;
+use crate::support::{http, query};
 
 const UPSTREAM_ZONE: &str = "$ORIGIN upstream.test.\n$TTL 300\n\
     @ SOA ns.upstream.test. hostmaster.upstream.test. 1 3600 600 86400 60\n\
@@ -77,22 +76,6 @@ async fn ask(source: &str, server: SocketAddr, name: &str, qtype: RecordType, rd
         .expect("an answer")
         .unwrap();
     Message::from_vec(&buf[..n]).unwrap()
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: r53\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 fn data(m: &Message) -> Vec<String> {
