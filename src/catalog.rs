@@ -10,7 +10,9 @@
 //! of a missing name (for NXDOMAIN and wildcards) costs what a positive lookup does.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+// FxHash, not SipHash: the keys are names from our own zones and the hot path hashes a few
+// per query (the standard hasher showed up at ~7% of the instructions in callgrind).
+use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -68,7 +70,7 @@ impl ZoneIndex {
     pub fn build(zone: HostedZone, rrsets: &[ResourceRecordSet]) -> Self {
         let apex = zone.name.clone();
         let apex_labels = label_count(&apex);
-        let mut nodes: HashMap<Name, Node> = HashMap::with_capacity(rrsets.len() + 1);
+        let mut nodes: HashMap<Name, Node> = HashMap::with_capacity_and_hasher(rrsets.len() + 1, Default::default());
         nodes.insert(apex.clone(), Node::default());
         for set in rrsets {
             if !apex.zone_of(&set.name) {
@@ -342,8 +344,8 @@ impl Catalog {
         vpcs: Arc<Vec<Vpc>>,
         endpoints: Arc<Endpoints>,
     ) -> Self {
-        let mut public = HashMap::new();
-        let mut private: HashMap<Name, PrivateZones> = HashMap::new();
+        let mut public = HashMap::default();
+        let mut private: HashMap<Name, PrivateZones> = HashMap::default();
         for zone in zones {
             if zone.zone.private {
                 let seen_from: Vec<usize> = zone
