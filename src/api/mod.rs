@@ -192,8 +192,14 @@ async fn read_body_in_time(
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    // The handler runs in a task of its own, to the end: hyper drops the request's future
+    // when the client hangs up, and a change cancelled between its store write and its
+    // in-memory update would be on disk but not served until a restart.
+    let handler = tokio::spawn(next.run(Request::from_parts(parts, Body::from(bytes))));
+    match handler.await {
+        Ok(response) => response,
+        Err(e) => ApiError::Internal(format!("API handler failed: {e}")).into_response(),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown`, then lets requests in progress finish.

@@ -30,7 +30,7 @@ Run it against a binary you built (it builds nothing):
     cargo build --release
     python3 tests/crash/run.py --bin target/release/r53 --kills 20
 
-CI runs `--kills 3` against the debug build. Python 3.11+, standard library only.
+CI runs `--kills 3` against the debug build. Python 3 (tested with 3.11), standard library only.
 Options: --clients N (6), --seed S (printed, to replay the kill delays and batch sizes),
 --keep (keep the data dir and the server log; they are kept anyway on failure).
 """
@@ -499,6 +499,13 @@ def verify(server: Server, zone_path: str, ledger: Ledger, rnd: int, rng: random
 # ---------------------------------------------------------------------------------------------
 
 
+def print_violations(violations: list[str], limit: int = 20) -> None:
+    for v in violations[:limit]:
+        print(f"  VIOLATION: {v}", flush=True)
+    if len(violations) > limit:
+        print(f"  ... and {len(violations) - limit} more", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", required=True, help="the r53 binary (e.g. target/release/r53); not built here")
@@ -570,8 +577,7 @@ def main() -> int:
                 f"{check.changes_checked} changes: {'OK' if not check.violations else 'VIOLATIONS'}",
                 flush=True,
             )
-            for v in check.violations:
-                print(f"  VIOLATION: {v}", flush=True)
+            print_violations(check.violations)
             violations += [f"kill {rnd}: {v}" for v in check.violations]
             totals.listed_sets = check.listed_sets
             totals.dns_names += check.dns_names
@@ -586,8 +592,7 @@ def main() -> int:
         totals.dns_names += check.dns_names
         totals.changes_checked += check.changes_checked
         print(f"SIGTERM and restart: {check.listed_sets} sets listed: {'OK' if not check.violations else 'VIOLATIONS'}")
-        for v in check.violations:
-            print(f"  VIOLATION: {v}")
+        print_violations(check.violations)
         violations += [f"after SIGTERM: {v}" for v in check.violations]
         code = server.terminate()
         if code != 0:
