@@ -44,10 +44,13 @@ pub struct Rrset {
     pub alias: Option<AliasTarget>,
 }
 
-/// A name in a zone: the RRsets it owns; empty for an empty non-terminal.
-#[derive(Debug, Default)]
+/// A name in a zone: the RRsets it owns (empty for an empty non-terminal) and how many names
+/// one label below it exist, so that removing the last RRset of a leaf removes the name (and
+/// any ancestor left empty) while an empty non-terminal stays.
+#[derive(Debug, Default, Clone)]
 struct Node {
     rrsets: Vec<Rrset>,
+    children: u32,
 }
 
 impl Node {
@@ -56,55 +59,118 @@ impl Node {
     }
 }
 
-/// One hosted zone, indexed by owner name.
+/// One hosted zone, indexed by owner name. Nodes are shared between successive indexes of a
+/// zone: a change copies the map of pointers and the nodes it touches, not the records.
 #[derive(Debug)]
 pub struct ZoneIndex {
     pub zone: HostedZone,
-    nodes: HashMap<Name, Node>,
+    nodes: HashMap<Name, Arc<Node>>,
     /// The SOA as negative answers carry it, built once (see [`ZoneIndex::build`]).
     negative_soa: Option<Rrset>,
     apex_labels: usize,
 }
 
+/// The name one label up (`label_count`, not hickory's `base_name`, for wildcard owners).
+fn parent(name: &Name) -> Name {
+    name.trim_to(label_count(name).saturating_sub(1))
+}
+
 impl ZoneIndex {
     pub fn build(zone: HostedZone, rrsets: &[ResourceRecordSet]) -> Self {
         let apex = zone.name.clone();
-        let apex_labels = label_count(&apex);
-        let mut nodes: HashMap<Name, Node> = HashMap::with_capacity_and_hasher(rrsets.len() + 1, Default::default());
-        nodes.insert(apex.clone(), Node::default());
+        let mut index = Self {
+            apex_labels: label_count(&apex),
+            nodes: HashMap::with_capacity_and_hasher(rrsets.len() + 1, Default::default()),
+            negative_soa: None,
+            zone,
+        };
+        index.nodes.insert(apex, Arc::default());
         for set in rrsets {
-            if !apex.zone_of(&set.name) {
-                continue;
-            }
-            // Index every ancestor up to the apex: they are empty non-terminals unless they
-            // own records themselves (RFC 4592 §2.2.2).
-            for labels in (apex_labels + 1..label_count(&set.name)).rev() {
-                let ancestor = set.name.trim_to(labels);
-                if nodes.contains_key(&ancestor) {
-                    break;
-                }
-                nodes.insert(ancestor, Node::default());
-            }
-            let node = nodes.entry(set.name.clone()).or_default();
-            node.rrsets.push(Rrset {
-                rtype: set.rtype,
-                ttl: set.ttl,
-                records: set.records.clone(),
-                alias: set.alias.clone(),
-            });
+            index.put(set);
         }
-        for node in nodes.values_mut() {
-            node.rrsets.sort_by_key(|s| u16::from(s.rtype));
+        index.refresh_soa();
+        index
+    }
+
+    /// A new index with `delete` removed and `put` added or replaced; shares what is unchanged.
+    pub fn patch(&self, delete: &[crate::model::RrKey], put: &[ResourceRecordSet]) -> Self {
+        let mut index = Self {
+            zone: self.zone.clone(),
+            nodes: self.nodes.clone(),
+            negative_soa: None,
+            apex_labels: self.apex_labels,
+        };
+        for key in delete {
+            index.remove(&key.name, key.rtype);
         }
-        let negative_soa = nodes
-            .get(&apex)
+        for set in put {
+            index.put(set);
+        }
+        index.refresh_soa();
+        index
+    }
+
+    fn refresh_soa(&mut self) {
+        self.negative_soa = self
+            .nodes
+            .get(self.apex())
             .and_then(|n| n.get(RecordType::SOA))
             .map(negative_soa);
-        Self {
-            zone,
-            nodes,
-            negative_soa,
-            apex_labels,
+    }
+
+    /// Makes `name` a node, with every ancestor up to the apex: they are empty non-terminals
+    /// unless they own records themselves (RFC 4592 §2.2.2).
+    fn ensure(&mut self, name: &Name) {
+        if self.nodes.contains_key(name) {
+            return;
+        }
+        let up = parent(name);
+        self.ensure(&up);
+        if let Some(p) = self.nodes.get_mut(&up) {
+            Arc::make_mut(p).children += 1;
+        }
+        self.nodes.insert(name.clone(), Arc::default());
+    }
+
+    fn put(&mut self, set: &ResourceRecordSet) {
+        if !self.apex().zone_of(&set.name) {
+            return;
+        }
+        self.ensure(&set.name);
+        let Some(node) = self.nodes.get_mut(&set.name) else {
+            return;
+        };
+        let node = Arc::make_mut(node);
+        node.rrsets.retain(|s| s.rtype != set.rtype);
+        node.rrsets.push(Rrset {
+            rtype: set.rtype,
+            ttl: set.ttl,
+            records: set.records.clone(),
+            alias: set.alias.clone(),
+        });
+        node.rrsets.sort_by_key(|s| u16::from(s.rtype));
+    }
+
+    /// Removes an RRset, then the name and any ancestor left with nothing (no RRsets and no
+    /// names below): those no longer exist, and answer NXDOMAIN again.
+    fn remove(&mut self, name: &Name, rtype: RecordType) {
+        let Some(node) = self.nodes.get_mut(name) else {
+            return;
+        };
+        Arc::make_mut(node).rrsets.retain(|s| s.rtype != rtype);
+        let mut name = name.clone();
+        while &name != self.apex() {
+            match self.nodes.get(&name) {
+                Some(node) if node.rrsets.is_empty() && node.children == 0 => {}
+                _ => break,
+            }
+            self.nodes.remove(&name);
+            let up = parent(&name);
+            if let Some(p) = self.nodes.get_mut(&up) {
+                let p = Arc::make_mut(p);
+                p.children = p.children.saturating_sub(1);
+            }
+            name = up;
         }
     }
 
@@ -688,6 +754,90 @@ mod tests {
 
     fn ask<'a>(c: &'a Catalog, name: &'a Name, qtype: RecordType) -> Answer<'a> {
         c.answer(name, qtype, &View::public())
+    }
+
+    /// What an index holds, comparable: every node with its RRsets and child count.
+    fn shape(index: &ZoneIndex) -> Vec<String> {
+        let mut out: Vec<String> = index
+            .nodes
+            .iter()
+            .map(|(name, node)| {
+                let sets: Vec<String> = node
+                    .rrsets
+                    .iter()
+                    .map(|s| format!("{} {} {:?}", s.rtype, s.ttl, s.records))
+                    .collect();
+                format!("{name} children={} {sets:?}", node.children)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn patching_an_index_equals_building_it_afresh() {
+        // A small deterministic random walk of puts and deletes over names that nest (so that
+        // empty non-terminals appear and disappear) and a wildcard.
+        let apex = Name::from_ascii("example.com.").unwrap();
+        let names = [
+            "example.com.",
+            "a.example.com.",
+            "b.a.example.com.",
+            "c.b.a.example.com.",
+            "*.a.example.com.",
+            "x.example.com.",
+            "y.x.example.com.",
+            "*.example.com.",
+        ];
+        let zone = HostedZone::new(&apex, "t", None);
+        let mut current: std::collections::BTreeMap<crate::model::RrKey, ResourceRecordSet> =
+            Default::default();
+        let soa = ResourceRecordSet::new(
+            &apex,
+            RecordType::SOA,
+            300,
+            vec![
+                RData::try_from_str(RecordType::SOA, "ns.example.com. h.example.com. 1 2 3 4 5")
+                    .unwrap(),
+            ],
+        );
+        current.insert(soa.key(), soa);
+        let mut index =
+            ZoneIndex::build(zone.clone(), &current.values().cloned().collect::<Vec<_>>());
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for step in 0..2000 {
+            let name = Name::from_ascii(names[(next() % names.len() as u64) as usize]).unwrap();
+            let rtype = [RecordType::A, RecordType::TXT, RecordType::AAAA][(next() % 3) as usize];
+            let key = crate::model::RrKey::new(&name, rtype);
+            let (delete, put) = if current.contains_key(&key) && next() % 2 == 0 {
+                current.remove(&key);
+                (vec![key], vec![])
+            } else {
+                let value = match rtype {
+                    RecordType::A => format!("192.0.2.{}", next() % 250),
+                    RecordType::AAAA => format!("2001:db8::{}", next() % 250),
+                    _ => format!("\"v{}\"", next() % 250),
+                };
+                let set = ResourceRecordSet::new(
+                    &name,
+                    rtype,
+                    60,
+                    vec![RData::try_from_str(rtype, &value).unwrap()],
+                );
+                current.insert(set.key(), set.clone());
+                (vec![], vec![set])
+            };
+            index = index.patch(&delete, &put);
+            let fresh =
+                ZoneIndex::build(zone.clone(), &current.values().cloned().collect::<Vec<_>>());
+            assert_eq!(shape(&index), shape(&fresh), "after step {step}");
+        }
     }
 
     #[test]
