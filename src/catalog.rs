@@ -582,6 +582,43 @@ impl Catalog {
         }
     }
 
+    /// Whether the record set `name`/`rtype` of the zone that answers for `name` is healthy,
+    /// as Route 53's EvaluateTargetHealth defines it (what routing policies choose by): a
+    /// record set that is not an Alias, or an Alias without EvaluateTargetHealth, is healthy;
+    /// an Alias with it is healthy when its target is: a live endpoint with at least one
+    /// healthy address, or a target record set that exists and is healthy itself.
+    pub fn is_healthy(&self, name: &Name, rtype: RecordType, view: &View) -> bool {
+        let Some(zone) = self.find_zone(name, view) else {
+            return false;
+        };
+        match zone.nodes.get(name).and_then(|n| n.get(rtype)) {
+            Some(set) => self.set_healthy(zone, set, 0),
+            None => false,
+        }
+    }
+
+    fn set_healthy(&self, zone: &ZoneIndex, set: &Rrset, depth: usize) -> bool {
+        let Some(alias) = &set.alias else {
+            return true;
+        };
+        if !alias.evaluate_target_health {
+            return true;
+        }
+        if depth >= MAX_ALIAS_DEPTH {
+            return false;
+        }
+        if let Some(kind) = EndpointZones::kind_of_zone(&alias.hosted_zone_id) {
+            return self
+                .endpoints
+                .live(&alias.dns_name)
+                .is_some_and(|e| e.kind == kind && e.is_healthy());
+        }
+        zone.nodes
+            .get(&alias.dns_name)
+            .and_then(|n| n.get(set.rtype))
+            .is_some_and(|target| self.set_healthy(zone, target, depth + 1))
+    }
+
     /// What an RRset answers: itself, or for an Alias what its target holds at this moment
     /// (the endpoint's healthy addresses with the endpoint's TTL, or the target record set in
     /// the same zone with its TTL). `None` when the target is gone or has nothing of the type.
@@ -772,6 +809,56 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn evaluate_target_health_follows_the_endpoint() {
+        use crate::model::{AliasTarget, EndpointAddress, EndpointKind};
+        let apex = Name::from_ascii("example.com.").unwrap();
+        let zone = HostedZone::new(&apex, "t", None);
+        let alias = |name: &str, eth: bool| {
+            ResourceRecordSet::alias(
+                &Name::from_ascii(name).unwrap(),
+                RecordType::A,
+                AliasTarget {
+                    hosted_zone_id: "ZR53ELBENDPOINTS".into(),
+                    dns_name: Name::from_ascii("web.elb.r53.internal.").unwrap(),
+                    evaluate_target_health: eth,
+                },
+            )
+        };
+        let index = Arc::new(ZoneIndex::build(
+            zone,
+            &[
+                alias("checked.example.com.", true),
+                alias("unchecked.example.com.", false),
+            ],
+        ));
+        let endpoints = |healthy: bool| {
+            Arc::new(Endpoints::new(
+                EndpointZones::default(),
+                [crate::model::Endpoint {
+                    dns_name: Name::from_ascii("web.elb.r53.internal.").unwrap(),
+                    kind: EndpointKind::LoadBalancer,
+                    addresses: vec![EndpointAddress {
+                        address: "192.0.2.1".parse().unwrap(),
+                        healthy,
+                    }],
+                    ttl: 60,
+                    lease_expires_at: None,
+                }],
+            ))
+        };
+        let view = View::public();
+        let checked = Name::from_ascii("checked.example.com.").unwrap();
+        let unchecked = Name::from_ascii("unchecked.example.com.").unwrap();
+        let up = Catalog::new([index.clone()], Arc::default(), endpoints(true));
+        assert!(up.is_healthy(&checked, RecordType::A, &view));
+        let down = Catalog::new([index.clone()], Arc::default(), endpoints(false));
+        assert!(!down.is_healthy(&checked, RecordType::A, &view));
+        assert!(down.is_healthy(&unchecked, RecordType::A, &view));
+        let gone = Catalog::new([index], Arc::default(), Arc::default());
+        assert!(!gone.is_healthy(&checked, RecordType::A, &view));
     }
 
     #[test]
