@@ -368,7 +368,12 @@ impl Service {
             .values()
             .find(|z| z.zone.caller_reference == request.caller_reference)
         {
-            if existing.zone.name == name && existing.zone.comment == request.comment {
+            // A retry is the same request: same name, comment and (for a private zone) VPC.
+            let same_vpc = match &request.vpc {
+                None => !existing.zone.private,
+                Some(vpc) => existing.zone.private && existing.zone.vpcs.first() == Some(vpc),
+            };
+            if existing.zone.name == name && existing.zone.comment == request.comment && same_vpc {
                 let change = ChangeInfo {
                     id: format!("C{}", existing.zone.id.as_str().trim_start_matches('Z')),
                     submitted_at: existing.zone.created_at,

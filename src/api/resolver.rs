@@ -170,7 +170,7 @@ async fn stats(State(state): State<ApiState>) -> Result<Response, ApiError> {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct FlushRequest {
     /// Only this name's entries; the whole cache when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::types::present")]
     name: Option<String>,
 }
 

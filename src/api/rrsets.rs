@@ -78,8 +78,15 @@ async fn list(
     let id = zone_id(&id)?;
     let limit = max_items(params.maxitems.as_deref(), 300)?;
     // `identifier` pages among record sets with a SetIdentifier; until routing policies
-    // exist no set has one, so it does not move the start.
-    let _ = &params.identifier;
+    // exist no set has one, so it does not move the start. It is still checked as Route 53
+    // checks a SetIdentifier (1 to 128 characters), so what the spec refuses is refused.
+    if let Some(identifier) = &params.identifier {
+        if !(1..=128).contains(&identifier.chars().count()) {
+            return Err(ApiError::InvalidInput(
+                "1 validation error detected: Value at 'startRecordIdentifier' failed to satisfy constraint: Member must have length between 1 and 128".into(),
+            ));
+        }
+    }
     let start = match (&params.name, &params.rtype) {
         (None, Some(_)) => {
             return Err(ApiError::InvalidInput(

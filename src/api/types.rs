@@ -26,11 +26,11 @@ pub const MAX_VALUES_PER_RRSET: usize = 400;
 pub struct CreateHostedZoneRequest {
     pub name: String,
     pub caller_reference: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub hosted_zone_config: Option<HostedZoneConfigDto>,
-    #[serde(default, rename = "VPC")]
+    #[serde(default, deserialize_with = "present", rename = "VPC")]
     pub vpc: Option<VpcDto>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub delegation_set_id: Option<String>,
 }
 
@@ -42,6 +42,17 @@ pub struct VpcDto {
     pub region: String,
     #[serde(rename = "VPCId")]
     pub vpc_id: String,
+}
+
+/// For an optional request field: absent is `None`, but `null` is refused (naming the field)
+/// rather than read as absent. The spec documents no nullable field, and Route 53's XML has no
+/// null, so a client sending one has made a mistake worth telling it about.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// r53 has no regions; associations keep what the client sent, us-east-1 when it sent none.
@@ -82,7 +93,11 @@ impl VpcDto {
 #[derive(Debug, Deserialize, Serialize, Default, Clone)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct HostedZoneConfigDto {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub comment: Option<String>,
     #[serde(default)]
     pub private_zone: bool,
@@ -97,7 +112,7 @@ pub struct ChangeResourceRecordSetsRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ChangeBatchDto {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub comment: Option<String>,
     pub changes: Vec<ChangeDto>,
 }
@@ -124,29 +139,74 @@ pub struct ResourceRecordSetDto {
     pub name: String,
     #[serde(rename = "Type")]
     pub rtype: String,
-    #[serde(default, rename = "TTL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        rename = "TTL",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ttl: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource_records: Option<Vec<ResourceRecordDto>>,
     // Fields of later features: accepted in the shape Route 53 has, refused with a clear
     // message until r53 implements them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub alias_target: Option<AliasTargetDto>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub set_identifier: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub weight: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub region: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub geo_location: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub failover: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub multi_value_answer: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check_id: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub traffic_policy_instance_id: Option<serde_json::Value>,
 }
 
@@ -412,9 +472,9 @@ pub struct DelegationSetDto {
 pub struct PutEndpointRequest {
     pub kind: String,
     pub addresses: Vec<EndpointAddressDto>,
-    #[serde(default, rename = "TTL")]
+    #[serde(default, deserialize_with = "present", rename = "TTL")]
     pub ttl: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub lease_seconds: Option<i64>,
 }
 
@@ -566,6 +626,38 @@ impl From<&model::Vpc> for VpcInfoDto {
 pub struct VpcAssociationRequest {
     #[serde(rename = "VPC")]
     pub vpc: VpcDto,
-    #[serde(rename = "Comment", default)]
+    #[serde(rename = "Comment", default, deserialize_with = "present")]
     pub comment: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by tests/api-fuzz: `"VPC": null` created a public zone, and a region of any size
+    /// was stored with the association.
+    #[test]
+    fn null_optional_fields_and_oversized_regions_are_refused() {
+        let null_vpc = r#"{"Name": "a.test", "CallerReference": "r", "VPC": null}"#;
+        let err = serde_json::from_str::<CreateHostedZoneRequest>(null_vpc).unwrap_err();
+        assert!(err.to_string().contains("null"), "{err}");
+        let absent = r#"{"Name": "a.test", "CallerReference": "r"}"#;
+        let ok: CreateHostedZoneRequest = serde_json::from_str(absent).unwrap();
+        assert!(ok.vpc.is_none() && ok.hosted_zone_config.is_none());
+        let null_ttl = r#"{"Kind": "load-balancer", "Addresses": [], "TTL": null}"#;
+        assert!(serde_json::from_str::<PutEndpointRequest>(null_ttl).is_err());
+
+        let vpc = |region: &str| VpcDto {
+            region: region.to_owned(),
+            vpc_id: "vpc-a".to_owned(),
+        };
+        assert!(vpc("us-east-1").into_model().is_ok());
+        assert!(vpc(&"x".repeat(64)).into_model().is_ok());
+        for bad in ["", &"x".repeat(65)] {
+            match vpc(bad).into_model() {
+                Err(ApiError::InvalidInput(m)) => assert!(m.contains("vPCRegion"), "{m}"),
+                other => panic!("region {bad:?}: {other:?}"),
+            }
+        }
+    }
 }

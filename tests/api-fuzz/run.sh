@@ -91,7 +91,7 @@ for _ in $(seq 1 100); do
 done
 [[ -n "$api" ]] || { cat "$work/server.log" >&2; echo "r53 did not log its API address" >&2; exit 1; }
 base="http://$api"
-echo "== r53 serving the API at $base (log: server.log, kept on failure)"
+echo "== r53 serving the API at $base (its log tail is printed on failure)"
 
 # Some state for the generated requests to find: a public zone with records, a private zone,
 # a VPC, an endpoint, a change. Without it nearly every path parameter is a 404 and little code

@@ -666,7 +666,8 @@ async fn acknowledged_change_is_answered_at_once_and_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let running = start_server(dir.path()).await;
     let api = running.api_addr.unwrap();
-    let (status, body) = http(api,
+    let (status, body) = http(
+        api,
         "POST",
         "/2013-04-01/hostedzone",
         Some(json!({"Name": "live.test", "CallerReference": "e2e"})),
@@ -689,7 +690,8 @@ async fn acknowledged_change_is_answered_at_once_and_after_restart() {
         assert_eq!(answer.answers.len(), 1);
         assert_eq!(answer.answers[0].data.to_string(), ip);
     }
-    let (status, _) = http(api,
+    let (status, _) = http(
+        api,
         "POST",
         &format!("/2013-04-01/hostedzone/{id}/rrset"),
         Some(json!({"ChangeBatch": {"Changes": [

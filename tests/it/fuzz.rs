@@ -23,11 +23,15 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use r53::dns::Transport;
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 
 use crate::support::{query, query_tcp, rrs, TestServer};
 use harness::{check_response, datagram, select, Harness, Rng, CLIENTS};
 
 const ZONE: &str = include_str!("../../zones/example.com.zone");
+
+/// Datagrams the flood lets go unanswered at once: about what the server's socket buffers hold.
+const WINDOW: u64 = 256;
 
 fn env_count(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -240,7 +244,7 @@ fn check_probe(probe: &Probe, response: &Message) -> Result<(), String> {
     Ok(())
 }
 
-/// Asks `probe` over UDP, resending every 250 ms: the flood may fill the server's socket
+/// Asks `probe` over UDP, resending every 50 ms: the flood may fill the server's socket
 /// buffer, and a query the kernel dropped is the network's loss, not the server's. An answer
 /// must come within `deadline`.
 async fn ask_udp(socket: &UdpSocket, server: SocketAddr, probe: &Probe, deadline: Duration) {
@@ -250,7 +254,7 @@ async fn ask_udp(socket: &UdpSocket, server: SocketAddr, probe: &Probe, deadline
     let mut buf = vec![0u8; 65535];
     while Instant::now() < give_up {
         socket.send_to(&bytes, server).await.unwrap();
-        let resend = Instant::now() + Duration::from_millis(250);
+        let resend = Instant::now() + Duration::from_millis(50);
         while let Ok(Ok((n, _))) =
             tokio::time::timeout_at(resend.into(), socket.recv_from(&mut buf)).await
         {
@@ -266,7 +270,10 @@ async fn ask_udp(socket: &UdpSocket, server: SocketAddr, probe: &Probe, deadline
             }
         }
     }
-    panic!("no answer to {} {} within {deadline:?}", probe.name, probe.qtype);
+    panic!(
+        "no answer to {} {} within {deadline:?}",
+        probe.name, probe.qtype
+    );
 }
 
 /// Issue 7: "sends 100,000 random and mutated datagrams (bit flips, truncations,
@@ -283,13 +290,14 @@ async fn live_server_answers_through_a_flood_of_hostile_datagrams() {
 
     let done = Arc::new(AtomicBool::new(false));
     let replies = Arc::new(AtomicU64::new(0));
+    let replied = Arc::new(Notify::new());
     let mut senders = Vec::new();
     let mut drains = Vec::new();
     for _ in 0..4 {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         socket.connect(addr).await.unwrap();
         senders.push(socket.clone());
-        let (done, replies) = (done.clone(), replies.clone());
+        let (done, replies, replied) = (done.clone(), replies.clone(), replied.clone());
         // Every reply must at least be a well-formed response; which query it answers is not
         // known (IDs repeat), so the per-request invariants are the in-process test's.
         drains.push(tokio::spawn(async move {
@@ -300,12 +308,16 @@ async fn live_server_answers_through_a_flood_of_hostile_datagrams() {
                 match got {
                     Ok(Ok(n)) => {
                         let reply = &buf[..n];
-                        assert!(n >= 12 && reply[2] & 0x80 != 0, "not a response: {reply:02x?}");
+                        assert!(
+                            n >= 12 && reply[2] & 0x80 != 0,
+                            "not a response: {reply:02x?}"
+                        );
                         assert!(n <= 1232, "{n}-byte UDP reply");
                         if let Err(e) = Message::from_vec(reply) {
                             panic!("unreadable reply ({e}): {}", hex(reply));
                         }
                         replies.fetch_add(1, Ordering::Relaxed);
+                        replied.notify_one();
                     }
                     // ICMP errors surface as receive errors on a connected socket; the server
                     // is on loopback and alive, so keep going.
@@ -328,6 +340,18 @@ async fn live_server_answers_through_a_flood_of_hostile_datagrams() {
             let datagram = datagram(&mut rng);
             if datagram.len() >= 12 && datagram[2] & 0x80 == 0 {
                 answerable += 1;
+            }
+            // As fast as the server answers, not faster: past a window of unanswered
+            // datagrams the kernel would drop the excess from the server's socket buffers
+            // before r53 saw them, and the flood would test the kernel. A wait is short, so a
+            // datagram lost anyway cannot stall the flood.
+            while answerable.saturating_sub(replies.load(Ordering::Relaxed)) > WINDOW {
+                if tokio::time::timeout(Duration::from_millis(20), replied.notified())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
             }
             // A full send buffer or an ICMP error from an earlier datagram is not the server's
             // doing; the datagram is counted as sent either way.
@@ -360,11 +384,10 @@ async fn live_server_answers_through_a_flood_of_hostile_datagrams() {
          {replies} replies drained; total {:?}",
         started.elapsed()
     );
-    // Loopback drops what overflows the server's socket buffers, so not every datagram is
-    // answered; but most must have reached and been answered by the server, or the flood
-    // tested nothing.
+    // Loopback may still drop some datagrams, so not every one is answered; but most must
+    // have reached and been answered by the server, or the flood tested nothing.
     assert!(
-        replies * 4 >= answerable,
+        replies * 2 >= answerable,
         "only {replies} replies to {answerable} answerable datagrams"
     );
     // The direct check of each reply against its request is the in-process test's; spot-check

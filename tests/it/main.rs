@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod crash;
 mod dns;
+mod fuzz;
 mod isolation;
 mod knot_diff;
 mod lb;

@@ -379,3 +379,25 @@ async fn bad_private_zone_requests_are_refused() {
         assert_eq!(status, 400, "{answer}");
     }
 }
+
+#[tokio::test]
+async fn a_caller_reference_retry_must_be_the_same_request() {
+    let s = setup().await;
+    let public = json!({"Name": "retry.test", "CallerReference": "retry-1"});
+    let (status, _) = http(
+        s.api,
+        "POST",
+        "/2013-04-01/hostedzone",
+        Some(public.clone()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // The same reference asking for a private zone is another request, not a retry.
+    let private = json!({"Name": "retry.test", "CallerReference": "retry-1",
+        "VPC": {"VPCRegion": "us-east-1", "VPCId": "vpc-a"}});
+    let (status, body) = http(s.api, "POST", "/2013-04-01/hostedzone", Some(private)).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["Error"]["Code"], "HostedZoneAlreadyExists");
+    let (status, _) = http(s.api, "POST", "/2013-04-01/hostedzone", Some(public)).await;
+    assert_eq!(status, 201, "a true retry still answers with the zone");
+}
