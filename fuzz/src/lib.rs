@@ -40,9 +40,7 @@ const PUBLIC_EXAMPLE_ORG: &str = "$ORIGIN example.org.\n$TTL 300\n\
 
 /// The private twin of example.com (VPC A): same names as the public zone, marked data.
 fn private_example_com() -> String {
-    let many: String = (1..=60)
-        .map(|i| format!("many A 10.66.1.{i}\n"))
-        .collect();
+    let many: String = (1..=60).map(|i| format!("many A 10.66.1.{i}\n")).collect();
     let big: String = (0..14)
         .map(|i| format!("big TXT \"private-66 {i:02} {}\"\n", "x".repeat(120)))
         .collect();
@@ -169,6 +167,16 @@ pub fn install_panic_hook() {
     });
 }
 
+/// Runs `f` and returns the message of any panic on this thread while it ran, caught or not
+/// (with [`install_panic_hook`] installed).
+pub fn watch<R>(f: impl FnOnce() -> R) -> (R, Option<String>) {
+    WATCHING.with(|w| *w.borrow_mut() = true);
+    PANICKED.with(|p| p.borrow_mut().take());
+    let out = f();
+    WATCHING.with(|w| *w.borrow_mut() = false);
+    (out, PANICKED.with(|p| p.borrow_mut().take()))
+}
+
 /// The catalog under test and the check of one input against it.
 pub struct Harness {
     pub catalog: Catalog,
@@ -220,8 +228,11 @@ impl Harness {
         install_panic_hook();
         let cidrs = |list: &[&str]| list.iter().map(|c| c.to_string()).collect::<Vec<_>>();
         let vpcs = vec![
-            Vpc::new("vpc-a", &cidrs(&["172.20.0.0/16", "fd00:20::/48", "172.22.0.0/16"]))
-                .expect("vpc-a"),
+            Vpc::new(
+                "vpc-a",
+                &cidrs(&["172.20.0.0/16", "fd00:20::/48", "172.22.0.0/16"]),
+            )
+            .expect("vpc-a"),
             Vpc::new("vpc-b", &cidrs(&["172.21.0.0/16", "172.22.0.0/16"])).expect("vpc-b"),
         ];
         let endpoint = Endpoint {
@@ -264,7 +275,12 @@ impl Harness {
                     "db.example.com.",
                 )],
             ),
-            zone("private-67.internal.", PRIVATE_67, Some("vpc-b"), Vec::new()),
+            zone(
+                "private-67.internal.",
+                PRIVATE_67,
+                Some("vpc-b"),
+                Vec::new(),
+            ),
         ];
         let catalog = Catalog::new(
             zones.into_iter().map(Arc::new),
@@ -293,17 +309,16 @@ impl Harness {
         transport: Transport,
         request: &[u8],
     ) -> Result<Option<Vec<u8>>, String> {
-        WATCHING.with(|w| *w.borrow_mut() = true);
-        PANICKED.with(|p| p.borrow_mut().take());
-        let outcome = respond(
-            &self.catalog,
-            request,
-            transport,
-            client.address,
-            &self.policy,
-        );
-        WATCHING.with(|w| *w.borrow_mut() = false);
-        if let Some(message) = PANICKED.with(|p| p.borrow_mut().take()) {
+        let (outcome, panicked) = watch(|| {
+            respond(
+                &self.catalog,
+                request,
+                transport,
+                client.address,
+                &self.policy,
+            )
+        });
+        if let Some(message) = panicked {
             return Err(format!("panic inside respond: {message}"));
         }
         let response = match outcome {
@@ -565,13 +580,17 @@ pub fn seed_query(rng: &mut Rng) -> Vec<u8> {
         *rng.pick(TYPES)
     };
     let qclass = *rng.pick(CLASSES);
-    let options: Vec<u8> = match rng.below(4) {
-        0 => Vec::new(),
+    // Mostly well formed: broken options are the mutations' job, and a FORMERR ends the path.
+    let options: Vec<u8> = match rng.below(16) {
+        0..=9 => Vec::new(),
         // A cookie (option 10), well formed.
-        1 => [&[0, 10, 0, 8][..], &rng.bytes(8)].concat(),
+        10..=12 => [&[0, 10, 0, 8][..], &rng.bytes(8)].concat(),
         // An option whose length runs past the OPT's data.
-        2 => vec![0, 10, 0xff, 0xff, 1, 2],
-        _ => rng.bytes(rng.below(40)),
+        13 => vec![0, 10, 0xff, 0xff, 1, 2],
+        _ => {
+            let n = rng.below(40);
+            rng.bytes(n)
+        }
     };
     let edns = match rng.below(3) {
         0 => None,
@@ -655,7 +674,10 @@ pub fn mutate(rng: &mut Rng, m: &mut Vec<u8>) {
         // A pointer forward, past the end, or into the header.
         8 if len >= 14 => {
             let labels = label_offsets(m);
-            let at = labels.get(rng.below(labels.len().max(1))).copied().unwrap_or(12);
+            let at = labels
+                .get(rng.below(labels.len().max(1)))
+                .copied()
+                .unwrap_or(12);
             let target = match rng.below(4) {
                 0 => len + rng.below(100),
                 1 => at + 2 + rng.below(8),
@@ -715,7 +737,8 @@ pub fn mutate(rng: &mut Rng, m: &mut Vec<u8>) {
             let rtype = *rng.pick(&[1u16, 2, 5, 6, 24, 41, 46, 250, 251, 252, 65535]);
             m.extend_from_slice(&rtype.to_be_bytes());
             m.extend_from_slice(&[0, 1, 0, 0, 1, 0]);
-            let rdata = rng.bytes(rng.below(30));
+            let n = rng.below(30);
+            let rdata = rng.bytes(n);
             let rdlength = if rng.chance(3) {
                 rng.next_u64() as u16
             } else {
@@ -749,7 +772,8 @@ pub fn mutate(rng: &mut Rng, m: &mut Vec<u8>) {
 }
 
 /// One hostile datagram: pure noise one time in ten, else a plausible query with one to four
-/// mutations (one in twenty left intact, so that the answering paths get their share).
+/// mutations (one in five left intact, so that the answering paths get their share: most
+/// mutations make a message unreadable, and FORMERR is a short path).
 pub fn datagram(rng: &mut Rng) -> Vec<u8> {
     if rng.chance(10) {
         let n = rng.below(600);
@@ -761,10 +785,11 @@ pub fn datagram(rng: &mut Rng) -> Vec<u8> {
         return m;
     }
     let mut m = seed_query(rng);
-    if rng.chance(20) {
+    if rng.chance(5) {
         return m;
     }
-    for _ in 0..=rng.below(4) {
+    let mutations = if rng.chance(2) { 1 } else { 2 + rng.below(3) };
+    for _ in 0..mutations {
         mutate(rng, &mut m);
     }
     m

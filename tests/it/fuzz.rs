@@ -154,6 +154,53 @@ fn each_view_sees_exactly_its_private_zones() {
     }
 }
 
+/// The checks fail when they should: a private answer shown to an outsider, a wrong ID, QR
+/// clear, an oversized UDP answer and a SERVFAIL are each caught.
+#[test]
+fn the_invariants_catch_what_they_claim_to() {
+    let harness = Harness::new();
+    let inside = CLIENTS.iter().find(|c| c.sees_66 && c.sees_67).unwrap();
+    let outside = CLIENTS.iter().find(|c| !c.sees_66 && !c.sees_67).unwrap();
+    for name in ["www.example.com.", "www.private-67.internal."] {
+        let request = crate::support::plain_query(name, RecordType::A)
+            .to_vec()
+            .unwrap();
+        let response = harness
+            .check(*inside, Transport::Udp, &request)
+            .unwrap()
+            .unwrap();
+        assert!(
+            harness::check_no_leak(*outside, &response).is_err(),
+            "{name}"
+        );
+        assert!(check_response(&request, Transport::Udp, &response).is_ok());
+        let broken = |change: &dyn Fn(&mut Vec<u8>)| {
+            let mut bad = response.clone();
+            change(&mut bad);
+            check_response(&request, Transport::Udp, &bad).is_err()
+        };
+        assert!(broken(&|r| r[1] ^= 1), "wrong ID");
+        assert!(broken(&|r| r[2] &= 0x7f), "QR clear");
+        assert!(broken(&|r| r[3] = (r[3] & 0xf0) | 2), "SERVFAIL");
+        // 513 bytes to a query without EDNS: a TXT record padding the additional section.
+        assert!(
+            broken(&|r| {
+                let pad = 513 - r.len() - 11;
+                r[11] += 1;
+                r.extend_from_slice(&[0, 0, 16, 0, 1, 0, 0, 0, 0]);
+                r.extend_from_slice(&(pad as u16).to_be_bytes());
+                r.extend(std::iter::repeat_n(0u8, pad));
+            }),
+            "over 512 bytes"
+        );
+    }
+    // A panic that `respond` would catch and turn into one SERVFAIL is still seen.
+    harness::install_panic_hook();
+    let (caught, panicked) = harness::watch(|| std::panic::catch_unwind(|| panic!("boom")));
+    assert!(caught.is_err());
+    assert!(panicked.is_some_and(|m| m.contains("boom")));
+}
+
 /// Every file in the kept corpus and the crashers found so far replays clean: the same format
 /// as the libFuzzer target's inputs (selector byte, then the request).
 #[test]
