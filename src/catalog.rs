@@ -277,11 +277,15 @@ pub struct Answer<'a> {
     /// in-domain glue records" or set TC); other additional records that do not fit are left
     /// out without TC.
     pub glue_cut: Option<&'a Name>,
+    /// The answer depends on the moment, not only on the snapshot (an Alias to an endpoint
+    /// whose lease runs out by the clock): it must not be reused from a response cache.
+    pub volatile: bool,
 }
 
 impl Answer<'_> {
     pub fn new(rcode: ResponseCode, authoritative: bool) -> Self {
         Self {
+            volatile: false,
             rcode,
             authoritative,
             answers: Vec::new(),
@@ -374,7 +378,7 @@ impl Endpoints {
 type PrivateZones = Vec<(Arc<ZoneIndex>, Vec<usize>)>;
 
 /// Which VPCs a client is in: what it may see of the private zones.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct View(Vec<usize>);
 
 impl View {
@@ -396,6 +400,8 @@ impl View {
 /// and the endpoint registry.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
+    /// Which publication this is; a response cache keyed on an older one is stale.
+    pub generation: u64,
     zones: HashMap<Name, Arc<ZoneIndex>>,
     private: HashMap<Name, PrivateZones>,
     vpcs: Arc<Vec<Vpc>>,
@@ -429,6 +435,7 @@ impl Catalog {
             }
         }
         Self {
+            generation: 0,
             zones: public,
             private,
             vpcs,
@@ -507,6 +514,7 @@ impl Catalog {
         loop {
             match zone.lookup(&name, qtype) {
                 Lookup::Found { set } => {
+                    answer.volatile |= set.alias.is_some();
                     let Some(set) = self.resolve(zone, set, 0) else {
                         // An Alias whose target has nothing of this type: NODATA.
                         push_negative_soa(&mut answer, zone);
@@ -528,6 +536,7 @@ impl Catalog {
                     return answer;
                 }
                 Lookup::Cname { set } => {
+                    answer.volatile |= set.alias.is_some();
                     let Some(set) = self.resolve(zone, set, 0) else {
                         push_negative_soa(&mut answer, zone);
                         return answer;
@@ -657,6 +666,7 @@ impl Catalog {
         zone: &'a (Name, Rrset),
     ) -> Answer<'a> {
         let mut answer = Answer::new(ResponseCode::NoError, true);
+        answer.volatile = true;
         let (apex, soa) = zone;
         if qname == apex && matches!(qtype, RecordType::SOA | RecordType::ANY) {
             answer.answers.push(Section {

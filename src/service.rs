@@ -831,7 +831,9 @@ impl Service {
             }
             let (target, catalog) = {
                 let state = self.state.lock().await;
-                (state.applied, state.catalog())
+                let mut catalog = state.catalog();
+                catalog.generation = state.applied;
+                (state.applied, catalog)
             };
             // flush() blocks, and sled 0.34's flush_async can deadlock (sled#1308).
             let store = self.store.clone();

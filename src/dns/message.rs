@@ -23,7 +23,7 @@ use crate::resolver::{Resolved, Resolver};
 /// The UDP payload size r53 advertises and the most it sends (the DNS Flag Day 2020 figure).
 pub const SERVER_UDP_PAYLOAD: u16 = 1232;
 /// RFC 1035 §4.2.1: the most a UDP response may carry without EDNS.
-const PLAIN_UDP_LIMIT: u16 = 512;
+pub(crate) const PLAIN_UDP_LIMIT: u16 = 512;
 const HEADER_LEN: usize = 12;
 /// Our OPT record: root owner, type, class (payload), TTL (flags), RDLENGTH, no options.
 const OPT_LEN: u16 = 11;
@@ -45,7 +45,7 @@ pub struct RecursionPolicy {
 
 impl RecursionPolicy {
     /// Whether `client` may have a question resolved (r53 is never an open resolver).
-    fn allows(&self, catalog: &Catalog, client: IpAddr) -> bool {
+    pub(crate) fn allows(&self, catalog: &Catalog, client: IpAddr) -> bool {
         if self.resolver.is_none() {
             return false;
         }
@@ -76,6 +76,20 @@ pub fn respond(
     client: IpAddr,
     recursion: &RecursionPolicy,
 ) -> Option<Outcome> {
+    respond_noting(catalog, request, transport, client, recursion, &mut false)
+}
+
+/// [`respond`], also setting `reusable` when the reply is an answer from the catalog that
+/// depends on nothing but the snapshot and the question (so a response cache may keep it).
+pub fn respond_noting(
+    catalog: &Catalog,
+    request: &[u8],
+    transport: Transport,
+    client: IpAddr,
+    recursion: &RecursionPolicy,
+    reusable: &mut bool,
+) -> Option<Outcome> {
+    *reusable = false;
     if request.len() < HEADER_LEN {
         return None;
     }
@@ -87,7 +101,7 @@ pub fn respond(
     // us (a panic would end that loop's task and with it the socket). The catalog is an
     // immutable snapshot, so nothing is left half-changed by an unwind.
     let answered = catch_unwind(AssertUnwindSafe(|| {
-        parse_and_answer(catalog, request, transport, client, recursion)
+        parse_and_answer(catalog, request, transport, client, recursion, reusable)
     }));
     Some(
         answered
@@ -101,6 +115,7 @@ fn parse_and_answer(
     transport: Transport,
     client: IpAddr,
     recursion: &RecursionPolicy,
+    reusable: &mut bool,
 ) -> Outcome {
     let id = u16::from_be_bytes([request[0], request[1]]);
     let mut decoder = BinDecoder::new(request);
@@ -110,7 +125,7 @@ fn parse_and_answer(
         Ok(m) if decoder.is_empty() => m,
         _ => return Outcome::Reply(error_from_raw(request, ResponseCode::FormErr)),
     };
-    respond_to(catalog, message, id, transport, client, recursion)
+    respond_to(catalog, message, id, transport, client, recursion, reusable)
 }
 
 /// An error for a message that could not be read whole: the ID, opcode and RD echoed (RFC
@@ -147,8 +162,11 @@ fn respond_to(
     transport: Transport,
     client: IpAddr,
     recursion: &RecursionPolicy,
+    reusable: &mut bool,
 ) -> Outcome {
-    let reply = answer_locally(catalog, &request, id, transport, client, recursion);
+    let reply = answer_locally(
+        catalog, &request, id, transport, client, recursion, reusable,
+    );
     match reply {
         Local::Reply(bytes) => Outcome::Reply(bytes),
         Local::Recurse { name, prefix } => match &recursion.resolver {
@@ -184,6 +202,7 @@ fn answer_locally(
     transport: Transport,
     client: IpAddr,
     recursion: &RecursionPolicy,
+    reusable: &mut bool,
 ) -> Local {
     let mut response = Response::new(request, id);
     if request.metadata.op_code != OpCode::Query {
@@ -275,6 +294,7 @@ fn answer_locally(
         }
     }
     let limit = size_limit(request, transport);
+    *reusable = !answer.volatile;
     Local::Reply(response.compose(&answer, limit))
 }
 

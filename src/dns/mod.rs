@@ -9,6 +9,7 @@
 //!                   pipelined, timeouts)
 //! ```
 
+pub mod cache;
 pub mod message;
 pub mod rrl;
 pub mod server;

@@ -37,7 +37,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::message::{respond, Outcome, RecursionPolicy, Transport};
+use super::cache::{PlainQuery, ResponseCache};
+use super::message::{respond, respond_noting, Outcome, RecursionPolicy, Transport};
 use super::rrl::{Rrl, RrlConfig, Verdict};
 use crate::catalog::SharedCatalog;
 
@@ -196,6 +197,7 @@ async fn serve_udp(
     // Questions for the resolver wait on upstreams, so they run in tasks of their own, as
     // many at once as this allows; the authoritative answers go on inline.
     let recursions = Arc::new(Semaphore::new(options.max_recursions));
+    let mut cache = ResponseCache::default();
     let mut buf = vec![0u8; 65535];
     loop {
         let (len, peer) = tokio::select! {
@@ -213,15 +215,40 @@ async fn serve_udp(
         if peer.port() == 0 {
             continue;
         }
+        let request = &buf[..len];
         let outcome = {
             let snapshot = catalog.load();
-            respond(
-                &snapshot,
-                &buf[..len],
-                Transport::Udp,
-                peer.ip(),
-                &options.recursion,
-            )
+            cache.sync(snapshot.generation);
+            // The fast path: a plain query answered before, for this snapshot and view.
+            let plain = PlainQuery::parse(request).map(|q| {
+                let recursive =
+                    q.recursion_desired() && options.recursion.allows(&snapshot, peer.ip());
+                let key = q.key(recursive, snapshot.view(peer.ip()));
+                (q, key)
+            });
+            match plain
+                .as_ref()
+                .and_then(|(q, key)| cache.answer(key, q, request))
+            {
+                Some(hit) => Some(Outcome::Reply(hit)),
+                None => {
+                    let mut reusable = false;
+                    let outcome = respond_noting(
+                        &snapshot,
+                        request,
+                        Transport::Udp,
+                        peer.ip(),
+                        &options.recursion,
+                        &mut reusable,
+                    );
+                    if let (true, Some((_, key)), Some(Outcome::Reply(bytes))) =
+                        (reusable, plain, &outcome)
+                    {
+                        cache.insert(key, bytes);
+                    }
+                    outcome
+                }
+            }
         };
         let response = match outcome {
             None => continue,

@@ -994,3 +994,63 @@ fn answer_lines(m: &Message) -> Vec<String> {
     }
     out
 }
+
+/// The UDP response cache: a repeated question, asked in another letter case and with another
+/// ID, gets the same answer with its own ID and its own case echoed; a change to the zone is
+/// seen at once (a new snapshot empties the cache).
+#[tokio::test]
+async fn repeated_questions_are_answered_alike_and_changes_show_at_once() {
+    let s = server().await;
+    let first = crate::support::exchange_udp(
+        s.addr,
+        &query("www.example.com.", RecordType::A).to_vec().unwrap(),
+    )
+    .await
+    .expect("first answer");
+    let mut again = query("wWw.ExAmPlE.cOm.", RecordType::A);
+    again.metadata.id = 0xbeef;
+    let bytes = again.to_vec().unwrap();
+    let second = crate::support::exchange_udp(s.addr, &bytes)
+        .await
+        .expect("second answer");
+    assert_eq!(&second[0..2], &[0xbe, 0xef], "the asker's ID");
+    let name_end = 12 + "www.example.com.".len() + 1;
+    assert_eq!(
+        &second[12..name_end],
+        &bytes[12..name_end],
+        "the asker's case"
+    );
+    assert_eq!(
+        &second[name_end..],
+        &first[name_end..],
+        "the same answer otherwise"
+    );
+    assert_eq!(&second[2..12], &first[2..12]);
+
+    let zone = s
+        .running
+        .service
+        .zone_by_name(&Name::from_ascii("example.com.").unwrap())
+        .await
+        .unwrap();
+    let new = r53::model::ResourceRecordSet::new(
+        &Name::from_ascii("www.example.com.").unwrap(),
+        RecordType::A,
+        60,
+        vec![hickory_proto::rr::RData::A("192.0.2.99".parse().unwrap())],
+    );
+    let mut rrsets: Vec<_> = zone
+        .rrsets
+        .into_values()
+        .filter(|r| r.key() != new.key())
+        .collect();
+    rrsets.push(new);
+    s.running
+        .service
+        .replace_records(&zone.zone.id, rrsets)
+        .await
+        .unwrap();
+    let after = s.udp("www.example.com.", RecordType::A).await;
+    let values: Vec<String> = after.answers.iter().map(|r| r.data.to_string()).collect();
+    assert_eq!(values, ["192.0.2.99"]);
+}
