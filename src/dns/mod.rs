@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod message;
+mod mmsg;
 pub mod rrl;
 pub mod server;
 

@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 
 use super::cache::{PlainQuery, ResponseCache};
 use super::message::{respond, respond_noting, Outcome, RecursionPolicy, Transport};
+use super::mmsg::{self, RecvBatch};
 use super::rrl::{Rrl, RrlConfig, Verdict};
 use crate::catalog::SharedCatalog;
 
@@ -186,6 +187,15 @@ async fn send_udp(socket: &UdpSocket, rrl: Option<&Rrl>, response: &[u8], peer: 
     }
 }
 
+/// What RRL lets out of a UDP response: it, a truncated slip, or nothing.
+fn rate_limited(rrl: Option<&Rrl>, response: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
+    match rrl.map(|r| r.check(peer.ip(), &response, Instant::now())) {
+        None | Some(Verdict::Send) => Some(response),
+        Some(Verdict::Slip(bytes)) => Some(bytes),
+        Some(Verdict::Drop) => None,
+    }
+}
+
 async fn serve_udp(
     socket: UdpSocket,
     catalog: SharedCatalog,
@@ -198,11 +208,12 @@ async fn serve_udp(
     // many at once as this allows; the authoritative answers go on inline.
     let recursions = Arc::new(Semaphore::new(options.max_recursions));
     let mut cache = ResponseCache::default();
-    let mut buf = vec![0u8; 65535];
+    let mut batch = RecvBatch::new();
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
     loop {
-        let (len, peer) = tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok(r) => r,
+        let received = tokio::select! {
+            received = batch.recv(&socket) => match received {
+                Ok(n) => n,
                 Err(error) => {
                     // ICMP errors from earlier sends surface here on some systems; keep going.
                     debug!(%error, "udp receive");
@@ -211,14 +222,16 @@ async fn serve_udp(
             },
             _ = shutdown.cancelled() => return,
         };
-        // RFC 1122-ish hygiene: never answer port 0 (nobody listens there).
-        if peer.port() == 0 {
-            continue;
-        }
-        let request = &buf[..len];
-        let outcome = {
-            let snapshot = catalog.load();
-            cache.sync(snapshot.generation);
+        let snapshot = catalog.load();
+        cache.sync(snapshot.generation);
+        for i in 0..received {
+            let Some((request, peer)) = batch.get(i) else {
+                continue;
+            };
+            // RFC 1122-ish hygiene: never answer port 0 (nobody listens there).
+            if peer.port() == 0 {
+                continue;
+            }
             // The fast path: a plain query answered before, for this snapshot and view.
             let plain = PlainQuery::parse(request).map(|q| {
                 let recursive =
@@ -226,7 +239,7 @@ async fn serve_udp(
                 let key = q.key(recursive, snapshot.view(peer.ip()));
                 (q, key)
             });
-            match plain
+            let outcome = match plain
                 .as_ref()
                 .and_then(|(q, key)| cache.answer(key, q, request))
             {
@@ -248,26 +261,31 @@ async fn serve_udp(
                     }
                     outcome
                 }
+            };
+            let response = match outcome {
+                None => continue,
+                Some(Outcome::Reply(bytes)) => bytes,
+                Some(Outcome::Recurse(recursion)) => match recursions.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let socket = socket.clone();
+                        let rrl = rrl.clone();
+                        tokio::spawn(async move {
+                            let response = recursion.run().await;
+                            send_udp(&socket, rrl.as_deref(), &response, peer).await;
+                            drop(permit);
+                        });
+                        continue;
+                    }
+                    Err(_) => recursion.busy(),
+                },
+            };
+            if let Some(response) = rate_limited(rrl.as_deref(), response, peer) {
+                replies.push((response, peer));
             }
-        };
-        let response = match outcome {
-            None => continue,
-            Some(Outcome::Reply(bytes)) => bytes,
-            Some(Outcome::Recurse(recursion)) => match recursions.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let socket = socket.clone();
-                    let rrl = rrl.clone();
-                    tokio::spawn(async move {
-                        let response = recursion.run().await;
-                        send_udp(&socket, rrl.as_deref(), &response, peer).await;
-                        drop(permit);
-                    });
-                    continue;
-                }
-                Err(_) => recursion.busy(),
-            },
-        };
-        send_udp(&socket, rrl.as_deref(), &response, peer).await;
+        }
+        drop(snapshot);
+        mmsg::send_batch(&socket, &replies).await;
+        replies.clear();
     }
 }
 
