@@ -400,7 +400,8 @@ impl View {
 /// and the endpoint registry.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
-    /// Which publication this is; a response cache keyed on an older one is stale.
+    /// Which publication this is, unique in the process (several servers may run in one
+    /// process, as in tests); a response cache filled from another one is stale.
     pub generation: u64,
     zones: HashMap<Name, Arc<ZoneIndex>>,
     private: HashMap<Name, PrivateZones>,
@@ -435,7 +436,7 @@ impl Catalog {
             }
         }
         Self {
-            generation: 0,
+            generation: next_generation(),
             zones: public,
             private,
             vpcs,
@@ -754,6 +755,13 @@ fn add_addresses<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex, target: &Name
             rrset: Cow::Borrowed(set),
         });
     }
+}
+
+/// A number no catalog in this process has had before.
+fn next_generation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The catalog as the DNS path sees it: a pointer swapped whole by writers.

@@ -831,9 +831,7 @@ impl Service {
             }
             let (target, catalog) = {
                 let state = self.state.lock().await;
-                let mut catalog = state.catalog();
-                catalog.generation = state.applied;
-                (state.applied, catalog)
+                (state.applied, state.catalog())
             };
             // flush() blocks, and sled 0.34's flush_async can deadlock (sled#1308).
             let store = self.store.clone();

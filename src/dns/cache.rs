@@ -9,7 +9,8 @@
 //!
 //! Entries are valid for one catalog generation: a new snapshot (a change, an endpoint, a VPC)
 //! empties the cache. Answers that depend on the clock (an Alias to an endpoint with a lease)
-//! are never stored. One cache per UDP socket task: no locks.
+//! are never stored. One cache per worker thread, shared by the UDP and TCP paths that run on
+//! it: no locks.
 
 use rustc_hash::FxHashMap;
 
@@ -32,6 +33,8 @@ pub struct Key {
     edns: Option<(bool, u16)>,
     recursive_client: bool,
     view: View,
+    /// TCP answers are never truncated; UDP ones may be.
+    tcp: bool,
 }
 
 /// The parts of a plain query the fast path needs, or `None` for anything else.
@@ -122,8 +125,9 @@ impl PlainQuery {
         self.recursion_desired
     }
 
-    pub fn key(&self, recursive_client: bool, view: View) -> Key {
+    pub fn key(&self, recursive_client: bool, view: View, tcp: bool) -> Key {
         Key {
+            tcp,
             name: self.qname_lower.clone(),
             qtype: self.qtype,
             qclass: self.qclass,
@@ -196,8 +200,8 @@ mod tests {
         let upper = PlainQuery::parse(&query(&["WWW", "Example", "com"], 1, true)).unwrap();
         let lower = PlainQuery::parse(&query(&["www", "example", "com"], 1, true)).unwrap();
         assert_eq!(
-            upper.key(false, View::public()),
-            lower.key(false, View::public())
+            upper.key(false, View::public(), false),
+            lower.key(false, View::public(), false)
         );
         assert_eq!(upper.edns, Some((true, SERVER_UDP_PAYLOAD)));
         assert!(upper.recursion_desired);
@@ -237,7 +241,7 @@ mod tests {
     fn hits_carry_the_askers_id_and_case_and_generations_expire() {
         let first = query(&["www", "example", "com"], 1, false);
         let parsed = PlainQuery::parse(&first).unwrap();
-        let key = parsed.key(false, View::public());
+        let key = parsed.key(false, View::public(), false);
         let mut cache = ResponseCache::default();
         cache.sync(7);
         let mut response = first.clone();

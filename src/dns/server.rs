@@ -23,6 +23,7 @@
 //!   connections would lock every honest TCP client out until their timeouts ran.
 //! - Nothing on the query path keeps per-name or per-client state beyond the RRL table.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -38,10 +39,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::cache::{PlainQuery, ResponseCache};
-use super::message::{respond, respond_noting, Outcome, RecursionPolicy, Transport};
+use super::message::{respond_noting, Outcome, RecursionPolicy, Transport};
 use super::mmsg::{self, RecvBatch};
 use super::rrl::{Rrl, RrlConfig, Verdict};
-use crate::catalog::SharedCatalog;
+use crate::catalog::{Catalog, SharedCatalog};
 
 #[derive(Debug, Clone)]
 pub struct DnsOptions {
@@ -187,6 +188,55 @@ async fn send_udp(socket: &UdpSocket, rrl: Option<&Rrl>, response: &[u8], peer: 
     }
 }
 
+thread_local! {
+    /// The response cache of the worker thread this runs on (see `cache`).
+    static CACHE: RefCell<ResponseCache> = RefCell::new(ResponseCache::default());
+}
+
+/// Answers a request, from the thread's response cache when it is a plain query answered
+/// before for this snapshot and view, else by `respond` (keeping the reply when it may be
+/// reused).
+fn answer_cached(
+    snapshot: &Catalog,
+    request: &[u8],
+    transport: Transport,
+    client: IpAddr,
+    recursion: &RecursionPolicy,
+) -> Option<Outcome> {
+    let plain = PlainQuery::parse(request).map(|q| {
+        let recursive = q.recursion_desired() && recursion.allows(snapshot, client);
+        let key = q.key(
+            recursive,
+            snapshot.view(client),
+            transport == Transport::Tcp,
+        );
+        (q, key)
+    });
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.sync(snapshot.generation);
+        if let Some(hit) = plain
+            .as_ref()
+            .and_then(|(q, key)| cache.answer(key, q, request))
+        {
+            return Some(Outcome::Reply(hit));
+        }
+        let mut reusable = false;
+        let outcome = respond_noting(
+            snapshot,
+            request,
+            transport,
+            client,
+            recursion,
+            &mut reusable,
+        );
+        if let (true, Some((_, key)), Some(Outcome::Reply(bytes))) = (reusable, plain, &outcome) {
+            cache.insert(key, bytes);
+        }
+        outcome
+    })
+}
+
 /// What RRL lets out of a UDP response: it, a truncated slip, or nothing.
 fn rate_limited(rrl: Option<&Rrl>, response: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
     match rrl.map(|r| r.check(peer.ip(), &response, Instant::now())) {
@@ -207,7 +257,6 @@ async fn serve_udp(
     // Questions for the resolver wait on upstreams, so they run in tasks of their own, as
     // many at once as this allows; the authoritative answers go on inline.
     let recursions = Arc::new(Semaphore::new(options.max_recursions));
-    let mut cache = ResponseCache::default();
     let mut batch = RecvBatch::new();
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
     loop {
@@ -223,7 +272,6 @@ async fn serve_udp(
             _ = shutdown.cancelled() => return,
         };
         let snapshot = catalog.load();
-        cache.sync(snapshot.generation);
         for i in 0..received {
             let Some((request, peer)) = batch.get(i) else {
                 continue;
@@ -232,36 +280,13 @@ async fn serve_udp(
             if peer.port() == 0 {
                 continue;
             }
-            // The fast path: a plain query answered before, for this snapshot and view.
-            let plain = PlainQuery::parse(request).map(|q| {
-                let recursive =
-                    q.recursion_desired() && options.recursion.allows(&snapshot, peer.ip());
-                let key = q.key(recursive, snapshot.view(peer.ip()));
-                (q, key)
-            });
-            let outcome = match plain
-                .as_ref()
-                .and_then(|(q, key)| cache.answer(key, q, request))
-            {
-                Some(hit) => Some(Outcome::Reply(hit)),
-                None => {
-                    let mut reusable = false;
-                    let outcome = respond_noting(
-                        &snapshot,
-                        request,
-                        Transport::Udp,
-                        peer.ip(),
-                        &options.recursion,
-                        &mut reusable,
-                    );
-                    if let (true, Some((_, key)), Some(Outcome::Reply(bytes))) =
-                        (reusable, plain, &outcome)
-                    {
-                        cache.insert(key, bytes);
-                    }
-                    outcome
-                }
-            };
+            let outcome = answer_cached(
+                &snapshot,
+                request,
+                Transport::Udp,
+                peer.ip(),
+                &options.recursion,
+            );
             let response = match outcome {
                 None => continue,
                 Some(Outcome::Reply(bytes)) => bytes,
@@ -439,25 +464,35 @@ async fn serve_connection(
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let peer: IpAddr = stream.peer_addr()?.ip();
+    // Buffered both ways: pipelined queries arrive many to a read, and answers go out many
+    // to a write, flushed whenever no further query is already waiting in the buffer.
+    let (reader, writer) = stream.split();
+    let mut reader = BufReader::with_capacity(16 * 1024, reader);
+    let mut writer = BufWriter::with_capacity(16 * 1024, writer);
     let mut buf = Vec::with_capacity(512);
     loop {
+        if reader.buffer().is_empty() {
+            tokio::time::timeout(options.tcp_read_timeout, writer.flush())
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "slow reader"))??;
+        }
         // Waiting for a query (idle, or part-way through one) makes the connection one that
         // may be closed when the table is full; answering does not.
         table.set_waiting(id, Some(Instant::now()));
         let mut len = [0u8; 2];
         // The first byte waits up to the idle timeout; the rest of the query must follow
         // within the read timeout.
-        match tokio::time::timeout(options.tcp_idle_timeout, stream.read_exact(&mut len[..1])).await
+        match tokio::time::timeout(options.tcp_idle_timeout, reader.read_exact(&mut len[..1])).await
         {
             Err(_) => return Ok(()),
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(r) => r?,
         };
         let body = async {
-            stream.read_exact(&mut len[1..]).await?;
+            reader.read_exact(&mut len[1..]).await?;
             let n = u16::from_be_bytes(len) as usize;
             buf.resize(n, 0);
-            stream.read_exact(&mut buf).await?;
+            reader.read_exact(&mut buf).await?;
             Ok::<_, io::Error>(())
         };
         match tokio::time::timeout(options.tcp_read_timeout, body).await {
@@ -467,7 +502,7 @@ async fn serve_connection(
         table.set_waiting(id, None);
         let outcome = {
             let snapshot = catalog.load();
-            respond(&snapshot, &buf, Transport::Tcp, peer, &options.recursion)
+            answer_cached(&snapshot, &buf, Transport::Tcp, peer, &options.recursion)
         };
         let response = match outcome {
             // Not a query we answer (too short, or a response): the stream can't be trusted.
@@ -476,10 +511,13 @@ async fn serve_connection(
             // Queries on one connection are answered in turn (RFC 7766 allows either).
             Some(Outcome::Recurse(recursion)) => recursion.run().await,
         };
-        let mut framed = Vec::with_capacity(response.len() + 2);
-        framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&response);
-        tokio::time::timeout(options.tcp_read_timeout, stream.write_all(&framed))
+        let write = async {
+            writer
+                .write_all(&(response.len() as u16).to_be_bytes())
+                .await?;
+            writer.write_all(&response).await
+        };
+        tokio::time::timeout(options.tcp_read_timeout, write)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "slow reader"))??;
     }
