@@ -16,7 +16,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// Datagrams moved per system call.
-pub const BATCH: usize = 32;
+pub const BATCH: usize = 64;
 /// Largest datagram received (a DNS query over UDP is at most 65535 bytes).
 const MAX_DATAGRAM: usize = 65535;
 

@@ -205,19 +205,20 @@ fn answer_cached(
 ) -> Option<Outcome> {
     let plain = PlainQuery::parse(request).map(|q| {
         let recursive = q.recursion_desired() && recursion.allows(snapshot, client);
-        let key = q.key(
+        let end = q.name_end();
+        let key = q.into_key(
             recursive,
             snapshot.view(client),
             transport == Transport::Tcp,
         );
-        (q, key)
+        (end, key)
     });
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.sync(snapshot.generation);
         if let Some(hit) = plain
             .as_ref()
-            .and_then(|(q, key)| cache.answer(key, q, request))
+            .and_then(|(end, key)| cache.answer(key, *end, request))
         {
             return Some(Outcome::Reply(hit));
         }
