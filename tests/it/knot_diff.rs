@@ -1027,6 +1027,19 @@ fn summarize(raw: Option<Vec<u8>>) -> Outcome {
     })
 }
 
+/// Knot's answer, asked again over TCP when none came: on this busy two-core machine knotd
+/// has, once in many runs, left a TCP query unanswered that it answers at the next try. A
+/// query Knot never answers still shows as no response.
+async fn exchange_knot(addr: SocketAddr, wire: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    let tries = if transport == Transport::Tcp { 3 } else { 1 };
+    for _ in 1..tries {
+        if let Some(answer) = exchange(addr, wire, transport).await {
+            return Some(answer);
+        }
+    }
+    exchange(addr, wire, transport).await
+}
+
 async fn exchange(addr: SocketAddr, wire: &[u8], transport: Transport) -> Option<Vec<u8>> {
     match transport {
         Transport::Udp => {
@@ -1389,7 +1402,7 @@ async fn r53_answers_as_knot_does() {
                 let _permit = limit.acquire_owned().await.expect("semaphore");
                 let wire = &cases[index].wire;
                 let (k, r) = tokio::join!(
-                    exchange(knot_addr, wire, transport),
+                    exchange_knot(knot_addr, wire, transport),
                     exchange(r53_addr, wire, transport)
                 );
                 (index, transport, summarize(k), summarize(r))
