@@ -444,12 +444,6 @@ impl Catalog {
         }
     }
 
-    pub fn zones(&self) -> impl Iterator<Item = &Arc<ZoneIndex>> {
-        self.zones
-            .values()
-            .chain(self.private.values().flatten().map(|(z, _)| z))
-    }
-
     /// The VPCs `client` is in.
     pub fn view(&self, client: IpAddr) -> View {
         View(

@@ -295,11 +295,6 @@ impl Service {
         self.catalog.clone()
     }
 
-    pub async fn zones(&self) -> Vec<HostedZone> {
-        let state = self.read().await;
-        state.zones.values().map(|z| z.zone.clone()).collect()
-    }
-
     /// Every zone with its record set count, in id order (ListHostedZones).
     pub async fn zone_summaries(&self) -> Vec<(HostedZone, usize)> {
         let state = self.read().await;
@@ -694,11 +689,6 @@ impl Service {
             .filter(|z| z.zone.vpcs.iter().any(|a| a.vpc_id == vpc_id))
             .map(|z| z.zone.clone())
             .collect()
-    }
-
-    /// The endpoint zones (suffixes) this service registers endpoints under.
-    pub async fn endpoint_zones(&self) -> EndpointZones {
-        self.state.lock().await.endpoint_zones.clone()
     }
 
     /// Every registered endpoint, expired leases included until they are swept.
