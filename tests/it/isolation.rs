@@ -26,10 +26,9 @@ use hickory_proto::rr::RecordType;
 use r53::app::{RecursionOptions, Running, ServeOptions};
 use r53::resolver::ResolverConfig;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, UdpSocket};
 
-use crate::support::query;
+use crate::support::{http_as, query};
 
 const INSIDE: &str = "127.0.0.2";
 const OUTSIDE: &str = "127.0.0.3";
@@ -121,34 +120,9 @@ const INSIDE_SEES: &[(&str, RecordType, &str)] = &[
     ("db.corp.internal.", RecordType::A, "10.77.1.5"),
 ];
 
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: r53\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 /// A call that must succeed.
 async fn ok(api: SocketAddr, method: &str, path: &str, auth: Option<&str>, body: Value) -> Value {
-    let (status, answer) = http(api, method, path, auth, Some(&body)).await;
+    let (status, answer) = http_as(api, method, path, auth, Some(&body)).await;
     assert!(
         (200..300).contains(&status),
         "{method} {path}: {status} {answer}"
@@ -430,7 +404,7 @@ const GOOD: &str = "Bearer t0k3n";
 /// Everything a client can read back through the API, and DNS answers from both sides.
 async fn snapshot(api: SocketAddr, dns: SocketAddr, zones: &[String]) -> Value {
     let get = |path: String| async move {
-        let (status, body) = http(api, "GET", &path, Some(GOOD), None).await;
+        let (status, body) = http_as(api, "GET", &path, Some(GOOD), None).await;
         json!({"status": status, "body": body})
     };
     let mut state = serde_json::Map::new();
@@ -445,7 +419,7 @@ async fn snapshot(api: SocketAddr, dns: SocketAddr, zones: &[String]) -> Value {
         state.insert(path.clone(), get(path).await);
     }
     // Every zone that exists now, and the ones the test made (a deleted one answers 404).
-    let (_, listed) = http(api, "GET", "/2013-04-01/hostedzone", Some(GOOD), None).await;
+    let (_, listed) = http_as(api, "GET", "/2013-04-01/hostedzone", Some(GOOD), None).await;
     let mut ids: BTreeSet<String> = zones.iter().cloned().collect();
     for z in listed["HostedZones"].as_array().unwrap() {
         ids.insert(
@@ -528,7 +502,7 @@ async fn with_a_token_no_request_without_it_changes_anything() {
     let api = server.api_addr.unwrap();
     let dns = server.dns_addr;
     let (twin, corp) = populate(api, Some(GOOD)).await;
-    let (_, listed) = http(api, "GET", "/2013-04-01/hostedzone", Some(GOOD), None).await;
+    let (_, listed) = http_as(api, "GET", "/2013-04-01/hostedzone", Some(GOOD), None).await;
     let public = listed["HostedZones"]
         .as_array()
         .unwrap()
@@ -689,7 +663,7 @@ async fn with_a_token_no_request_without_it_changes_anything() {
     ];
     for (method, _, path, body) in &requests {
         for auth in wrong {
-            let (status, answer) = http(api, method, path, auth, body.as_ref()).await;
+            let (status, answer) = http_as(api, method, path, auth, body.as_ref()).await;
             assert_eq!(status, 401, "{method} {path} with {auth:?}: {answer}");
             assert_eq!(answer["Error"]["Code"], "AccessDenied", "{answer}");
             assert_eq!(answer["Error"]["Type"], "Sender", "{answer}");
@@ -698,7 +672,7 @@ async fn with_a_token_no_request_without_it_changes_anything() {
     }
     // Reads are refused too: the token guards the whole API, the spec included.
     for path in ["/2013-04-01/hostedzone", "/openapi.yaml", "/v1/endpoints"] {
-        let (status, _) = http(api, "GET", path, None, None).await;
+        let (status, _) = http_as(api, "GET", path, None, None).await;
         assert_eq!(status, 401, "GET {path}");
     }
     let after = snapshot(api, dns, &zones).await;
@@ -709,7 +683,7 @@ async fn with_a_token_no_request_without_it_changes_anything() {
 
     // With the token the same requests go through, and the snapshot sees that they did.
     for (method, _, path, body) in &requests {
-        let (status, answer) = http(api, method, path, Some(GOOD), body.as_ref()).await;
+        let (status, answer) = http_as(api, method, path, Some(GOOD), body.as_ref()).await;
         assert!(
             (200..300).contains(&status),
             "{method} {path} with the token: {status} {answer}"
