@@ -342,7 +342,9 @@ pub fn decode_rule(value: &[u8]) -> Result<ForwardingRule, StoreError> {
     Ok(ForwardingRule { domain, upstreams })
 }
 
-pub fn endpoint_key(name: &Name) -> Vec<u8> {
+/// The key of a value stored by DNS name (endpoints, forwarding rules): the name in lower
+/// case, as text.
+pub fn name_key(name: &Name) -> Vec<u8> {
     name.to_lowercase().to_ascii().into_bytes()
 }
 

@@ -183,19 +183,19 @@ impl Store for SledStore {
                     Op::Change(change.id.as_bytes().to_vec(), codec::encode_change(change))
                 }
                 Write::PutEndpoint(e) => Op::Endpoint(
-                    codec::endpoint_key(&e.dns_name),
+                    codec::name_key(&e.dns_name),
                     Some(codec::encode_endpoint(e)?),
                 ),
-                Write::DeleteEndpoint(name) => Op::Endpoint(codec::endpoint_key(name), None),
+                Write::DeleteEndpoint(name) => Op::Endpoint(codec::name_key(name), None),
                 Write::PutVpc(vpc) => {
                     Op::Vpc(vpc.id.as_bytes().to_vec(), Some(codec::encode_vpc(vpc)))
                 }
                 Write::DeleteVpc(id) => Op::Vpc(id.as_bytes().to_vec(), None),
                 Write::PutRule(rule) => Op::Rule(
-                    codec::endpoint_key(&rule.domain),
+                    codec::name_key(&rule.domain),
                     Some(codec::encode_rule(rule)?),
                 ),
-                Write::DeleteRule(domain) => Op::Rule(codec::endpoint_key(domain), None),
+                Write::DeleteRule(domain) => Op::Rule(codec::name_key(domain), None),
             });
         }
         (
