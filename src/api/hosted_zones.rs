@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{reply, JsonBody, Params, PathId};
 use super::types::{
-    ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto, VpcAssociationRequest,
-    VpcDto,
+    check_vpc_id, ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto,
+    VpcAssociationRequest, VpcDto,
 };
 use super::ApiState;
 use crate::model::{normalize_name, HostedZoneId};
@@ -335,7 +335,7 @@ async fn by_vpc(
     let vpc_id = params
         .vpcid
         .ok_or_else(|| ApiError::InvalidInput("The vpcid parameter is required".into()))?;
-    model_vpc_id(&vpc_id)?;
+    check_vpc_id(&vpc_id)?;
     // r53 has no regions, but what the spec bounds is refused past its bound.
     if let Some(region) = &params.vpcregion {
         super::types::check_region(region, "vPCRegion")?;
@@ -375,8 +375,4 @@ async fn by_vpc(
             next_token,
         },
     ))
-}
-
-fn model_vpc_id(id: &str) -> Result<(), ApiError> {
-    crate::model::check_vpc_id(id).map_err(|e| ApiError::InvalidVpcId(e.0))
 }

@@ -72,9 +72,14 @@ pub fn check_region(region: &str, field: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A VPC id as the API takes it: InvalidVPCId when malformed.
+pub fn check_vpc_id(id: &str) -> Result<(), ApiError> {
+    model::check_vpc_id(id).map_err(|e| ApiError::InvalidVpcId(e.0))
+}
+
 impl VpcDto {
     pub fn into_model(self) -> Result<VpcAssociation, ApiError> {
-        model::check_vpc_id(&self.vpc_id).map_err(|e| ApiError::InvalidVpcId(e.0))?;
+        check_vpc_id(&self.vpc_id)?;
         check_region(&self.region, "vPC.vPCRegion")?;
         Ok(VpcAssociation {
             region: self.region,
