@@ -4,11 +4,12 @@
 #   bench/run.sh [--names N] [--duration S] [--quick] [--workers W] [--clients C]
 #                [--port-base P] [--callgrind] [--million] [--keep]
 #
-# Installs what it needs (Debian: dnsperf nsd knot dnsutils wrk curl python3), builds r53 with
-# `cargo build --release` at the root of the repository this script lives in (set R53_BIN to use
-# a binary built elsewhere), generates a zone and a query file, serves the same zone from r53,
-# NSD and Knot on loopback, measures them with dnsperf over UDP and TCP (forward order, then
-# reverse), measures r53's API, and prints one table.
+# Installs what it needs (Debian: dnsperf nsd knot unbound dnsutils wrk curl python3), builds
+# r53 with `cargo build --release` at the root of the repository this script lives in (set
+# R53_BIN to use a binary built elsewhere), generates a zone and a query file, serves the same
+# zone from r53, NSD and Knot on loopback, measures them with dnsperf over UDP and TCP (forward
+# order, then reverse), measures r53's API, an Alias under endpoint churn, and r53's resolver
+# cache against Unbound's, and prints one table.
 set -euo pipefail
 
 NAMES=10000
@@ -31,10 +32,11 @@ while [ $# -gt 0 ]; do
     --callgrind) CALLGRIND=1; shift ;;
     --million) MILLION=1; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+CHURN_RATE=100  # endpoint changes per second during the Alias churn run
 if [ "$QUICK" = 1 ]; then
   DURATION=3; LAT_DURATION=2; API_DURATION=3; VIS_CHANGES=200
 else
@@ -47,18 +49,29 @@ say() { printf '\n== %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- tools
 need=()
-for pair in dnsperf:dnsperf nsd:nsd knotd:knot knotc:knot dig:dnsutils wrk:wrk curl:curl python3:python3 ss:iproute2; do
+for pair in dnsperf:dnsperf nsd:nsd knotd:knot knotc:knot unbound:unbound unbound-control:unbound dig:dnsutils wrk:wrk curl:curl python3:python3 ss:iproute2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 [ "$CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null && need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
+  need=($(printf '%s\n' "${need[@]}" | sort -u))
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+  # The packages would start their own daemons on port 53 (Unbound's, with resolvconf, would
+  # also point /etc/resolv.conf at itself): a policy-rc.d that denies every start keeps them
+  # down during the install, unless the system has its own policy-rc.d already.
+  RC_GUARD=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# bench/run.sh: no daemon starts while it installs packages\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d; RC_GUARD=1
+  fi
+  rc=0
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } || rc=$?
+  if [ -n "$RC_GUARD" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  [ "$rc" = 0 ] || { echo "installing ${need[*]} failed" >&2; exit 1; }
 fi
-# The Debian packages start their own daemons on port 53; they do not disturb the benchmark
-# ports, and this script leaves them alone.
+# Daemons the packages started before this script ran are left alone: they listen on port
+# 53, the benchmark does not.
 
 # ---------------------------------------------------------------- build
 if [ -z "${R53_BIN:-}" ]; then
@@ -89,6 +102,10 @@ NSD_PORT=$(next_port $((API_PORT + 1)))
 KNOT_PORT=$(next_port $((NSD_PORT + 1)))
 CG_PORT=$(next_port $((KNOT_PORT + 1)))
 CG_API_PORT=$(next_port $((CG_PORT + 1)))
+RES_PORT=$(next_port $((CG_API_PORT + 1)))
+RES_API_PORT=$(next_port $((RES_PORT + 1)))
+UB_PORT=$(next_port $((RES_API_PORT + 1)))
+UB_CTL_PORT=$(next_port $((UB_PORT + 1)))
 
 # All the processes of a server (NSD forks: main, xfrd, one per server-count).
 tree() { echo "$1"; local c; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
@@ -172,10 +189,54 @@ zone:
     file: "$3"
 EOF
 }
+# Unbound forwarding everything to one upstream (the Knot above): a cache in front of it, like
+# r53's resolver. "test." is one of Unbound's default local zones (RFC 6761), answered
+# NXDOMAIN without asking anyone: `nodefault` lets bench.test. through. Remote control (no
+# certificates, loopback) only to read the cache-miss counter.
+write_unbound_conf() { # dir port control-port upstream-port
+cat > "$1/unbound.conf" <<EOF
+server:
+    interface: 127.0.0.1@$2
+    num-threads: $WORKERS
+    so-reuseport: yes
+    msg-cache-size: 64m
+    rrset-cache-size: 128m
+    module-config: "iterator"
+    do-not-query-localhost: no
+    local-zone: "test." nodefault
+    access-control: 127.0.0.0/8 allow
+    chroot: ""
+    username: ""
+    do-daemonize: no
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    directory: "$1"
+    pidfile: "$1/unbound.pid"
+remote-control:
+    control-enable: yes
+    control-interface: 127.0.0.1
+    control-port: $3
+    control-use-cert: no
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@$4
+EOF
+unbound-checkconf "$1/unbound.conf" >/dev/null
+}
 write_nsd_conf "$WORK/nsd" "$NSD_PORT" "$WORK/zones/bench.test.zone"
 write_knot_conf "$WORK/knot" "$KNOT_PORT" "$WORK/zones/bench.test.zone"
 R53_ARGS=(serve --dns-addr "127.0.0.1:$R53_PORT" --api-addr "127.0.0.1:$API_PORT"
   --data-dir "$WORK/r53-data" --zones-dir "$WORK/zones" --udp-sockets "$WORKERS")
+# The resolver comparison: r53 with no zones (so every bench.test. question recurses) and
+# Unbound, both forwarding to Knot, both with room for every question of the query file.
+mkdir -p "$WORK/res-zones" "$WORK/unbound"
+RES_NAMES=$(awk '{print tolower($1), $2}' "$WORK/queries.txt" | sort -u | wc -l)
+RES_CACHE=$(( RES_NAMES * 2 > 10000 ? RES_NAMES * 2 : 10000 ))
+RES_ARGS=(serve --dns-addr "127.0.0.1:$RES_PORT" --api-addr "127.0.0.1:$RES_API_PORT"
+  --data-dir "$WORK/res-data" --zones-dir "$WORK/res-zones" --udp-sockets "$WORKERS"
+  --upstream "127.0.0.1:$KNOT_PORT" --recursion-allow 127.0.0.0/8 --cache-size "$RES_CACHE")
+write_unbound_conf "$WORK/unbound" "$UB_PORT" "$UB_CTL_PORT" "$KNOT_PORT"
 
 say "starting r53, NSD and Knot"
 t0=$(date +%s.%N)
@@ -209,6 +270,13 @@ Knot:    $(knotd -V 2>&1 | head -1): udp-workers $WORKERS, tcp-workers $WORKERS,
 dnsperf: $(dnsperf -h 2>&1 | grep -m1 Version): -c $CLIENTS (default -q 100 outstanding), -l $DURATION for the maximum rate;
          latency runs: -l $LAT_DURATION -Q <half of NSD's maximum rate in the first pass> -v, per-query latencies
          sorted for mean and 99th percentile. dnsperf runs on the same $(nproc) CPUs as the servers.
+churn:   www.churn.bench. A, an Alias to churn.elb.r53.internal., on the r53 above; churn.py re-registers the endpoint
+         with a new address $CHURN_RATE times a second while dnsperf -m udp -l $DURATION asks only that name (and once without changes)
+resolver: r53 ${RES_ARGS[*]}   (RUST_LOG=warn)
+Unbound: $(unbound -V 2>&1 | head -1 | sed "s/^Version/version/"): num-threads $WORKERS, so-reuseport yes, msg-cache-size 64m, rrset-cache-size 128m,
+         module-config iterator (no DNSSEC), forward-zone "." to Knot, local-zone test. nodefault. Both resolvers
+         warmed with one pass of the query file ($RES_NAMES distinct questions), then dnsperf -m udp -l $DURATION
+         (dnsperf sets RD), forward and reverse order
 EOF
 
 # ---------------------------------------------------------------- DNS runs
@@ -226,6 +294,13 @@ lat_run() { # proto port rate: prints "sent_qps lost mean_ms p99_ms" from per-qu
       2>"$WORK/lat.meta" | sort -g > "$WORK/lat.txt"
   awk -v q="$(awk '/QPS/{printf "%.0f", $2}' "$WORK/lat.meta")" -v l="$(awk '/LOST/{print $2}' "$WORK/lat.meta")" \
     '{v[NR]=$1; s+=$1} END{ if (NR==0) {print q, l, "nan nan"; exit}; i=int(NR*0.99); if (i<1) i=1; printf "%s %s %.3f %.3f\n", q, l, s/NR*1000, v[i]*1000}' "$WORK/lat.txt"
+}
+dnsperf_file() { # queryfile proto port extra-args...: prints "qps lost avg_ms rcodes" (rcodes: NOERROR:n,NXDOMAIN:n)
+  local file=$1 proto=$2 port=$3; shift 3
+  dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$file" -c "$CLIENTS" "$@" 2>&1 |
+    awk '/Queries per second/{q=$4} /Queries lost/{l=$3} /Average Latency/ && !a{a=$4*1000}
+      /Response codes/{sub(/.*Response codes: */, ""); gsub(/ \([0-9.]+%\)/, ""); gsub(/, /, ","); gsub(/ /, ":"); r=$0}
+      END{printf "%.0f %s %.3f %s\n", q, l, a, (r == "" ? "none" : r)}'
 }
 port_of() { case $1 in r53) echo "$R53_PORT";; NSD) echo "$NSD_PORT";; Knot) echo "$KNOT_PORT";; esac; }
 pid_of() { case $1 in r53) echo "$R53_PID";; NSD) echo "$NSD_PID";; Knot) echo "$KNOT_PID";; esac; }
@@ -266,6 +341,64 @@ echo "   $API_LINE" >&2
 say "API: acknowledgement to visible answer ($VIS_CHANGES changes, one client)"
 VIS_LINE=$(python3 "$BENCH_DIR/visibility.py" --api "127.0.0.1:$API_PORT" --dns "127.0.0.1:$R53_PORT" --zone-id "$ZID" --zone api.bench. --changes "$VIS_CHANGES")
 echo "   $VIS_LINE" >&2
+
+# ---------------------------------------------------------------- Alias churn (r53 only)
+say "Alias churn: www.churn.bench. A, its endpoint changing $CHURN_RATE times a second (2 x ${DURATION}s)"
+python3 "$BENCH_DIR/churn.py" setup --api "127.0.0.1:$API_PORT" --dns "127.0.0.1:$R53_PORT" >/dev/null
+echo "www.churn.bench. A" > "$WORK/churn-queries.txt"
+# The same name without changes first: what the churn costs.
+read -r c0_qps c0_lost _ c0_rc <<<"$(dnsperf_file "$WORK/churn-queries.txt" udp "$R53_PORT" -l "$DURATION")"
+echo "   without changes: $c0_qps answers/s, $c0_lost lost ($c0_rc)" >&2
+python3 "$BENCH_DIR/churn.py" run --api "127.0.0.1:$API_PORT" --dns "127.0.0.1:$R53_PORT" \
+  --rate "$CHURN_RATE" --duration "$DURATION" >"$WORK/churn.out" 2>"$WORK/churn.err" & CHURN_PID=$!; PIDS+=("$CHURN_PID")
+read -r c_qps c_lost c_avg c_rc <<<"$(dnsperf_file "$WORK/churn-queries.txt" udp "$R53_PORT" -l "$DURATION")"
+wait "$CHURN_PID" || true
+if [ -s "$WORK/churn.err" ]; then sed 's/^/   churn.py: /' "$WORK/churn.err" >&2; fi
+CHURN_LINE="$(grep CHURN_RESULT "$WORK/churn.out" || echo CHURN_RESULT) qps=$c_qps lost=$c_lost mean_ms=$c_avg rcodes=$c_rc static_qps=$c0_qps static_lost=$c0_lost static_rcodes=$c0_rc duration=$DURATION"
+echo "   $CHURN_LINE" >&2
+
+# ---------------------------------------------------------------- resolver cache hits: r53 against Unbound
+say "resolver cache hits: r53 (no zones, --cache-size $RES_CACHE) and Unbound, both forwarding to Knot"
+RUST_LOG=warn "$R53_BIN" "${RES_ARGS[@]}" >"$WORK/r53-resolver.log" 2>&1 & RES_PID=$!; PIDS+=("$RES_PID")
+wait_dns "$RES_PORT" "r53 (resolver)" "$RES_PID"
+unbound -d -c "$WORK/unbound/unbound.conf" >"$WORK/unbound/out.log" 2>&1 & UB_PID=$!; PIDS+=("$UB_PID")
+wait_dns "$UB_PORT" Unbound "$UB_PID"
+# Same answers from both (status, RA, records with TTLs left out), and r53 really recursing.
+res_norm() { awk '/status:/{print $6} /^;; flags:/{print ($0 ~ / ra[ ;]/) ? "ra" : "no-ra"} !/^;/ && NF >= 5 {$2 = ""; $1 = tolower($1); print}' | sort; }
+for q in "c1.bench.test A" "nx1.bench.test A" "H10.bench.test AAAA"; do
+  a=$(dig +noall +answer +comments @127.0.0.1 -p "$RES_PORT" $q | res_norm)
+  b=$(dig +noall +answer +comments @127.0.0.1 -p "$UB_PORT" $q | res_norm)
+  [ "$a" = "$b" ] || { echo "warning: resolver answers differ for '$q' (r53 vs Unbound):" >&2; echo "$a" >&2; echo "$b" >&2; }
+done
+res_misses() { # server: cache misses so far
+  case $1 in
+    r53) curl -sf "http://127.0.0.1:$RES_API_PORT/v1/resolver/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Misses"])' ;;
+    Unbound) unbound-control -c "$WORK/unbound/unbound.conf" stats_noreset | awk -F= '$1=="total.num.cachemiss"{print $2}' ;;
+  esac
+}
+res_port() { case $1 in r53) echo "$RES_PORT";; Unbound) echo "$UB_PORT";; esac; }
+res_pid() { case $1 in r53) echo "$RES_PID";; Unbound) echo "$UB_PID";; esac; }
+for s in r53 Unbound; do
+  read -r wq wl _ _ <<<"$(dnsperf_file "$WORK/queries.txt" udp "$(res_port $s)" -n 1)"
+  echo "   $s warmed: one pass of the query file at $wq q/s, $wl lost" >&2
+done
+declare -A MISSES0
+for s in r53 Unbound; do MISSES0[$s]=$(res_misses $s); done
+RES_RESULTS="$WORK/resolver.tsv"
+: > "$RES_RESULTS"
+for order in forward reverse; do
+  if [ $order = forward ]; then servers="r53 Unbound"; else servers="Unbound r53"; fi
+  for s in $servers; do
+    say "resolver $order: $s cache hits, maximum rate (${DURATION}s)"
+    read -r qps lost avg rc <<<"$(dnsperf_file "$WORK/queries.txt" udp "$(res_port $s)" -l "$DURATION")"
+    echo "$order $s $qps $lost $avg $(mem "$(res_pid $s)") $rc" >> "$RES_RESULTS"
+    echo "   $qps q/s, $lost lost, mean $avg ms ($rc)" >&2
+  done
+done
+RES_LINE="RES_RESULT names=$RES_NAMES cache_size=$RES_CACHE duration=$DURATION unbound=$(unbound -V 2>&1 | head -1 | awk '{print $2}')"
+for s in r53 Unbound; do RES_LINE="$RES_LINE ${s}_misses=$(( $(res_misses $s) - ${MISSES0[$s]} ))"; done
+echo "   $RES_LINE" >&2
+kill "$RES_PID" "$UB_PID"; wait "$RES_PID" "$UB_PID" 2>/dev/null || true
 
 # ---------------------------------------------------------------- callgrind (optional)
 CG_LINE=""
@@ -327,7 +460,8 @@ fi
 say "results"
 python3 "$BENCH_DIR/table.py" "$RESULTS" \
   --start "r53=$R53_START" --start "NSD=$NSD_START" --start "Knot=$KNOT_START" \
-  --api "$API_LINE" --vis "$VIS_LINE" --callgrind "$CG_LINE" --extra "$BIG_LINE" \
+  --api "$API_LINE" --vis "$VIS_LINE" --churn "$CHURN_LINE" --resolver "$RES_RESULTS" --resolver-meta "$RES_LINE" \
+  --callgrind "$CG_LINE" --extra "$BIG_LINE" \
   --header "$(date -u +%Y-%m-%dT%H:%MZ), commit $COMMIT$DIRTY, $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), bench.test. $NAMES names, dnsperf -c $CLIENTS -l $DURATION, $WORKERS workers each"
 if [ "$CALLGRIND" = 1 ] && [ -s "$WORK/cg-top.txt" ]; then
   echo; echo "callgrind, hottest functions (self instructions):"; cat "$WORK/cg-top.txt"

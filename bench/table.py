@@ -3,6 +3,9 @@
 
 results.tsv rows (space separated):
 proto order server max_qps lost mean_ms fixed_qps fixed_lost fixed_mean_ms fixed_p99_ms rss_mib pss_mib
+
+--resolver FILE rows (space separated), one per resolver run:
+order server qps lost mean_ms rss_mib pss_mib rcodes
 """
 import argparse
 import statistics
@@ -28,6 +31,9 @@ def main():
     ap.add_argument("--callgrind", default="")
     ap.add_argument("--header", default="")
     ap.add_argument("--extra", default="")
+    ap.add_argument("--churn", default="")
+    ap.add_argument("--resolver", default="")
+    ap.add_argument("--resolver-meta", default="")
     args = ap.parse_args()
 
     rows = [l.split() for l in open(args.results) if l.strip()]
@@ -71,6 +77,46 @@ def main():
               f"median {num(vis.get('median_us')):.0f} us, p99 {num(vis.get('p99_us')):.0f} us, max {num(vis.get('max_us')):.0f} us; "
               f"{vis.get('first_query_hit')} visible on the first query, {vis.get('errors')} errors; "
               f"ack latency median {num(vis.get('ack_median_us')) / 1000:.2f} ms, max {num(vis.get('ack_max_us')) / 1000:.2f} ms")
+    churn = kv(args.churn)
+    if churn:
+        rcodes = churn.get("rcodes", "none")
+        rcodes = "all NOERROR" if rcodes.startswith("NOERROR:") and "," not in rcodes else rcodes
+        print(f"Alias churn, www.churn.bench. A while its endpoint changes {num(churn.get('target_rate')):.0f} times a second "
+              f"(dnsperf -m udp, {churn.get('duration')} s): {churn.get('qps')} answers/s, {churn.get('lost')} lost, "
+              f"mean {churn.get('mean_ms')} ms, {rcodes} (the same name without changes: {churn.get('static_qps')} answers/s, "
+              f"{churn.get('static_lost')} lost); changes: {num(churn.get('rate')):.1f}/s achieved, {churn.get('ok')} of "
+              f"{churn.get('changes')} acknowledged, {churn.get('failed')} failed, ack p50 {churn.get('ack_p50_ms')} ms "
+              f"p99 {churn.get('ack_p99_ms')} ms max {churn.get('ack_max_ms')} ms; the query after each ack: "
+              f"{churn.get('followed')} new address, {churn.get('stale')} old, {churn.get('unanswered')} unanswered; "
+              f"after the run: {churn.get('final')}")
+    if args.resolver:
+        res = [l.split() for l in open(args.resolver) if l.strip()]
+        meta = kv(args.resolver_meta)
+        if res:
+            def col(server, i):
+                return [num(r[i]) for r in res if r[1] == server]
+
+            def mean(server, i):
+                vals = [v for v in col(server, i) if v == v]
+                return statistics.mean(vals) if vals else float("nan")
+
+            names = {"r53": "r53", "Unbound": f"Unbound {meta.get('unbound', '')}".strip()}
+            parts = []
+            for server in ("r53", "Unbound"):
+                runs = {r[0]: r for r in res if r[1] == server}
+                qps = " / ".join(runs[o][2] for o in ("forward", "reverse") if o in runs)
+                parts.append(f"{names[server]} {qps} q/s, {sum(col(server, 3)):.0f} lost, mean {mean(server, 4):.3f} ms, "
+                             f"RSS {mean(server, 5):.0f} MiB, PSS {mean(server, 6):.0f} MiB, "
+                             f"{meta.get(server + '_misses', '?')} cache misses")
+
+            def ratio(i):
+                a, b = mean("r53", i), mean("Unbound", i)
+                return f"{a / b:.2f}" if b else "n/a"
+            print(f"Resolver cache hits, bench.test. forwarded to Knot, {meta.get('names')} distinct questions, warmed "
+                  f"(dnsperf -m udp, {meta.get('duration')} s, forward / reverse): " + "; ".join(parts))
+            print(f"Resolver cache hits, r53/Unbound: {ratio(2)} q/s, {ratio(4)} mean latency, {ratio(5)} RSS "
+                  f"(goal: q/s at least 1.00); response codes: "
+                  + ", ".join(f"{r[1]} {r[0]} {r[7]}" for r in res if r[0] == "forward"))
     if args.extra:
         print(args.extra)
     if args.callgrind:

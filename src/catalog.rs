@@ -12,14 +12,14 @@
 use std::borrow::Cow;
 // FxHash, not SipHash: the keys are names from our own zones and the hot path hashes a few
 // per query (the standard hasher showed up at ~7% of the instructions in callgrind).
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::model::{AliasTarget, Endpoint, EndpointZones, HostedZone, ResourceRecordSet, Vpc};
+use crate::model::{Endpoint, EndpointZones, HostedZone, ResourceRecordSet, Vpc};
 
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
 const MAX_CNAME_CHAIN: usize = 16;
@@ -34,37 +34,36 @@ fn label_count(name: &Name) -> usize {
     name.iter().len()
 }
 
-/// One RRset ready to serve. An Alias RRset has `alias` and no records: what it answers is
-/// computed at query time from its target.
-#[derive(Debug, Clone)]
-pub struct Rrset {
-    pub rtype: RecordType,
-    pub ttl: u32,
-    pub records: Vec<RData>,
-    pub alias: Option<AliasTarget>,
-}
+/// One RRset ready to serve: the record set as stored, shared with the service's copy (one
+/// allocation per record set, however many snapshots hold it). An Alias RRset has `alias` and
+/// no records: what it answers is computed at query time from its target.
+pub type Rrset = ResourceRecordSet;
 
 /// A name in a zone: the RRsets it owns (empty for an empty non-terminal) and how many names
 /// one label below it exist, so that removing the last RRset of a leaf removes the name (and
 /// any ancestor left empty) while an empty non-terminal stays.
 #[derive(Debug, Default, Clone)]
 struct Node {
-    rrsets: Vec<Rrset>,
+    rrsets: Vec<Arc<Rrset>>,
     children: u32,
 }
 
 impl Node {
     fn get(&self, rtype: RecordType) -> Option<&Rrset> {
-        self.rrsets.iter().find(|s| s.rtype == rtype)
+        self.rrsets.iter().find(|s| s.rtype == rtype).map(|s| &**s)
     }
 }
 
-/// One hosted zone, indexed by owner name. Nodes are shared between successive indexes of a
-/// zone: a change copies the map of pointers and the nodes it touches, not the records.
+/// A zone's names and what they own. A persistent map: successive indexes of a zone share
+/// everything a change leaves alone, so a change costs what it touches (a path of the map and
+/// the nodes it edits), not the zone's size, and holding an older snapshot costs no copy.
+type Nodes = imbl::GenericHashMap<Name, Arc<Node>, FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
+
+/// One hosted zone, indexed by owner name.
 #[derive(Debug)]
 pub struct ZoneIndex {
     pub zone: HostedZone,
-    nodes: HashMap<Name, Arc<Node>>,
+    nodes: Nodes,
     /// The SOA as negative answers carry it, built once (see [`ZoneIndex::build`]).
     negative_soa: Option<Rrset>,
     apex_labels: usize,
@@ -76,11 +75,11 @@ fn parent(name: &Name) -> Name {
 }
 
 impl ZoneIndex {
-    pub fn build(zone: HostedZone, rrsets: &[ResourceRecordSet]) -> Self {
+    pub fn build(zone: HostedZone, rrsets: impl IntoIterator<Item = Arc<ResourceRecordSet>>) -> Self {
         let apex = zone.name.clone();
         let mut index = Self {
             apex_labels: label_count(&apex),
-            nodes: HashMap::with_capacity_and_hasher(rrsets.len() + 1, Default::default()),
+            nodes: Nodes::with_hasher(FxBuildHasher),
             negative_soa: None,
             zone,
         };
@@ -93,7 +92,7 @@ impl ZoneIndex {
     }
 
     /// A new index with `delete` removed and `put` added or replaced; shares what is unchanged.
-    pub fn patch(&self, delete: &[crate::model::RrKey], put: &[ResourceRecordSet]) -> Self {
+    pub fn patch(&self, delete: &[crate::model::RrKey], put: &[Arc<ResourceRecordSet>]) -> Self {
         let mut index = Self {
             zone: self.zone.clone(),
             nodes: self.nodes.clone(),
@@ -104,7 +103,7 @@ impl ZoneIndex {
             index.remove(&key.name, key.rtype);
         }
         for set in put {
-            index.put(set);
+            index.put(set.clone());
         }
         index.refresh_soa();
         index
@@ -132,7 +131,7 @@ impl ZoneIndex {
         self.nodes.insert(name.clone(), Arc::default());
     }
 
-    fn put(&mut self, set: &ResourceRecordSet) {
+    fn put(&mut self, set: Arc<ResourceRecordSet>) {
         if !self.apex().zone_of(&set.name) {
             return;
         }
@@ -142,12 +141,7 @@ impl ZoneIndex {
         };
         let node = Arc::make_mut(node);
         node.rrsets.retain(|s| s.rtype != set.rtype);
-        node.rrsets.push(Rrset {
-            rtype: set.rtype,
-            ttl: set.ttl,
-            records: set.records.clone(),
-            alias: set.alias.clone(),
-        });
+        node.rrsets.push(set);
         node.rrsets.sort_by_key(|s| u16::from(s.rtype));
     }
 
@@ -244,7 +238,7 @@ impl ZoneIndex {
                 node.rrsets
                     .iter()
                     .filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
-                    .map(move |s| (name, s))
+                    .map(move |s| (name, &**s))
             })
     }
 }
@@ -324,12 +318,7 @@ impl Endpoints {
             let data = hickory_proto::rr::rdata::SOA::new(soa, rname, 1, 60, 60, 86400, 5);
             (
                 apex.clone(),
-                Rrset {
-                    rtype: RecordType::SOA,
-                    ttl: 5,
-                    records: vec![RData::SOA(data)],
-                    alias: None,
-                },
+                Rrset::new(apex, RecordType::SOA, 5, vec![RData::SOA(data)]),
             )
         };
         let soas = [soa(&zones.load_balancers), soa(&zones.databases)];
@@ -365,12 +354,7 @@ impl Endpoints {
                 std::net::IpAddr::V6(v6) => RData::AAAA(v6.into()),
             })
             .collect();
-        (!records.is_empty()).then_some(Rrset {
-            rtype,
-            ttl: endpoint.ttl,
-            records,
-            alias: None,
-        })
+        (!records.is_empty()).then(|| Rrset::new(&endpoint.dns_name, rtype, endpoint.ttl, records))
     }
 }
 
@@ -705,10 +689,8 @@ fn negative_soa(soa: &Rrset) -> Rrset {
         _ => soa.ttl,
     };
     Rrset {
-        rtype: RecordType::SOA,
         ttl: soa.ttl.min(minimum),
-        records: soa.records.clone(),
-        alias: None,
+        ..soa.clone()
     }
 }
 
@@ -772,7 +754,7 @@ mod tests {
                 let parsed = crate::zonefile::parse(text, &apex, "test").expect("zone parses");
                 Arc::new(ZoneIndex::build(
                     HostedZone::new(&apex, "test", None),
-                    &parsed.rrsets,
+                    parsed.rrsets.into_iter().map(Arc::new),
                 ))
             }),
             Arc::default(),
@@ -841,10 +823,11 @@ mod tests {
         };
         let index = Arc::new(ZoneIndex::build(
             zone,
-            &[
+            [
                 alias("checked.example.com.", true),
                 alias("unchecked.example.com.", false),
-            ],
+            ]
+            .map(Arc::new),
         ));
         let endpoints = |healthy: bool| {
             Arc::new(Endpoints::new(
@@ -901,8 +884,7 @@ mod tests {
             ],
         );
         current.insert(soa.key(), soa);
-        let mut index =
-            ZoneIndex::build(zone.clone(), &current.values().cloned().collect::<Vec<_>>());
+        let mut index = ZoneIndex::build(zone.clone(), current.values().cloned().map(Arc::new));
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {
             seed ^= seed << 13;
@@ -930,11 +912,10 @@ mod tests {
                     vec![RData::try_from_str(rtype, &value).unwrap()],
                 );
                 current.insert(set.key(), set.clone());
-                (vec![], vec![set])
+                (vec![], vec![Arc::new(set)])
             };
             index = index.patch(&delete, &put);
-            let fresh =
-                ZoneIndex::build(zone.clone(), &current.values().cloned().collect::<Vec<_>>());
+            let fresh = ZoneIndex::build(zone.clone(), current.values().cloned().map(Arc::new));
             assert_eq!(shape(&index), shape(&fresh), "after step {step}");
         }
     }

@@ -22,7 +22,7 @@ use hickory_proto::rr::{RData, RecordType};
 
 use crate::model::{
     normalize_name, plan, ChangeBatch, ChangeInfo, Endpoint, EndpointZones, HostedZone,
-    HostedZoneId, ResourceRecordSet, RrKey, Vpc, VpcAssociation,
+    HostedZoneId, ResourceRecordSet, RrKey, RrsetMap, Vpc, VpcAssociation,
 };
 use crate::resolver::ForwardingRule;
 use crate::store::{Batch, Store, StoreError, Write};
@@ -100,11 +100,20 @@ pub fn default_apex_records(zone: &Name, name_servers: &[Name]) -> Vec<ResourceR
     ]
 }
 
-/// A hosted zone and its record sets, in Route 53's listing order.
+/// Record sets keyed as a zone holds them.
+fn keyed(rrsets: Vec<ResourceRecordSet>) -> RrsetMap {
+    rrsets
+        .into_iter()
+        .map(|s| (s.key(), Arc::new(s)))
+        .collect()
+}
+
+/// A hosted zone and its record sets, in Route 53's listing order. Cloning it is cheap
+/// (the record sets are a persistent map), whatever the zone's size.
 #[derive(Debug, Clone)]
 pub struct ZoneState {
     pub zone: HostedZone,
-    pub rrsets: BTreeMap<RrKey, ResourceRecordSet>,
+    pub rrsets: RrsetMap,
 }
 
 struct State {
@@ -182,7 +191,7 @@ impl State {
         &mut self,
         id: &HostedZoneId,
         delete: &[RrKey],
-        put: &[ResourceRecordSet],
+        put: &[Arc<ResourceRecordSet>],
     ) -> u64 {
         match self.indexes.get(id) {
             Some(index) => {
@@ -205,11 +214,8 @@ impl State {
     fn reindex(&mut self, id: &HostedZoneId) {
         match self.zones.get(id) {
             Some(z) => {
-                let sets: Vec<ResourceRecordSet> = z.rrsets.values().cloned().collect();
-                self.indexes.insert(
-                    id.clone(),
-                    Arc::new(ZoneIndex::build(z.zone.clone(), &sets)),
-                );
+                let index = ZoneIndex::build(z.zone.clone(), z.rrsets.values().cloned());
+                self.indexes.insert(id.clone(), Arc::new(index));
             }
             None => {
                 self.indexes.remove(id);
@@ -270,7 +276,7 @@ impl Service {
         };
         for stored in store.load()? {
             let id = stored.zone.id.clone();
-            let rrsets = stored.rrsets.into_iter().map(|s| (s.key(), s)).collect();
+            let rrsets = keyed(stored.rrsets);
             state.zones.insert(
                 id.clone(),
                 ZoneState {
@@ -327,11 +333,12 @@ impl Service {
         zone: HostedZone,
         rrsets: Vec<ResourceRecordSet>,
     ) -> Result<HostedZone, ServiceError> {
+        let rrsets = keyed(rrsets);
         let mut state = self.state.lock().await;
         let mut writes = vec![Write::PutZone(zone.clone())];
         writes.extend(
             rrsets
-                .iter()
+                .values()
                 .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
         );
         self.apply(Batch(writes)).await?;
@@ -340,7 +347,7 @@ impl Service {
             id.clone(),
             ZoneState {
                 zone: zone.clone(),
-                rrsets: rrsets.into_iter().map(|s| (s.key(), s)).collect(),
+                rrsets,
             },
         );
         let seq = state.stage(&id);
@@ -386,7 +393,7 @@ impl Service {
             zone.private = true;
             zone.vpcs.push(vpc);
         }
-        let rrsets = default_apex_records(&name, &request.name_servers);
+        let rrsets = keyed(default_apex_records(&name, &request.name_servers));
         let change = ChangeInfo {
             id: format!("C{}", zone.id.as_str().trim_start_matches('Z')),
             submitted_at: zone.created_at,
@@ -398,13 +405,13 @@ impl Service {
         ];
         writes.extend(
             rrsets
-                .iter()
+                .values()
                 .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
         );
         self.apply(Batch(writes)).await?;
         let created = ZoneState {
             zone: zone.clone(),
-            rrsets: rrsets.into_iter().map(|s| (s.key(), s)).collect(),
+            rrsets,
         };
         state.zones.insert(zone.id.clone(), created.clone());
         let seq = state.stage(&zone.id);
@@ -502,8 +509,7 @@ impl Service {
             .zones
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
-        let incoming: BTreeMap<RrKey, ResourceRecordSet> =
-            rrsets.into_iter().map(|s| (s.key(), s)).collect();
+        let incoming = keyed(rrsets);
         let mut writes: Vec<Write> = current
             .rrsets
             .keys()

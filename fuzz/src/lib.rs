@@ -206,7 +206,7 @@ fn zone(apex: &str, text: &str, vpc: Option<&str>, extra: Vec<ResourceRecordSet>
     }
     let mut rrsets = parsed.rrsets;
     rrsets.extend(extra);
-    ZoneIndex::build(hosted, &rrsets)
+    ZoneIndex::build(hosted, rrsets.into_iter().map(std::sync::Arc::new))
 }
 
 fn alias(owner: &str, rtype: RecordType, zone_id: &str, target: &str) -> ResourceRecordSet {

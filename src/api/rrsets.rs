@@ -113,8 +113,8 @@ async fn list(
     let mut sets = Vec::new();
     let mut next = None;
     let range = match &start {
-        Some(key) => zone.rrsets.range(key.clone()..),
-        None => zone.rrsets.range(..),
+        Some(key) => zone.rrsets.range::<_, RrKey>(key.clone()..),
+        None => zone.rrsets.range::<_, RrKey>(..),
     };
     for (key, set) in range {
         if sets.len() == limit {

@@ -344,12 +344,12 @@ impl Recursion {
                 .iter()
                 .map(|r| Section {
                     owner: Cow::Owned(r.name.clone()),
-                    rrset: Cow::Owned(Rrset {
-                        rtype: r.record_type(),
-                        ttl: r.ttl,
-                        records: vec![r.data.clone()],
-                        alias: None,
-                    }),
+                    rrset: Cow::Owned(Rrset::new(
+                        &r.name,
+                        r.record_type(),
+                        r.ttl,
+                        vec![r.data.clone()],
+                    )),
                 })
                 .collect()
         };

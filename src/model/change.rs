@@ -5,6 +5,7 @@
 //! pure: the service runs it under its writer lock and commits the result.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hickory_proto::rr::RecordType;
@@ -14,6 +15,7 @@ use hickory_proto::rr::Name;
 
 use super::{
     type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, ResourceRecordSet, RrKey,
+    RrsetMap,
 };
 
 /// Route 53's per-batch limits (ChangeResourceRecordSets quotas).
@@ -79,7 +81,7 @@ impl ChangeInfo {
 /// What a valid batch does to the zone.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub put: Vec<ResourceRecordSet>,
+    pub put: Vec<Arc<ResourceRecordSet>>,
     pub delete: Vec<RrKey>,
 }
 
@@ -95,7 +97,7 @@ fn describe(set: &ResourceRecordSet) -> String {
 /// (Alias targets that are load balancers or databases).
 pub fn plan(
     zone: &HostedZone,
-    current: &BTreeMap<RrKey, ResourceRecordSet>,
+    current: &RrsetMap,
     batch: &ChangeBatch,
     endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
 ) -> Result<Plan, Vec<String>> {
@@ -144,10 +146,12 @@ pub fn plan(
     let mut view: BTreeMap<RrKey, Option<&ResourceRecordSet>> = BTreeMap::new();
     fn lookup<'a>(
         view: &BTreeMap<RrKey, Option<&'a ResourceRecordSet>>,
-        current: &'a BTreeMap<RrKey, ResourceRecordSet>,
+        current: &'a RrsetMap,
         key: &RrKey,
     ) -> Option<&'a ResourceRecordSet> {
-        view.get(key).copied().unwrap_or_else(|| current.get(key))
+        view.get(key)
+            .copied()
+            .unwrap_or_else(|| current.get(key).map(|set| &**set))
     }
     for change in &batch.changes {
         let set = &change.rrset;
@@ -213,7 +217,7 @@ pub fn plan(
     let mut plan = Plan::default();
     for (key, after) in view {
         match after {
-            Some(set) => plan.put.push(set.clone()),
+            Some(set) => plan.put.push(Arc::new(set.clone())),
             None => plan.delete.push(key),
         }
     }
@@ -389,7 +393,7 @@ mod tests {
         }
     }
 
-    fn current() -> BTreeMap<RrKey, ResourceRecordSet> {
+    fn current() -> RrsetMap {
         [
             set("www.example.com.", RecordType::A, 300, &["192.0.2.1"]),
             set(
@@ -400,7 +404,7 @@ mod tests {
             ),
         ]
         .into_iter()
-        .map(|s| (s.key(), s))
+        .map(|s| (s.key(), Arc::new(s)))
         .collect()
     }
 

@@ -11,6 +11,7 @@ mod sled_store;
 
 pub use sled_store::SledStore;
 
+use std::sync::Arc;
 use hickory_proto::rr::Name;
 
 use crate::resolver::ForwardingRule;
@@ -39,7 +40,7 @@ pub enum StoreError {
 pub enum Write {
     PutZone(HostedZone),
     DeleteZone(HostedZoneId),
-    PutRrset(HostedZoneId, ResourceRecordSet),
+    PutRrset(HostedZoneId, Arc<ResourceRecordSet>),
     DeleteRrset(HostedZoneId, RrKey),
     /// The record of a change, for GetChange.
     PutChange(ChangeInfo),

@@ -279,14 +279,15 @@ mod tests {
     use crate::model::{HostedZone, ResourceRecordSet};
     use hickory_proto::rr::{Name, RData, RecordType};
     use std::str::FromStr;
+    use std::sync::Arc;
 
-    fn a_set(name: &str, ip: &str) -> ResourceRecordSet {
-        ResourceRecordSet::new(
+    fn a_set(name: &str, ip: &str) -> Arc<ResourceRecordSet> {
+        Arc::new(ResourceRecordSet::new(
             &Name::from_str(name).unwrap(),
             RecordType::A,
             300,
             vec![RData::A(ip.parse().unwrap())],
-        )
+        ))
     }
 
     #[test]
@@ -314,7 +315,7 @@ mod tests {
         assert_eq!(loaded[0].zone, zone);
         assert_eq!(
             loaded[0].rrsets,
-            vec![a_set("www.example.com.", "192.0.2.1")]
+            vec![(*a_set("www.example.com.", "192.0.2.1")).clone()]
         );
     }
 

@@ -1041,8 +1041,9 @@ async fn repeated_questions_are_answered_alike_and_changes_show_at_once() {
     );
     let mut rrsets: Vec<_> = zone
         .rrsets
-        .into_values()
+        .values()
         .filter(|r| r.key() != new.key())
+        .map(|r| (**r).clone())
         .collect();
     rrsets.push(new);
     s.running
