@@ -54,10 +54,82 @@ impl Node {
     }
 }
 
+/// A name as the index keys it: its wire form lower-cased (length-prefixed labels, then the
+/// root's zero byte). An ancestor's key is a suffix of its descendant's, so the query path
+/// walks a name's ancestors by slicing one buffer on the stack, and keys compare and hash as
+/// plain bytes (hickory's `Name` compares label by label, folding case byte by byte).
+struct WireName {
+    bytes: [u8; 256],
+    len: usize,
+    /// Where each label starts, leftmost first.
+    starts: [u8; 128],
+    labels: usize,
+}
+
+impl WireName {
+    /// `None` for a name longer than DNS allows (no such name is ever indexed).
+    fn new(name: &Name) -> Option<Self> {
+        let mut wire = Self {
+            bytes: [0; 256],
+            len: 0,
+            starts: [0; 128],
+            labels: 0,
+        };
+        for label in name.iter() {
+            if wire.labels == wire.starts.len() || wire.len + 1 + label.len() >= wire.bytes.len() {
+                return None;
+            }
+            wire.starts[wire.labels] = wire.len as u8;
+            wire.labels += 1;
+            wire.bytes[wire.len] = label.len() as u8;
+            let out = &mut wire.bytes[wire.len + 1..wire.len + 1 + label.len()];
+            out.copy_from_slice(label);
+            out.make_ascii_lowercase();
+            wire.len += 1 + label.len();
+        }
+        wire.len += 1; // the root label
+        Some(wire)
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// The key of the ancestor with `depth` labels (0 is the root).
+    fn ancestor(&self, depth: usize) -> &[u8] {
+        match self.labels.checked_sub(depth) {
+            Some(skip) if skip < self.labels => &self.bytes[self.starts[skip] as usize..self.len],
+            _ => &self.bytes[self.len - 1..self.len],
+        }
+    }
+}
+
+/// The key of `name` (see [`WireName`]), or of the root for a name too long to exist.
+fn key_of(name: &Name) -> Box<[u8]> {
+    WireName::new(name).map_or_else(|| Box::new([0u8]) as Box<[u8]>, |w| w.key().into())
+}
+
+/// The key one label up; the root's parent is the root.
+fn parent_key(key: &[u8]) -> &[u8] {
+    match key.first() {
+        Some(&len) if len > 0 => &key[1 + len as usize..],
+        _ => key,
+    }
+}
+
+/// `*.` and the key of `encloser`: where a wildcard for names below `encloser` lives.
+fn wildcard_key<'b>(encloser: &[u8], out: &'b mut [u8; 258]) -> &'b [u8] {
+    out[0] = 1;
+    out[1] = b'*';
+    out[2..2 + encloser.len()].copy_from_slice(encloser);
+    &out[..2 + encloser.len()]
+}
+
 /// A zone's names and what they own. A persistent map: successive indexes of a zone share
 /// everything a change leaves alone, so a change costs what it touches (a path of the map and
 /// the nodes it edits), not the zone's size, and holding an older snapshot costs no copy.
-type Nodes = imbl::GenericHashMap<Name, Arc<Node>, FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
+type Nodes =
+    imbl::GenericHashMap<Box<[u8]>, Arc<Node>, FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// One hosted zone, indexed by owner name.
 #[derive(Debug)]
@@ -69,21 +141,18 @@ pub struct ZoneIndex {
     apex_labels: usize,
 }
 
-/// The name one label up (`label_count`, not hickory's `base_name`, for wildcard owners).
-fn parent(name: &Name) -> Name {
-    name.trim_to(label_count(name).saturating_sub(1))
-}
-
 impl ZoneIndex {
-    pub fn build(zone: HostedZone, rrsets: impl IntoIterator<Item = Arc<ResourceRecordSet>>) -> Self {
-        let apex = zone.name.clone();
+    pub fn build(
+        zone: HostedZone,
+        rrsets: impl IntoIterator<Item = Arc<ResourceRecordSet>>,
+    ) -> Self {
         let mut index = Self {
-            apex_labels: label_count(&apex),
+            apex_labels: label_count(&zone.name),
             nodes: Nodes::with_hasher(FxBuildHasher),
             negative_soa: None,
             zone,
         };
-        index.nodes.insert(apex, Arc::default());
+        index.nodes.insert(key_of(index.apex()), Arc::default());
         for set in rrsets {
             index.put(set);
         }
@@ -111,32 +180,41 @@ impl ZoneIndex {
 
     fn refresh_soa(&mut self) {
         self.negative_soa = self
-            .nodes
-            .get(self.apex())
+            .node(self.apex())
             .and_then(|n| n.get(RecordType::SOA))
             .map(negative_soa);
     }
 
-    /// Makes `name` a node, with every ancestor up to the apex: they are empty non-terminals
+    /// The node of `name`, if it exists in this zone.
+    fn node(&self, name: &Name) -> Option<&Node> {
+        let wire = WireName::new(name)?;
+        self.nodes.get(wire.key()).map(|n| &**n)
+    }
+
+    /// Makes `key` a node, with every ancestor up to the apex: they are empty non-terminals
     /// unless they own records themselves (RFC 4592 §2.2.2).
-    fn ensure(&mut self, name: &Name) {
-        if self.nodes.contains_key(name) {
+    fn ensure(&mut self, key: &[u8]) {
+        if self.nodes.contains_key(key) {
             return;
         }
-        let up = parent(name);
-        self.ensure(&up);
-        if let Some(p) = self.nodes.get_mut(&up) {
+        let up = parent_key(key);
+        if up.len() == key.len() {
+            return; // the root, outside every zone but the root zone's, whose apex exists
+        }
+        self.ensure(up);
+        if let Some(p) = self.nodes.get_mut(up) {
             Arc::make_mut(p).children += 1;
         }
-        self.nodes.insert(name.clone(), Arc::default());
+        self.nodes.insert(key.into(), Arc::default());
     }
 
     fn put(&mut self, set: Arc<ResourceRecordSet>) {
         if !self.apex().zone_of(&set.name) {
             return;
         }
-        self.ensure(&set.name);
-        let Some(node) = self.nodes.get_mut(&set.name) else {
+        let key = key_of(&set.name);
+        self.ensure(&key);
+        let Some(node) = self.nodes.get_mut(&key[..]) else {
             return;
         };
         let node = Arc::make_mut(node);
@@ -148,23 +226,28 @@ impl ZoneIndex {
     /// Removes an RRset, then the name and any ancestor left with nothing (no RRsets and no
     /// names below): those no longer exist, and answer NXDOMAIN again.
     fn remove(&mut self, name: &Name, rtype: RecordType) {
-        let Some(node) = self.nodes.get_mut(name) else {
+        let key = key_of(name);
+        let Some(node) = self.nodes.get_mut(&key[..]) else {
             return;
         };
         Arc::make_mut(node).rrsets.retain(|s| s.rtype != rtype);
-        let mut name = name.clone();
-        while &name != self.apex() {
-            match self.nodes.get(&name) {
+        let apex = key_of(self.apex());
+        let mut key: &[u8] = &key;
+        while key != &apex[..] {
+            match self.nodes.get(key) {
                 Some(node) if node.rrsets.is_empty() && node.children == 0 => {}
                 _ => break,
             }
-            self.nodes.remove(&name);
-            let up = parent(&name);
-            if let Some(p) = self.nodes.get_mut(&up) {
+            self.nodes.remove(key);
+            let up = parent_key(key);
+            if let Some(p) = self.nodes.get_mut(up) {
                 let p = Arc::make_mut(p);
                 p.children = p.children.saturating_sub(1);
             }
-            name = up;
+            if up.len() == key.len() {
+                break;
+            }
+            key = up;
         }
     }
 
@@ -174,30 +257,31 @@ impl ZoneIndex {
 
     /// Looks `name` up inside this zone (`name` is at or below the apex).
     fn lookup<'z>(&'z self, name: &Name, qtype: RecordType) -> Lookup<'z> {
-        let labels = label_count(name);
+        let Some(wire) = WireName::new(name) else {
+            return Lookup::NxDomain;
+        };
+        let labels = wire.labels;
         // Walk down from just below the apex; stop at a zone cut (a referral) or at the first
         // name that does not exist (everything below it is missing too, since ancestors of
         // every owner are indexed).
-        let mut encloser = self.apex().clone();
+        let mut encloser = self.apex_labels;
         for depth in self.apex_labels + 1..=labels {
-            let here = name.trim_to(depth);
-            let Some((stored, node)) = self.nodes.get_key_value(&here) else {
-                return self.missing(&encloser, qtype);
+            let Some(node) = self.nodes.get(wire.ancestor(depth)) else {
+                return self.missing(wire.ancestor(encloser), qtype);
             };
             if let Some(ns) = node.get(RecordType::NS) {
                 // RFC 4035 §3.1.4.1: DS lives on the parent side of the cut.
                 let ds_at_cut = depth == labels && qtype == RecordType::DS;
                 if !ds_at_cut {
-                    return Lookup::Referral { cut: stored, ns };
+                    return Lookup::Referral { cut: &ns.name, ns };
                 }
             }
-            encloser = here;
+            encloser = depth;
         }
-        let node = match self.nodes.get(name) {
-            Some(node) => node,
-            None => return self.missing(&encloser, qtype),
-        };
-        Self::from_node(node, qtype)
+        match self.nodes.get(wire.key()) {
+            Some(node) => Self::from_node(node, qtype),
+            None => self.missing(wire.ancestor(encloser), qtype),
+        }
     }
 
     fn from_node(node: &Node, qtype: RecordType) -> Lookup<'_> {
@@ -219,11 +303,9 @@ impl ZoneIndex {
 
     /// The name does not exist: a wildcard at the closest encloser answers for it, if there is
     /// one (RFC 4592 §3.3.1), otherwise NXDOMAIN.
-    fn missing<'z>(&'z self, encloser: &Name, qtype: RecordType) -> Lookup<'z> {
-        let Ok(wildcard) = encloser.prepend_label("*") else {
-            return Lookup::NxDomain;
-        };
-        match self.nodes.get(&wildcard) {
+    fn missing<'z>(&'z self, encloser: &[u8], qtype: RecordType) -> Lookup<'z> {
+        let mut buffer = [0u8; 258];
+        match self.nodes.get(wildcard_key(encloser, &mut buffer)) {
             Some(node) => Self::from_node(node, qtype),
             None => Lookup::NxDomain,
         }
@@ -231,15 +313,12 @@ impl ZoneIndex {
 
     /// Address records of `target`, when it is in this zone (glue included).
     fn addresses(&self, target: &Name) -> impl Iterator<Item = (&Name, &Rrset)> {
-        self.nodes
-            .get_key_value(target)
-            .into_iter()
-            .flat_map(|(name, node)| {
-                node.rrsets
-                    .iter()
-                    .filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
-                    .map(move |s| (name, &**s))
-            })
+        self.node(target).into_iter().flat_map(|node| {
+            node.rrsets
+                .iter()
+                .filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
+                .map(|s| (&s.name, &**s))
+        })
     }
 }
 
@@ -579,7 +658,7 @@ impl Catalog {
         let Some(zone) = self.find_zone(name, view) else {
             return false;
         };
-        match zone.nodes.get(name).and_then(|n| n.get(rtype)) {
+        match zone.node(name).and_then(|n| n.get(rtype)) {
             Some(set) => self.set_healthy(zone, set, 0),
             None => false,
         }
@@ -601,8 +680,7 @@ impl Catalog {
                 .live(&alias.dns_name)
                 .is_some_and(|e| e.kind == kind && e.is_healthy());
         }
-        zone.nodes
-            .get(&alias.dns_name)
+        zone.node(&alias.dns_name)
             .and_then(|n| n.get(set.rtype))
             .is_some_and(|target| self.set_healthy(zone, target, depth + 1))
     }
@@ -632,7 +710,7 @@ impl Catalog {
         if alias.hosted_zone_id.trim_start_matches("/hostedzone/") != zone.zone.id.as_str() {
             return None;
         }
-        let target = zone.nodes.get(&alias.dns_name)?.get(set.rtype)?;
+        let target = zone.node(&alias.dns_name)?.get(set.rtype)?;
         self.resolve(zone, target, depth + 1)
     }
 
@@ -792,13 +870,13 @@ mod tests {
         let mut out: Vec<String> = index
             .nodes
             .iter()
-            .map(|(name, node)| {
+            .map(|(key, node)| {
                 let sets: Vec<String> = node
                     .rrsets
                     .iter()
                     .map(|s| format!("{} {} {:?}", s.rtype, s.ttl, s.records))
                     .collect();
-                format!("{name} children={} {sets:?}", node.children)
+                format!("{key:?} children={} {sets:?}", node.children)
             })
             .collect();
         out.sort();
