@@ -14,12 +14,14 @@ use std::borrow::Cow;
 // per query (the standard hasher showed up at ~7% of the instructions in callgrind).
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::model::{Endpoint, EndpointZones, HostedZone, ResourceRecordSet, Vpc};
+use crate::model::{
+    Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet, RrKey, Vpc,
+};
 
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
 const MAX_CNAME_CHAIN: usize = 16;
@@ -52,6 +54,13 @@ impl Node {
     fn get(&self, rtype: RecordType) -> Option<&Rrset> {
         self.rrsets.iter().find(|s| s.rtype == rtype).map(|s| &**s)
     }
+}
+
+/// Route 53's listing order: `set` against the key (`name`, `rtype`).
+fn compare_set(set: &ResourceRecordSet, name: &Name, rtype: RecordType) -> std::cmp::Ordering {
+    set.name
+        .cmp(name)
+        .then_with(|| u16::from(set.rtype).cmp(&u16::from(rtype)))
 }
 
 /// A name as the index keys it: its wire form lower-cased (length-prefixed labels, then the
@@ -131,11 +140,17 @@ fn wildcard_key<'b>(encloser: &[u8], out: &'b mut [u8; 258]) -> &'b [u8] {
 type Nodes =
     imbl::GenericHashMap<Box<[u8]>, Arc<Node>, FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
 
-/// One hosted zone, indexed by owner name.
+/// One hosted zone, indexed by owner name: the only in-memory copy of its record sets, which
+/// DNS answers from and the service checks changes against and lists.
 #[derive(Debug)]
 pub struct ZoneIndex {
     pub zone: HostedZone,
     nodes: Nodes,
+    /// Record sets held.
+    count: usize,
+    /// Every record set in Route 53's listing order, sorted when first asked for (only the
+    /// API lists; DNS never needs the order).
+    listing: OnceLock<Vec<Arc<ResourceRecordSet>>>,
     /// The SOA as negative answers carry it, built once (see [`ZoneIndex::build`]).
     negative_soa: Option<Rrset>,
     apex_labels: usize,
@@ -149,6 +164,8 @@ impl ZoneIndex {
         let mut index = Self {
             apex_labels: label_count(&zone.name),
             nodes: Nodes::with_hasher(FxBuildHasher),
+            count: 0,
+            listing: OnceLock::new(),
             negative_soa: None,
             zone,
         };
@@ -162,12 +179,7 @@ impl ZoneIndex {
 
     /// A new index with `delete` removed and `put` added or replaced; shares what is unchanged.
     pub fn patch(&self, delete: &[crate::model::RrKey], put: &[Arc<ResourceRecordSet>]) -> Self {
-        let mut index = Self {
-            zone: self.zone.clone(),
-            nodes: self.nodes.clone(),
-            negative_soa: None,
-            apex_labels: self.apex_labels,
-        };
+        let mut index = self.with_zone(self.zone.clone());
         for key in delete {
             index.remove(&key.name, key.rtype);
         }
@@ -176,6 +188,52 @@ impl ZoneIndex {
         }
         index.refresh_soa();
         index
+    }
+
+    /// The same records under new zone metadata (a VPC association changed).
+    pub fn with_zone(&self, zone: HostedZone) -> Self {
+        Self {
+            zone,
+            nodes: self.nodes.clone(),
+            count: self.count,
+            listing: OnceLock::new(),
+            negative_soa: self.negative_soa.clone(),
+            apex_labels: self.apex_labels,
+        }
+    }
+
+    /// How many record sets the zone holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The record set `key`, if the zone holds it.
+    pub fn get(&self, key: &RrKey) -> Option<&Arc<ResourceRecordSet>> {
+        let node = self.node(&key.name)?;
+        node.rrsets.iter().find(|s| s.rtype == key.rtype)
+    }
+
+    /// Every record set, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &Arc<ResourceRecordSet>> {
+        self.nodes.values().flat_map(|node| node.rrsets.iter())
+    }
+
+    /// Every record set in Route 53's listing order (names in DNSSEC canonical order, then
+    /// types by number), from `start` on when given.
+    pub fn listing(&self, start: Option<&RrKey>) -> &[Arc<ResourceRecordSet>] {
+        let sorted = self.listing.get_or_init(|| {
+            let mut sets: Vec<_> = self.values().cloned().collect();
+            sets.sort_by(|a, b| compare_set(a, &b.name, b.rtype));
+            sets
+        });
+        let from = start.map_or(0, |key| {
+            sorted.partition_point(|s| compare_set(s, &key.name, key.rtype).is_lt())
+        });
+        &sorted[from..]
     }
 
     fn refresh_soa(&mut self) {
@@ -218,8 +276,11 @@ impl ZoneIndex {
             return;
         };
         let node = Arc::make_mut(node);
+        let before = node.rrsets.len();
         node.rrsets.retain(|s| s.rtype != set.rtype);
+        self.count -= before - node.rrsets.len();
         node.rrsets.push(set);
+        self.count += 1;
         node.rrsets.sort_by_key(|s| u16::from(s.rtype));
     }
 
@@ -230,7 +291,10 @@ impl ZoneIndex {
         let Some(node) = self.nodes.get_mut(&key[..]) else {
             return;
         };
-        Arc::make_mut(node).rrsets.retain(|s| s.rtype != rtype);
+        let rrsets = &mut Arc::make_mut(node).rrsets;
+        let before = rrsets.len();
+        rrsets.retain(|s| s.rtype != rtype);
+        self.count -= before - rrsets.len();
         let apex = key_of(self.apex());
         let mut key: &[u8] = &key;
         while key != &apex[..] {
@@ -319,6 +383,12 @@ impl ZoneIndex {
                 .filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
                 .map(|s| (&s.name, &**s))
         })
+    }
+}
+
+impl RecordSets for ZoneIndex {
+    fn record_set(&self, key: &RrKey) -> Option<&ResourceRecordSet> {
+        self.get(key).map(|set| &**set)
     }
 }
 

@@ -22,7 +22,7 @@ use hickory_proto::rr::{RData, RecordType};
 
 use crate::model::{
     normalize_name, plan, ChangeBatch, ChangeInfo, Endpoint, EndpointZones, HostedZone,
-    HostedZoneId, ResourceRecordSet, RrKey, RrsetMap, Vpc, VpcAssociation,
+    HostedZoneId, ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
 use crate::resolver::ForwardingRule;
 use crate::store::{Batch, Store, StoreError, Write};
@@ -100,25 +100,26 @@ pub fn default_apex_records(zone: &Name, name_servers: &[Name]) -> Vec<ResourceR
     ]
 }
 
-/// Record sets keyed as a zone holds them.
-fn keyed(rrsets: Vec<ResourceRecordSet>) -> RrsetMap {
-    rrsets
-        .into_iter()
-        .map(|s| (s.key(), Arc::new(s)))
-        .collect()
-}
-
-/// A hosted zone and its record sets, in Route 53's listing order. Cloning it is cheap
-/// (the record sets are a persistent map), whatever the zone's size.
+/// A hosted zone and its record sets. The record sets are the zone's DNS index, shared with
+/// the catalog: one copy in memory, and cloning a `ZoneState` costs nothing whatever the
+/// zone's size.
 #[derive(Debug, Clone)]
 pub struct ZoneState {
     pub zone: HostedZone,
-    pub rrsets: RrsetMap,
+    pub rrsets: Arc<ZoneIndex>,
+}
+
+impl ZoneState {
+    fn new(zone: HostedZone, rrsets: impl IntoIterator<Item = Arc<ResourceRecordSet>>) -> Self {
+        Self {
+            rrsets: Arc::new(ZoneIndex::build(zone.clone(), rrsets)),
+            zone,
+        }
+    }
 }
 
 struct State {
     zones: BTreeMap<HostedZoneId, ZoneState>,
-    indexes: HashMap<HostedZoneId, Arc<ZoneIndex>>,
     endpoint_zones: EndpointZones,
     endpoints: BTreeMap<Name, Endpoint>,
     /// The registry as the catalog carries it, rebuilt when an endpoint changes.
@@ -155,7 +156,7 @@ impl State {
                 .values()
                 .copied()
                 .chain(private)
-                .filter_map(|z| self.indexes.get(&z.zone.id).cloned()),
+                .map(|z| z.rrsets.clone()),
             self.vpc_snapshot.clone(),
             self.endpoint_snapshot.clone(),
         )
@@ -193,34 +194,16 @@ impl State {
         delete: &[RrKey],
         put: &[Arc<ResourceRecordSet>],
     ) -> u64 {
-        match self.indexes.get(id) {
-            Some(index) => {
-                let patched = Arc::new(index.patch(delete, put));
-                self.indexes.insert(id.clone(), patched);
-            }
-            None => self.reindex(id),
+        if let Some(z) = self.zones.get_mut(id) {
+            z.rrsets = Arc::new(z.rrsets.patch(delete, put));
         }
-        self.applied += 1;
-        self.applied
+        self.stage()
     }
 
-    /// Records a change to zone `id` as applied and returns its sequence number.
-    fn stage(&mut self, id: &HostedZoneId) -> u64 {
-        self.reindex(id);
+    /// Records a change to the zones as applied and returns its sequence number.
+    fn stage(&mut self) -> u64 {
         self.applied += 1;
         self.applied
-    }
-
-    fn reindex(&mut self, id: &HostedZoneId) {
-        match self.zones.get(id) {
-            Some(z) => {
-                let index = ZoneIndex::build(z.zone.clone(), z.rrsets.values().cloned());
-                self.indexes.insert(id.clone(), Arc::new(index));
-            }
-            None => {
-                self.indexes.remove(id);
-            }
-        }
     }
 }
 
@@ -258,7 +241,6 @@ impl Service {
             .collect();
         let mut state = State {
             zones: BTreeMap::new(),
-            indexes: HashMap::new(),
             vpc_snapshot: Arc::new(vpcs.values().cloned().collect()),
             vpcs,
             rules: store
@@ -275,16 +257,8 @@ impl Service {
             applied: 0,
         };
         for stored in store.load()? {
-            let id = stored.zone.id.clone();
-            let rrsets = keyed(stored.rrsets);
-            state.zones.insert(
-                id.clone(),
-                ZoneState {
-                    zone: stored.zone,
-                    rrsets,
-                },
-            );
-            state.reindex(&id);
+            let zone = ZoneState::new(stored.zone, stored.rrsets.into_iter().map(Arc::new));
+            state.zones.insert(zone.zone.id.clone(), zone);
         }
         let catalog = Arc::new(ArcSwap::from_pointee(state.catalog()));
         Ok(Self {
@@ -333,24 +307,18 @@ impl Service {
         zone: HostedZone,
         rrsets: Vec<ResourceRecordSet>,
     ) -> Result<HostedZone, ServiceError> {
-        let rrsets = keyed(rrsets);
+        let created = ZoneState::new(zone.clone(), rrsets.into_iter().map(Arc::new));
         let mut state = self.state.lock().await;
         let mut writes = vec![Write::PutZone(zone.clone())];
         writes.extend(
-            rrsets
+            created
+                .rrsets
                 .values()
                 .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
         );
         self.apply(Batch(writes)).await?;
-        let id = zone.id.clone();
-        state.zones.insert(
-            id.clone(),
-            ZoneState {
-                zone: zone.clone(),
-                rrsets,
-            },
-        );
-        let seq = state.stage(&id);
+        state.zones.insert(zone.id.clone(), created);
+        let seq = state.stage();
         drop(state);
         self.wait_durable(seq).await?;
         Ok(zone)
@@ -393,7 +361,12 @@ impl Service {
             zone.private = true;
             zone.vpcs.push(vpc);
         }
-        let rrsets = keyed(default_apex_records(&name, &request.name_servers));
+        let created = ZoneState::new(
+            zone.clone(),
+            default_apex_records(&name, &request.name_servers)
+                .into_iter()
+                .map(Arc::new),
+        );
         let change = ChangeInfo {
             id: format!("C{}", zone.id.as_str().trim_start_matches('Z')),
             submitted_at: zone.created_at,
@@ -404,17 +377,14 @@ impl Service {
             Write::PutChange(change.clone()),
         ];
         writes.extend(
-            rrsets
+            created
+                .rrsets
                 .values()
                 .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
         );
         self.apply(Batch(writes)).await?;
-        let created = ZoneState {
-            zone: zone.clone(),
-            rrsets,
-        };
         state.zones.insert(zone.id.clone(), created.clone());
-        let seq = state.stage(&zone.id);
+        let seq = state.stage();
         drop(state);
         self.wait_durable(seq).await?;
         Ok((created, change))
@@ -433,7 +403,7 @@ impl Service {
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
         let exists = |name: &Name, kind| state.endpoint_exists(name, kind);
-        let plan = plan(&current.zone, &current.rrsets, &batch, &exists)
+        let plan = plan(&current.zone, &*current.rrsets, &batch, &exists)
             .map_err(ServiceError::InvalidChangeBatch)?;
         let change = ChangeInfo::new(batch.comment);
         let mut writes: Vec<Write> = plan
@@ -448,14 +418,6 @@ impl Service {
         );
         writes.push(Write::PutChange(change.clone()));
         self.apply(Batch(writes)).await?;
-        if let Some(z) = state.zones.get_mut(id) {
-            for key in &plan.delete {
-                z.rrsets.remove(key);
-            }
-            for set in &plan.put {
-                z.rrsets.insert(set.key(), set.clone());
-            }
-        }
         let seq = state.stage_patch(id, &plan.delete, &plan.put);
         drop(state);
         self.wait_durable(seq).await?;
@@ -486,7 +448,7 @@ impl Service {
         let required = |k: &RrKey| {
             k.name == current.zone.name && matches!(k.rtype, RecordType::SOA | RecordType::NS)
         };
-        if !current.rrsets.keys().all(required) {
+        if !current.rrsets.values().all(|s| required(&s.key())) {
             return Err(ServiceError::HostedZoneNotEmpty);
         }
         let change = ChangeInfo::new(None);
@@ -509,23 +471,23 @@ impl Service {
             .zones
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
-        let incoming = keyed(rrsets);
+        let incoming = ZoneState::new(current.zone.clone(), rrsets.into_iter().map(Arc::new));
         let mut writes: Vec<Write> = current
             .rrsets
-            .keys()
-            .filter(|k| !incoming.contains_key(*k))
-            .map(|k| Write::DeleteRrset(id.clone(), k.clone()))
+            .values()
+            .map(|s| s.key())
+            .filter(|k| incoming.rrsets.get(k).is_none())
+            .map(|k| Write::DeleteRrset(id.clone(), k))
             .collect();
         writes.extend(
             incoming
+                .rrsets
                 .values()
                 .map(|s| Write::PutRrset(id.clone(), s.clone())),
         );
         self.apply(Batch(writes)).await?;
-        if let Some(z) = state.zones.get_mut(id) {
-            z.rrsets = incoming;
-        }
-        let seq = state.stage(id);
+        state.zones.insert(id.clone(), incoming);
+        let seq = state.stage();
         drop(state);
         self.wait_durable(seq).await
     }
@@ -551,14 +513,14 @@ impl Service {
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
         let mut writes: Vec<Write> = current
             .rrsets
-            .keys()
-            .map(|k| Write::DeleteRrset(id.clone(), k.clone()))
+            .values()
+            .map(|s| Write::DeleteRrset(id.clone(), s.key()))
             .collect();
         writes.push(Write::DeleteZone(id.clone()));
         writes.extend(change.map(Write::PutChange));
         self.apply(Batch(writes)).await?;
         let removed = state.zones.remove(id).map(|z| z.zone);
-        let seq = state.stage(id);
+        let seq = state.stage();
         removed
             .map(|z| (z, seq))
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))
@@ -678,9 +640,10 @@ impl Service {
         ]))
         .await?;
         if let Some(z) = state.zones.get_mut(id) {
+            z.rrsets = Arc::new(z.rrsets.with_zone(zone.clone()));
             z.zone = zone;
         }
-        let seq = state.stage(id);
+        let seq = state.stage();
         drop(state);
         self.wait_durable(seq).await?;
         Ok(change)

@@ -112,13 +112,9 @@ async fn list(
         .ok_or_else(|| ApiError::NoSuchHostedZone(id.to_string()))?;
     let mut sets = Vec::new();
     let mut next = None;
-    let range = match &start {
-        Some(key) => zone.rrsets.range::<_, RrKey>(key.clone()..),
-        None => zone.rrsets.range::<_, RrKey>(..),
-    };
-    for (key, set) in range {
+    for set in zone.rrsets.listing(start.as_ref()) {
         if sets.len() == limit {
-            next = Some(key.clone());
+            next = Some(set.key());
             break;
         }
         sets.push(ResourceRecordSetDto::from_model(set));

@@ -14,8 +14,8 @@ use rand::Rng;
 use hickory_proto::rr::Name;
 
 use super::{
-    type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, ResourceRecordSet, RrKey,
-    RrsetMap,
+    type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, RecordSets,
+    ResourceRecordSet, RrKey,
 };
 
 /// Route 53's per-batch limits (ChangeResourceRecordSets quotas).
@@ -97,7 +97,7 @@ fn describe(set: &ResourceRecordSet) -> String {
 /// (Alias targets that are load balancers or databases).
 pub fn plan(
     zone: &HostedZone,
-    current: &RrsetMap,
+    current: &impl RecordSets,
     batch: &ChangeBatch,
     endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
 ) -> Result<Plan, Vec<String>> {
@@ -146,12 +146,12 @@ pub fn plan(
     let mut view: BTreeMap<RrKey, Option<&ResourceRecordSet>> = BTreeMap::new();
     fn lookup<'a>(
         view: &BTreeMap<RrKey, Option<&'a ResourceRecordSet>>,
-        current: &'a RrsetMap,
+        current: &'a impl RecordSets,
         key: &RrKey,
     ) -> Option<&'a ResourceRecordSet> {
         view.get(key)
             .copied()
-            .unwrap_or_else(|| current.get(key).map(|set| &**set))
+            .unwrap_or_else(|| current.record_set(key))
     }
     for change in &batch.changes {
         let set = &change.rrset;
@@ -393,7 +393,7 @@ mod tests {
         }
     }
 
-    fn current() -> RrsetMap {
+    fn current() -> BTreeMap<RrKey, ResourceRecordSet> {
         [
             set("www.example.com.", RecordType::A, 300, &["192.0.2.1"]),
             set(
@@ -404,7 +404,7 @@ mod tests {
             ),
         ]
         .into_iter()
-        .map(|s| (s.key(), Arc::new(s)))
+        .map(|s| (s.key(), s))
         .collect()
     }
 

@@ -14,7 +14,7 @@ mod zone;
 pub use change::{plan, Action, Change, ChangeBatch, ChangeInfo, Plan, ALL_TYPES};
 pub use endpoint::{Endpoint, EndpointAddress, EndpointKind, EndpointZones};
 pub use record_set::{
-    normalize_name, parse_type, type_name, AliasTarget, ResourceRecordSet, RrKey, RrsetMap, SPF,
+    normalize_name, parse_type, type_name, AliasTarget, RecordSets, ResourceRecordSet, RrKey, SPF,
 };
 pub use value::{parse_name, parse_value, InvalidInput};
 pub use vpc::{check_vpc_id, Vpc, VpcAssociation};

@@ -68,10 +68,17 @@ impl PartialOrd for RrKey {
     }
 }
 
-/// A zone's record sets in Route 53's listing order, each shared (not copied) with the DNS
-/// index and with every snapshot that holds it. Persistent: a clone is O(1) and a change
-/// copies one path of the tree, so a reader's copy costs nothing whatever the zone's size.
-pub type RrsetMap = imbl::OrdMap<RrKey, std::sync::Arc<ResourceRecordSet>>;
+/// Read access to a zone's current record sets, as [`plan`](super::plan) checks a batch
+/// against them.
+pub trait RecordSets {
+    fn record_set(&self, key: &RrKey) -> Option<&ResourceRecordSet>;
+}
+
+impl RecordSets for std::collections::BTreeMap<RrKey, ResourceRecordSet> {
+    fn record_set(&self, key: &RrKey) -> Option<&ResourceRecordSet> {
+        self.get(key)
+    }
+}
 
 /// Where an Alias record points: a registered endpoint (`hosted_zone_id` is its kind's
 /// endpoint zone) or another record set of the same type in the same hosted zone.
