@@ -161,18 +161,64 @@ impl ZoneIndex {
         zone: HostedZone,
         rrsets: impl IntoIterator<Item = Arc<ResourceRecordSet>>,
     ) -> Self {
+        // Built in a plain hash map (one probe per record set, no copy-on-write), then moved
+        // into the persistent map whole: at a million records that is several times faster
+        // than growing the persistent map a record set at a time.
+        let apex = key_of(&zone.name);
+        let mut nodes: HashMap<Box<[u8]>, Node> = HashMap::default();
+        nodes.insert(apex.clone(), Node::default());
+        let mut count = 0;
+        for set in rrsets {
+            if !zone.name.zone_of(&set.name) {
+                continue;
+            }
+            let node = nodes.entry(key_of(&set.name)).or_default();
+            match node.rrsets.iter_mut().find(|s| s.rtype == set.rtype) {
+                Some(old) => *old = set,
+                None => {
+                    node.rrsets.push(set);
+                    count += 1;
+                }
+            }
+        }
+        // Every owner's ancestors up to the apex exist (empty non-terminals where they own
+        // nothing), and each node counts the names one label below it.
+        let owners: Vec<Box<[u8]>> = nodes.keys().filter(|k| **k != apex).cloned().collect();
+        for owner in &owners {
+            let mut key: &[u8] = owner;
+            loop {
+                let up = parent_key(key);
+                if up.len() == key.len() {
+                    break;
+                }
+                if let Some(parent) = nodes.get_mut(up) {
+                    parent.children += 1;
+                    break;
+                }
+                nodes.insert(
+                    up.into(),
+                    Node {
+                        rrsets: Vec::new(),
+                        children: 1,
+                    },
+                );
+                key = up;
+            }
+        }
         let mut index = Self {
             apex_labels: label_count(&zone.name),
-            nodes: Nodes::with_hasher(FxBuildHasher),
-            count: 0,
+            nodes: nodes
+                .into_iter()
+                .map(|(key, mut node)| {
+                    node.rrsets.sort_by_key(|s| u16::from(s.rtype));
+                    (key, Arc::new(node))
+                })
+                .collect(),
+            count,
             listing: OnceLock::new(),
             negative_soa: None,
             zone,
         };
-        index.nodes.insert(key_of(index.apex()), Arc::default());
-        for set in rrsets {
-            index.put(set);
-        }
         index.refresh_soa();
         index
     }

@@ -256,10 +256,22 @@ impl Service {
             endpoints,
             applied: 0,
         };
-        for stored in store.load()? {
+        let started = std::time::Instant::now();
+        let loaded = store.load()?;
+        let read = started.elapsed();
+        let mut record_sets = 0;
+        for stored in loaded {
             let zone = ZoneState::new(stored.zone, stored.rrsets.into_iter().map(Arc::new));
+            record_sets += zone.rrsets.len();
             state.zones.insert(zone.zone.id.clone(), zone);
         }
+        tracing::info!(
+            zones = state.zones.len(),
+            record_sets,
+            read_ms = read.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "hosted zones loaded"
+        );
         let catalog = Arc::new(ArcSwap::from_pointee(state.catalog()));
         Ok(Self {
             store,
