@@ -16,6 +16,8 @@ use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
+use smallvec::SmallVec;
+
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -46,7 +48,7 @@ pub type Rrset = ResourceRecordSet;
 /// any ancestor left empty) while an empty non-terminal stays.
 #[derive(Debug, Default, Clone)]
 struct Node {
-    rrsets: Vec<Arc<Rrset>>,
+    rrsets: SmallVec<[Arc<Rrset>; 1]>,
     children: u32,
 }
 
@@ -198,7 +200,7 @@ impl ZoneIndex {
                 nodes.insert(
                     up.into(),
                     Node {
-                        rrsets: Vec::new(),
+                        rrsets: SmallVec::new(),
                         children: 1,
                     },
                 );

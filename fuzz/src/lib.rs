@@ -215,11 +215,11 @@ fn alias(owner: &str, rtype: RecordType, zone_id: &str, target: &str) -> Resourc
         rtype,
         ttl: 0,
         records: Vec::new(),
-        alias: Some(AliasTarget {
+        alias: Some(Box::new(AliasTarget {
             hosted_zone_id: zone_id.into(),
             dns_name: name(target),
             evaluate_target_health: false,
-        }),
+        })),
     }
 }
 

@@ -14,8 +14,8 @@ use rand::Rng;
 use hickory_proto::rr::Name;
 
 use super::{
-    type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, RecordSets,
-    ResourceRecordSet, RrKey,
+    type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, RecordSets, ResourceRecordSet,
+    RrKey,
 };
 
 /// Route 53's per-batch limits (ChangeResourceRecordSets quotas).

@@ -99,7 +99,9 @@ pub struct ResourceRecordSet {
     pub rtype: RecordType,
     pub ttl: u32,
     pub records: Vec<RData>,
-    pub alias: Option<AliasTarget>,
+    /// Boxed: most record sets are not Aliases, and a million of them should not each carry
+    /// room for one.
+    pub alias: Option<Box<AliasTarget>>,
 }
 
 impl ResourceRecordSet {
@@ -124,7 +126,7 @@ impl ResourceRecordSet {
             rtype,
             ttl: 0,
             records: Vec::new(),
-            alias: Some(target),
+            alias: Some(Box::new(target)),
         }
     }
 

@@ -290,7 +290,7 @@ pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
         rtype,
         ttl,
         records,
-        alias,
+        alias: alias.map(Box::new),
     })
 }
 

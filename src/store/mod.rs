@@ -11,8 +11,8 @@ mod sled_store;
 
 pub use sled_store::SledStore;
 
-use std::sync::Arc;
 use hickory_proto::rr::Name;
+use std::sync::Arc;
 
 use crate::resolver::ForwardingRule;
 
