@@ -302,6 +302,17 @@ dnsperf_file() { # queryfile proto port extra-args...: prints "qps lost avg_ms r
       /Response codes/{sub(/.*Response codes: */, ""); gsub(/ \([0-9.]+%\)/, ""); gsub(/, /, ","); gsub(/ /, ":"); r=$0}
       END{printf "%.0f %s %.3f %s\n", q, l, a, (r == "" ? "none" : r)}'
 }
+# CPU time (user + system, clock ticks) used so far by all of a server's processes and threads.
+# Over a fixed-rate run it gives CPU per query: what each server spends for the same work,
+# whether or not the load generator (on the same two cores) can push any server to its limit.
+cpu_ticks() {
+  local t=0 p v
+  for p in $(tree "$1"); do
+    v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}'); t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+CLK_TCK=$(getconf CLK_TCK)
 port_of() { case $1 in r53) echo "$R53_PORT";; NSD) echo "$NSD_PORT";; Knot) echo "$KNOT_PORT";; esac; }
 pid_of() { case $1 in r53) echo "$R53_PID";; NSD) echo "$NSD_PID";; Knot) echo "$KNOT_PID";; esac; }
 
@@ -313,7 +324,7 @@ for proto in udp tcp; do
       say "$proto $order: $s maximum rate (${DURATION}s)"
       read -r qps lost avg <<<"$(perf_run "$proto" "$(port_of $s)" -l "$DURATION")"
       if [ -z "$HALF" ] && [ $s = NSD ]; then HALF=$(( qps / 2 )); fi
-      echo "$proto $order $s $qps $lost $avg - - - - $(mem "$(pid_of $s)")" >> "$RESULTS"
+      echo "$proto $order $s $qps $lost $avg - - - - $(mem "$(pid_of $s)") -" >> "$RESULTS"
       echo "   $qps q/s, $lost lost, mean $avg ms" >&2
     done
   done
@@ -322,10 +333,13 @@ for proto in udp tcp; do
     if [ $order = forward ]; then servers="r53 NSD Knot"; else servers="Knot NSD r53"; fi
     for s in $servers; do
       say "$proto $order: $s latency at $HALF q/s (${LAT_DURATION}s)"
+      t0=$(cpu_ticks "$(pid_of $s)")
       read -r lq llost lmean lp99 <<<"$(lat_run "$proto" "$(port_of $s)" "$HALF")"
-      awk -v p=$proto -v o=$order -v s=$s -v lq="$lq" -v ll="$llost" -v lm="$lmean" -v l9="$lp99" \
-        '$1==p && $2==o && $3==s {$7=lq; $8=ll; $9=lm; $10=l9} {print}' "$RESULTS" > "$RESULTS.new" && mv "$RESULTS.new" "$RESULTS"
-      echo "   mean $lmean ms, p99 $lp99 ms, $llost lost" >&2
+      t1=$(cpu_ticks "$(pid_of $s)")
+      cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v q="$lq" -v d="$LAT_DURATION" 'BEGIN{ if (q > 0) printf "%.2f", t / hz * 1e6 / (q * d); else print "nan" }')
+      awk -v p=$proto -v o=$order -v s=$s -v lq="$lq" -v ll="$llost" -v lm="$lmean" -v l9="$lp99" -v cu="$cpu_us" \
+        '$1==p && $2==o && $3==s {$7=lq; $8=ll; $9=lm; $10=l9; $13=cu} {print}' "$RESULTS" > "$RESULTS.new" && mv "$RESULTS.new" "$RESULTS"
+      echo "   mean $lmean ms, p99 $lp99 ms, $llost lost, $cpu_us us CPU per query" >&2
     done
   done
 done

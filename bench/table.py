@@ -3,6 +3,7 @@
 
 results.tsv rows (space separated):
 proto order server max_qps lost mean_ms fixed_qps fixed_lost fixed_mean_ms fixed_p99_ms rss_mib pss_mib
+cpu_us_per_query (at the fixed rate)
 
 --resolver FILE rows (space separated), one per resolver run:
 order server qps lost mean_ms rss_mib pss_mib rcodes
@@ -39,8 +40,8 @@ def main():
     rows = [l.split() for l in open(args.results) if l.strip()]
     print(args.header)
     print()
-    print("| proto | order | server | max q/s | lost | mean ms at max | fixed q/s | lost | mean ms | p99 ms | RSS MiB | PSS MiB |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| proto | order | server | max q/s | lost | mean ms at max | fixed q/s | lost | mean ms | p99 ms | RSS MiB | PSS MiB | CPU us/query |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
     print()
@@ -50,8 +51,8 @@ def main():
         vals = [v for v in vals if v == v]
         return f(vals) if vals else float("nan")
 
-    print("| proto | ratio | max q/s | lost (sum) | mean ms at fixed rate | p99 ms at fixed rate | PSS |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| proto | ratio | max q/s | lost (sum) | mean ms at fixed rate | p99 ms at fixed rate | PSS | CPU per query |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for proto in sorted({r[0] for r in rows}, key=lambda p: p != "udp"):
         for other in ("NSD", "Knot"):
             def ratio(col):
@@ -59,9 +60,9 @@ def main():
                 return f"{a / b:.2f}" if b else "n/a"
             lost_r53 = agg(proto, "r53", 4, sum)
             lost_o = agg(proto, other, 4, sum)
-            print(f"| {proto} | r53/{other} | {ratio(3)} | {lost_r53:.0f} vs {lost_o:.0f} | {ratio(8)} | {ratio(9)} | {ratio(11)} |")
+            print(f"| {proto} | r53/{other} | {ratio(3)} | {lost_r53:.0f} vs {lost_o:.0f} | {ratio(8)} | {ratio(9)} | {ratio(11)} | {ratio(12)} |")
     print()
-    print("(ratios use the mean of the forward and reverse runs; q/s above 1 is better for r53, latency and memory below 1)")
+    print("(ratios use the mean of the forward and reverse runs; q/s above 1 is better for r53, latency, memory and CPU per query below 1)")
     print()
     if args.start:
         print("start-up to first answer: " + ", ".join(f"{k} {num(v):.2f} s" for k, v in (s.split("=", 1) for s in args.start)))
