@@ -328,14 +328,14 @@ impl Service {
     ) -> Result<HostedZone, ServiceError> {
         let created = ZoneState::new(zone.clone(), rrsets.into_iter().map(Arc::new));
         let mut state = self.state.lock().await;
-        let mut writes = vec![Write::PutZone(zone.clone())];
-        writes.extend(
-            created
-                .rrsets
-                .values()
-                .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
+        let store = self.store.clone();
+        let (stored, sets) = (
+            zone.clone(),
+            created.rrsets.values().cloned().collect::<Vec<_>>(),
         );
-        self.apply(Batch(writes)).await?;
+        tokio::task::spawn_blocking(move || store.create_zone(&stored, &sets))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
         state.zones.insert(zone.id.clone(), created);
         let seq = state.stage();
         drop(state);

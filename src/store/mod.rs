@@ -79,4 +79,20 @@ pub trait Store: Send + Sync + 'static {
     fn change(&self, id: &str) -> Result<Option<ChangeInfo>, StoreError>;
     /// Makes everything applied so far survive a process crash. Blocking.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Creates a hosted zone with its record sets: none of it is seen (after a crash either)
+    /// unless all of it is. The same as one `apply` by default; a store may write a large zone
+    /// in steps, as long as the zone appears whole or not at all. Blocking.
+    fn create_zone(
+        &self,
+        zone: &HostedZone,
+        rrsets: &[Arc<ResourceRecordSet>],
+    ) -> Result<(), StoreError> {
+        let mut writes = vec![Write::PutZone(zone.clone())];
+        writes.extend(
+            rrsets
+                .iter()
+                .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
+        );
+        self.apply(&Batch(writes))
+    }
 }

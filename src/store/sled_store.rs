@@ -13,10 +13,17 @@ use sled::Transactional;
 
 use super::codec;
 use super::{Batch, Store, StoreError, StoredZone, Write, SCHEMA_VERSION};
-use crate::model::{ChangeInfo, Endpoint, Vpc};
+use std::sync::Arc;
+
+use crate::model::{ChangeInfo, Endpoint, HostedZone, ResourceRecordSet, Vpc};
 use crate::resolver::ForwardingRule;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Prefix of the markers (in sled's default tree) of zones being created in steps: see
+/// [`SledStore::create_zone`].
+const CREATING_PREFIX: &[u8] = b"creating/";
+/// A zone with more record sets than this is created in steps of this many.
+const CREATE_STEP: usize = 4096;
 /// The schema version again, as a plain file beside sled's: opening a sled dir rewrites it
 /// (recovery extends the log and writes a new snapshot), so the version must be readable
 /// without sled for a refused dir to be left exactly as it was.
@@ -125,6 +132,7 @@ impl SledStore {
         }
         let zones = db.open_tree("zones").map_err(engine)?;
         let rrsets = db.open_tree("rrsets").map_err(engine)?;
+        remove_unfinished_zones(&db, &zones, &rrsets)?;
         let changes = db.open_tree("changes").map_err(engine)?;
         let endpoints = db.open_tree("endpoints").map_err(engine)?;
         let vpcs = db.open_tree("vpcs").map_err(engine)?;
@@ -141,7 +149,77 @@ impl SledStore {
     }
 }
 
+/// A zone whose creation in steps was cut short (a crash before its zone record was written)
+/// left record sets no zone owns, and its marker: remove both.
+fn remove_unfinished_zones(
+    db: &sled::Db,
+    zones: &sled::Tree,
+    rrsets: &sled::Tree,
+) -> Result<(), StoreError> {
+    for entry in db.scan_prefix(CREATING_PREFIX) {
+        let (marker, id) = entry.map_err(engine)?;
+        if zones.get(&id).map_err(engine)?.is_none() {
+            let mut prefix = id.to_vec();
+            prefix.push(0);
+            let mut batch = sled::Batch::default();
+            for key in rrsets.scan_prefix(&prefix).keys() {
+                batch.remove(key.map_err(engine)?);
+            }
+            rrsets.apply_batch(batch).map_err(engine)?;
+        }
+        db.remove(marker).map_err(engine)?;
+    }
+    db.flush().map_err(engine)?;
+    Ok(())
+}
+
 impl Store for SledStore {
+    /// A zone of up to [`CREATE_STEP`] record sets is one transaction. A larger one is written
+    /// in steps, because sled keeps every page version a transaction makes until it ends (a
+    /// million record sets in one transaction took ~7 GB): first a marker, then the record
+    /// sets a step at a time, then the zone record and the marker's removal in one
+    /// transaction. Readers find zones through their zone record, so the zone appears whole
+    /// or not at all; after a crash, `open` removes what an unfinished creation wrote.
+    fn create_zone(
+        &self,
+        zone: &HostedZone,
+        rrsets: &[Arc<ResourceRecordSet>],
+    ) -> Result<(), StoreError> {
+        if rrsets.len() <= CREATE_STEP {
+            let mut writes = vec![Write::PutZone(zone.clone())];
+            writes.extend(
+                rrsets
+                    .iter()
+                    .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
+            );
+            return self.apply(&Batch(writes));
+        }
+        let id = codec::zone_key(&zone.id);
+        let marker = [CREATING_PREFIX, &id].concat();
+        self.db.insert(&marker, id.as_slice()).map_err(engine)?;
+        for step in rrsets.chunks(CREATE_STEP) {
+            let mut batch = sled::Batch::default();
+            for set in step {
+                batch.insert(
+                    codec::rrset_key(&zone.id, &set.key())?,
+                    codec::encode_rrset(set)?,
+                );
+            }
+            self.rrsets.apply_batch(batch).map_err(engine)?;
+        }
+        let value = codec::encode_zone(zone);
+        (&*self.db, &self.zones)
+            .transaction(|(db, zones)| {
+                zones.insert(id.as_slice(), value.as_slice())?;
+                db.remove(marker.as_slice())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => engine(e),
+            })
+    }
+
     fn load(&self) -> Result<Vec<StoredZone>, StoreError> {
         let mut out = Vec::new();
         for entry in self.zones.iter() {
@@ -317,6 +395,70 @@ mod tests {
             loaded[0].rrsets,
             vec![(*a_set("www.example.com.", "192.0.2.1")).clone()]
         );
+    }
+
+    fn many_sets(count: usize) -> Vec<Arc<ResourceRecordSet>> {
+        (0..count)
+            .map(|i| a_set(&format!("h{i}.example.com."), "192.0.2.1"))
+            .collect()
+    }
+
+    #[test]
+    fn a_large_zone_created_in_steps_loads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = HostedZone::new(&Name::from_str("example.com.").unwrap(), "ref", None);
+        let sets = many_sets(CREATE_STEP * 2 + 7);
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            store.create_zone(&zone, &sets).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].zone.id, zone.id);
+        assert_eq!(loaded[0].rrsets.len(), sets.len());
+        assert_eq!(store.db.scan_prefix(CREATING_PREFIX).count(), 0);
+    }
+
+    #[test]
+    fn an_unfinished_creation_is_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = HostedZone::new(&Name::from_str("kept.example.").unwrap(), "a", None);
+        let cut = HostedZone::new(&Name::from_str("example.com.").unwrap(), "b", None);
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            store
+                .create_zone(&kept, &[a_set("www.kept.example.", "192.0.2.9")])
+                .unwrap();
+            // What a creation in steps has written when it is cut short before its zone
+            // record: the marker and some record sets.
+            let id = codec::zone_key(&cut.id);
+            store
+                .db
+                .insert([CREATING_PREFIX, &id].concat(), id.as_slice())
+                .unwrap();
+            for set in many_sets(10) {
+                store
+                    .rrsets
+                    .insert(
+                        codec::rrset_key(&cut.id, &set.key()).unwrap(),
+                        codec::encode_rrset(&set).unwrap(),
+                    )
+                    .unwrap();
+            }
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].zone.id, kept.id);
+        assert_eq!(
+            store.rrsets.len(),
+            1,
+            "the cut-short zone's record sets are gone"
+        );
+        assert_eq!(store.db.scan_prefix(CREATING_PREFIX).count(), 0);
     }
 
     #[test]

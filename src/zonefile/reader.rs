@@ -33,7 +33,16 @@ pub(super) fn read(text: &str, zone: &Name) -> Result<Vec<ResourceRecordSet>, Pr
     if !reader.sets.contains_key(&RrKey::new(zone, RecordType::SOA)) {
         return Err(Problem::new(1, "no SOA record at the zone apex"));
     }
-    Ok(reader.sets.into_values().collect())
+    // Values were pushed one at a time: give back the room grown for more (a Vec grows to
+    // four at its first push, and an RData is ~180 bytes), since the sets may be kept for good.
+    Ok(reader
+        .sets
+        .into_values()
+        .map(|mut set| {
+            set.records.shrink_to_fit();
+            set
+        })
+        .collect())
 }
 
 struct Reader<'z> {
