@@ -2,7 +2,7 @@
 # r53 against NSD and Knot DNS on this machine, in one run. See bench/README.md.
 #
 #   bench/run.sh [--names N] [--duration S] [--quick] [--workers W] [--clients C]
-#                [--port-base P] [--callgrind] [--million] [--keep]
+#                [--port-base P] [--callgrind] [--million] [--keep] [--capped PCT]
 #
 # Installs what it needs (Debian: dnsperf nsd knot unbound dnsutils wrk curl python3), builds
 # r53 with `cargo build --release` at the root of the repository this script lives in (set
@@ -21,6 +21,7 @@ QUICK=0
 CALLGRIND=0
 MILLION=0
 KEEP=0
+CAPPED=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --names) NAMES=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --callgrind) CALLGRIND=1; shift ;;
     --million) MILLION=1; shift ;;
     --keep) KEEP=1; shift ;;
+    --capped) CAPPED=$2; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -93,6 +95,32 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# --capped PCT: every server runs on CPU 0 with PCT% of it (a CPU quota in a cgroup, one
+# worker each), and dnsperf alone on CPU 1. Without it, servers and dnsperf share both CPUs
+# and all three servers top out where dnsperf does; capped, the server is what runs out, so
+# the table compares the servers' own speed on the same CPU budget.
+CG_PROCS=""
+if [ -n "$CAPPED" ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "--capped needs 2 CPUs" >&2; exit 2; }
+  WORKERS=1
+  PERIOD_US=10000 QUOTA_US=$(( CAPPED * 100 ))
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then   # cgroup v2
+    CG_DIR=/sys/fs/cgroup/r53-bench-$$
+    mkdir "$CG_DIR"; echo "$QUOTA_US $PERIOD_US" > "$CG_DIR/cpu.max"
+  else                                                  # cgroup v1
+    CG_DIR=/sys/fs/cgroup/cpu/r53-bench-$$
+    mkdir "$CG_DIR"; echo "$PERIOD_US" > "$CG_DIR/cpu.cfs_period_us"; echo "$QUOTA_US" > "$CG_DIR/cpu.cfs_quota_us"
+  fi
+  CG_PROCS="$CG_DIR/cgroup.procs"
+  trap 'cleanup; sleep 0.5; rmdir "$CG_DIR" 2>/dev/null || true' EXIT
+fi
+srv() { # `srv CMD... &`: runs a server (capped when asked) as the background job itself, so $! is its PID
+  if [ -n "$CG_PROCS" ]; then exec sh -c 'echo $$ > "$0" && exec taskset -c 0 "$@"' "$CG_PROCS" "$@"; else exec "$@"; fi
+}
+client() { # runs the load generator, alone on CPU 1 when servers are capped
+  if [ -n "$CG_PROCS" ]; then taskset -c 1 "$@"; else "$@"; fi
+}
 
 port_free() { ! ss -Htuln "( sport = :$1 )" | grep -q .; }
 next_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
@@ -240,13 +268,13 @@ write_unbound_conf "$WORK/unbound" "$UB_PORT" "$UB_CTL_PORT" "$KNOT_PORT"
 
 say "starting r53, NSD and Knot"
 t0=$(date +%s.%N)
-RUST_LOG=warn "$R53_BIN" "${R53_ARGS[@]}" >"$WORK/r53.log" 2>&1 & R53_PID=$!; PIDS+=("$R53_PID")
+RUST_LOG=warn srv "$R53_BIN" "${R53_ARGS[@]}" >"$WORK/r53.log" 2>&1 & R53_PID=$!; PIDS+=("$R53_PID")
 wait_dns "$R53_PORT" r53 "$R53_PID"; R53_START=$(echo "$(date +%s.%N) - $t0" | bc)
 t0=$(date +%s.%N)
-nsd -d -c "$WORK/nsd/nsd.conf" >"$WORK/nsd/out.log" 2>&1 & NSD_PID=$!; PIDS+=("$NSD_PID")
+srv nsd -d -c "$WORK/nsd/nsd.conf" >"$WORK/nsd/out.log" 2>&1 & NSD_PID=$!; PIDS+=("$NSD_PID")
 wait_dns "$NSD_PORT" NSD "$NSD_PID"; NSD_START=$(echo "$(date +%s.%N) - $t0" | bc)
 t0=$(date +%s.%N)
-knotd -c "$WORK/knot/knot.conf" >"$WORK/knot/out.log" 2>&1 & KNOT_PID=$!; PIDS+=("$KNOT_PID")
+srv knotd -c "$WORK/knot/knot.conf" >"$WORK/knot/out.log" 2>&1 & KNOT_PID=$!; PIDS+=("$KNOT_PID")
 wait_dns "$KNOT_PORT" Knot "$KNOT_PID"; KNOT_START=$(echo "$(date +%s.%N) - $t0" | bc)
 
 # Same answers from all three (sanity: a CNAME, an NXDOMAIN, an AAAA).
@@ -269,7 +297,7 @@ NSD:     $(nsd -v 2>&1 | head -1): server-count $WORKERS, reuseport yes, $(grep 
 Knot:    $(knotd -V 2>&1 | head -1): udp-workers $WORKERS, tcp-workers $WORKERS, background-workers 1, no modules (no RRL)
 dnsperf: $(dnsperf -h 2>&1 | grep -m1 Version): -c $CLIENTS (default -q 100 outstanding), -l $DURATION for the maximum rate;
          latency runs: -l $LAT_DURATION -Q <half of NSD's maximum rate in the first pass> -v, per-query latencies
-         sorted for mean and 99th percentile. dnsperf runs on the same $(nproc) CPUs as the servers.
+         sorted for mean and 99th percentile. $(if [ -n "$CAPPED" ]; then echo "Capped: each server on CPU 0 with $CAPPED% of it (cgroup CPU quota, ${PERIOD_US} us period), 1 worker; dnsperf alone on CPU 1."; else echo "dnsperf runs on the same $(nproc) CPUs as the servers."; fi)
 churn:   www.churn.bench. A, an Alias to churn.elb.r53.internal., on the r53 above; churn.py re-registers the endpoint
          with a new address $CHURN_RATE times a second while dnsperf -m udp -l $DURATION asks only that name (and once without changes)
 resolver: r53 ${RES_ARGS[*]}   (RUST_LOG=warn)
@@ -284,12 +312,12 @@ RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 perf_run() { # proto port extra-args...: prints "qps lost avg_ms"
   local proto=$1 port=$2; shift 2
-  dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c "$CLIENTS" "$@" 2>&1 |
+  client dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c "$CLIENTS" "$@" 2>&1 |
     awk '/Queries per second/{q=$4} /Queries lost/{l=$3} /Average Latency/ && !a{a=$4*1000} END{printf "%.0f %s %.3f\n", q, l, a}'
 }
 lat_run() { # proto port rate: prints "sent_qps lost mean_ms p99_ms" from per-query latencies
   local proto=$1 port=$2 rate=$3
-  dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c "$CLIENTS" -l "$LAT_DURATION" -Q "$rate" -v 2>/dev/null |
+  client dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c "$CLIENTS" -l "$LAT_DURATION" -Q "$rate" -v 2>/dev/null |
     awk '/^> /{print $NF} /Queries per second/{print "QPS", $4 > "/dev/stderr"} /Queries lost/{print "LOST", $3 > "/dev/stderr"}' \
       2>"$WORK/lat.meta" | sort -g > "$WORK/lat.txt"
   awk -v q="$(awk '/QPS/{printf "%.0f", $2}' "$WORK/lat.meta")" -v l="$(awk '/LOST/{print $2}' "$WORK/lat.meta")" \
@@ -297,7 +325,7 @@ lat_run() { # proto port rate: prints "sent_qps lost mean_ms p99_ms" from per-qu
 }
 dnsperf_file() { # queryfile proto port extra-args...: prints "qps lost avg_ms rcodes" (rcodes: NOERROR:n,NXDOMAIN:n)
   local file=$1 proto=$2 port=$3; shift 3
-  dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$file" -c "$CLIENTS" "$@" 2>&1 |
+  client dnsperf -m "$proto" -s 127.0.0.1 -p "$port" -d "$file" -c "$CLIENTS" "$@" 2>&1 |
     awk '/Queries per second/{q=$4} /Queries lost/{l=$3} /Average Latency/ && !a{a=$4*1000}
       /Response codes/{sub(/.*Response codes: */, ""); gsub(/ \([0-9.]+%\)/, ""); gsub(/, /, ","); gsub(/ /, ":"); r=$0}
       END{printf "%.0f %s %.3f %s\n", q, l, a, (r == "" ? "none" : r)}'
@@ -373,9 +401,9 @@ echo "   $CHURN_LINE" >&2
 
 # ---------------------------------------------------------------- resolver cache hits: r53 against Unbound
 say "resolver cache hits: r53 (no zones, --cache-size $RES_CACHE) and Unbound, both forwarding to Knot"
-RUST_LOG=warn "$R53_BIN" "${RES_ARGS[@]}" >"$WORK/r53-resolver.log" 2>&1 & RES_PID=$!; PIDS+=("$RES_PID")
+RUST_LOG=warn srv "$R53_BIN" "${RES_ARGS[@]}" >"$WORK/r53-resolver.log" 2>&1 & RES_PID=$!; PIDS+=("$RES_PID")
 wait_dns "$RES_PORT" "r53 (resolver)" "$RES_PID"
-unbound -d -c "$WORK/unbound/unbound.conf" >"$WORK/unbound/out.log" 2>&1 & UB_PID=$!; PIDS+=("$UB_PID")
+srv unbound -d -c "$WORK/unbound/unbound.conf" >"$WORK/unbound/out.log" 2>&1 & UB_PID=$!; PIDS+=("$UB_PID")
 wait_dns "$UB_PORT" Unbound "$UB_PID"
 # Same answers from both (status, RA, records with TTLs left out), and r53 really recursing.
 res_norm() { awk '/status:/{print $6} /^;; flags:/{print ($0 ~ / ra[ ;]/) ? "ra" : "no-ra"} !/^;/ && NF >= 5 {$2 = ""; $1 = tolower($1); print}' | sort; }
@@ -476,7 +504,7 @@ python3 "$BENCH_DIR/table.py" "$RESULTS" \
   --start "r53=$R53_START" --start "NSD=$NSD_START" --start "Knot=$KNOT_START" \
   --api "$API_LINE" --vis "$VIS_LINE" --churn "$CHURN_LINE" --resolver "$RES_RESULTS" --resolver-meta "$RES_LINE" \
   --callgrind "$CG_LINE" --extra "$BIG_LINE" \
-  --header "$(date -u +%Y-%m-%dT%H:%MZ), commit $COMMIT$DIRTY, $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), bench.test. $NAMES names, dnsperf -c $CLIENTS -l $DURATION, $WORKERS workers each"
+  --header "$(date -u +%Y-%m-%dT%H:%MZ), commit $COMMIT$DIRTY, $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), bench.test. $NAMES names, dnsperf -c $CLIENTS -l $DURATION, $WORKERS workers each${CAPPED:+, each server capped at $CAPPED% of CPU 0, dnsperf on CPU 1}"
 if [ "$CALLGRIND" = 1 ] && [ -s "$WORK/cg-top.txt" ]; then
   echo; echo "callgrind, hottest functions (self instructions):"; cat "$WORK/cg-top.txt"
 fi
