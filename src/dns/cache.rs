@@ -11,11 +11,19 @@
 //! empties the cache. Answers that depend on the clock (an Alias to an endpoint with a lease)
 //! are never stored. One cache per worker thread, shared by the UDP and TCP paths that run on
 //! it: no locks.
+//!
+//! Answers from the resolver's cache are kept too, with a [`Countdown`]: where their TTLs are
+//! in the message and how the resolver's entry ages. A hit writes the TTLs the resolver would
+//! give at that moment, and stops being a hit when the resolver's entry stops being fresh;
+//! those entries are also valid for one resolver generation only (a flush or a change of
+//! forwarding rules starts a new one). Stale answers are never kept.
 
 use rustc_hash::FxHashMap;
+use tokio::time::Instant;
 
 use super::message::{PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD};
 use crate::catalog::View;
+use crate::resolver::Freshness;
 
 /// Entries kept before the cache starts over (bounds memory under random-name floods).
 const MAX_ENTRIES: usize = 50_000;
@@ -145,40 +153,110 @@ impl PlainQuery {
     }
 }
 
-/// Composed responses for one catalog generation.
+/// How the TTLs of a response made from the resolver's cache count down.
+#[derive(Debug, Clone)]
+pub struct Countdown {
+    /// How the resolver's entry ages (when it was stored, when it expires).
+    pub freshness: Freshness,
+    /// Where each TTL that counts down is in the response, and its value at `stored`.
+    pub ttls: Vec<(usize, u32)>,
+}
+
+impl Countdown {
+    /// Writes the TTLs as the resolver would give them at `now`; `false` (and nothing
+    /// written) once the entry is no longer fresh.
+    fn apply(&self, response: &mut [u8], now: Instant) -> bool {
+        if now >= self.freshness.expires {
+            return false;
+        }
+        // Whole seconds, as the resolver counts (`Entry::fresh`).
+        let elapsed = u32::try_from(
+            now.saturating_duration_since(self.freshness.stored)
+                .as_secs(),
+        )
+        .unwrap_or(u32::MAX);
+        for &(at, ttl) in &self.ttls {
+            if let Some(field) = response.get_mut(at..at + 4) {
+                field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
+            }
+        }
+        // Uses of the copy keep the resolver's entry from eviction, as uses of it would.
+        self.freshness.mark_used();
+        true
+    }
+}
+
+struct Cached {
+    response: Vec<u8>,
+    countdown: Option<Countdown>,
+}
+
+/// A response from the cache.
+pub struct Hit {
+    pub response: Vec<u8>,
+    /// It came from the resolver's cache (a copy of a fresh entry): it counts as a hit there.
+    pub resolved: bool,
+}
+
+/// Composed responses for one catalog generation (and, for the resolver's answers, one
+/// resolver generation).
 #[derive(Default)]
 pub struct ResponseCache {
     generation: u64,
-    entries: FxHashMap<Key, Vec<u8>>,
+    resolver_generation: u64,
+    entries: FxHashMap<Key, Cached>,
 }
 
 impl ResponseCache {
-    /// Forgets everything when the catalog is not the one the entries were made from.
-    pub fn sync(&mut self, generation: u64) {
-        if generation != self.generation {
+    /// Forgets everything when the catalog is not the one the entries were made from, or the
+    /// resolver's cache has been flushed or its rules changed since (0: no resolver).
+    pub fn sync(&mut self, generation: u64, resolver_generation: u64) {
+        if generation != self.generation || resolver_generation != self.resolver_generation {
             self.entries.clear();
             self.generation = generation;
+            self.resolver_generation = resolver_generation;
         }
     }
 
     /// The cached response for `key`, made fit for `request`: its ID and the question's
-    /// letter case (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it).
-    pub fn answer(&self, key: &Key, name_end: usize, request: &[u8]) -> Option<Vec<u8>> {
+    /// letter case (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it;
+    /// answer owner names equal to the question are compression pointers to it, so they take
+    /// the asker's case too), and for the resolver's answers the TTLs of the moment. An
+    /// answer from the resolver whose entry expired is dropped: the resolver decides what
+    /// comes next (a refresh, or serve-stale).
+    pub fn answer(&mut self, key: &Key, name_end: usize, request: &[u8]) -> Option<Hit> {
         let cached = self.entries.get(key)?;
-        let mut response = cached.clone();
+        let mut response = cached.response.clone();
+        if let Some(countdown) = &cached.countdown {
+            if !countdown.apply(&mut response, Instant::now()) {
+                self.entries.remove(key);
+                return None;
+            }
+        }
         response[0..2].copy_from_slice(&request[0..2]);
         let name = HEADER_LEN..name_end;
         if response.get(name.clone())?.len() == request[name.clone()].len() {
             response[name.clone()].copy_from_slice(&request[name]);
         }
-        Some(response)
+        Some(Hit {
+            resolved: cached.countdown.is_some(),
+            response,
+        })
     }
 
-    pub fn insert(&mut self, key: Key, response: &[u8]) {
+    /// Keeps a response: one that depends on nothing but the snapshot (`countdown` `None`),
+    /// or one made from a fresh entry of the resolver's cache.
+    pub fn insert(&mut self, key: Key, response: &[u8], countdown: Option<Countdown>) {
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.clear();
         }
-        self.entries.insert(key, response.to_vec());
+        self.entries.insert(
+            key,
+            Cached {
+                response: response.to_vec(),
+                countdown,
+            },
+        );
     }
 }
 
@@ -244,24 +322,66 @@ mod tests {
         assert!(PlainQuery::parse(&good[..good.len() - 1]).is_none());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn resolver_answers_count_down_and_expire_with_their_entry() {
+        use std::time::Duration;
+
+        let request = query(&["www", "example", "com"], 1, false);
+        let end = PlainQuery::parse(&request).unwrap().name_end();
+        let key = PlainQuery::parse(&request)
+            .unwrap()
+            .into_key(true, View::public(), false);
+        // A response with one TTL field at 30..34, composed 5 s after the resolver stored the
+        // entry (TTL 60 then, 55 in the bytes).
+        let t0 = Instant::now();
+        let mut response = request.clone();
+        response[2] |= 0x80;
+        response.resize(40, 0);
+        response[30..34].copy_from_slice(&55u32.to_be_bytes());
+        let freshness = Freshness::detached(t0, t0 + Duration::from_secs(60), 5);
+        let countdown = Countdown {
+            ttls: vec![(30, 55 + freshness.elapsed)],
+            freshness,
+        };
+        let mut cache = ResponseCache::default();
+        cache.sync(1, 9);
+        cache.insert(key.clone(), &response, Some(countdown));
+        tokio::time::advance(Duration::from_millis(20_900)).await;
+        let hit = cache.answer(&key, end, &request).unwrap();
+        assert!(hit.resolved);
+        assert_eq!(&hit.response[30..34], &40u32.to_be_bytes());
+        tokio::time::advance(Duration::from_millis(39_099)).await;
+        let hit = cache.answer(&key, end, &request).unwrap();
+        assert_eq!(&hit.response[30..34], &1u32.to_be_bytes());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(cache.answer(&key, end, &request).is_none(), "expired");
+        assert!(cache.entries.is_empty(), "and dropped");
+        // A new resolver generation (a flush) empties the cache.
+        cache.insert(key.clone(), &response, None);
+        cache.sync(1, 10);
+        assert!(cache.answer(&key, end, &request).is_none());
+    }
+
     #[test]
     fn hits_carry_the_askers_id_and_case_and_generations_expire() {
         let first = query(&["www", "example", "com"], 1, false);
         let parsed = PlainQuery::parse(&first).unwrap();
         let key = parsed.into_key(false, View::public(), false);
         let mut cache = ResponseCache::default();
-        cache.sync(7);
+        cache.sync(7, 0);
         let mut response = first.clone();
         response[2] |= 0x80;
-        cache.insert(key.clone(), &response);
+        cache.insert(key.clone(), &response, None);
         let mut second = query(&["WwW", "EXAMPLE", "com"], 1, false);
         second[0] = 0xab;
         second[1] = 0xcd;
         let end = PlainQuery::parse(&second).unwrap().name_end();
         let hit = cache.answer(&key, end, &second).unwrap();
+        assert!(!hit.resolved);
+        let hit = hit.response;
         assert_eq!(&hit[0..2], &[0xab, 0xcd]);
         assert_eq!(&hit[12..end], &second[12..end]);
-        cache.sync(8);
+        cache.sync(8, 0);
         assert!(cache.answer(&key, end, &second).is_none());
     }
 }
