@@ -189,7 +189,11 @@ fn respond_to(
     );
     match reply {
         Local::Reply(bytes) => Outcome::Reply(bytes),
-        Local::Recurse { name, prefix } => match &recursion.resolver {
+        Local::Recurse {
+            name,
+            prefix,
+            volatile,
+        } => match &recursion.resolver {
             Some(resolver) => Outcome::Recurse(Box::new(Recursion {
                 qtype: request.queries[0].query_type(),
                 request,
@@ -197,6 +201,7 @@ fn respond_to(
                 transport,
                 name,
                 prefix,
+                volatile,
                 resolver: resolver.clone(),
             })),
             // `Recurse` is only decided with a resolver present.
@@ -208,10 +213,12 @@ fn respond_to(
 /// The local part of answering: from r53's zones, or the decision to ask the resolver.
 enum Local {
     Reply(Vec<u8>),
-    /// Resolve `name`; `prefix` is the CNAME chain from r53's zones that led to it.
+    /// Resolve `name`; `prefix` is the CNAME chain from r53's zones that led to it, and
+    /// `volatile` says whether that chain depends on the clock (see `Answer::volatile`).
     Recurse {
         name: Name,
         prefix: Vec<(Name, Rrset)>,
+        volatile: bool,
     },
 }
 
@@ -278,6 +285,7 @@ fn answer_locally(
         return Local::Recurse {
             name: query.name().clone(),
             prefix: Vec::new(),
+            volatile: false,
         };
     }
     let answer = catalog.answer(query.name(), qtype, view);
@@ -288,6 +296,7 @@ fn answer_locally(
             return Local::Recurse {
                 name: query.name().clone(),
                 prefix: Vec::new(),
+                volatile: false,
             };
         }
         let tail = answer
@@ -309,6 +318,7 @@ fn answer_locally(
                         .iter()
                         .map(|s| (s.owner.as_ref().clone(), s.rrset.as_ref().clone()))
                         .collect(),
+                    volatile: answer.volatile,
                 };
             }
         }
@@ -340,6 +350,8 @@ pub struct Recursion {
     name: Name,
     qtype: RecordType,
     prefix: Vec<(Name, Rrset)>,
+    /// The prefix depends on the clock: the response must not be reused.
+    volatile: bool,
     resolver: Arc<Resolver>,
 }
 
@@ -357,6 +369,9 @@ impl Recursion {
     /// serve it again, TTLs counting down, until the resolver's entry expires.
     pub fn answer_from_cache(&self) -> Option<(Vec<u8>, Option<Countdown>)> {
         match self.resolver.cached(&self.name, self.qtype)? {
+            Cached::Fresh(resolved, _) if self.volatile => {
+                Some((self.finish(&resolved, None).0, None))
+            }
             Cached::Fresh(resolved, freshness) => {
                 let (response, countdown) = self.finish(&resolved, Some(freshness));
                 Some((response, countdown))

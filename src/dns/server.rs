@@ -209,11 +209,11 @@ fn answer_cached(
     resolver_hits: &mut u64,
 ) -> Option<Outcome> {
     let context = ClientContext::new(snapshot, client, recursion);
-    let plain = PlainQuery::parse(request).map(|q| {
+    let plain = PlainQuery::parse(request).and_then(|q| {
         let recursive = q.recursion_desired() && context.may_recurse;
         let end = q.name_end();
-        let key = q.into_key(recursive, context.view.clone(), transport == Transport::Tcp);
-        (end, key)
+        let key = q.into_key(recursive, &context.view, transport == Transport::Tcp)?;
+        Some((end, key))
     });
     let resolver_generation = recursion.resolver.as_ref().map_or(0, |r| r.generation());
     CACHE.with(|cache| {

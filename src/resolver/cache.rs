@@ -294,6 +294,21 @@ impl Freshness {
     pub fn mark_used(&self) {
         mark(&self.used);
     }
+
+    /// The entry's mark alone, for a copy that keeps the times in its own form.
+    pub fn use_mark(&self) -> UseMark {
+        UseMark(self.used.clone())
+    }
+}
+
+/// Marks a cache entry as used (see [`Freshness::mark_used`]).
+#[derive(Debug, Clone)]
+pub struct UseMark(Arc<AtomicBool>);
+
+impl UseMark {
+    pub fn mark(&self) {
+        mark(&self.0);
+    }
 }
 
 fn mark(used: &AtomicBool) {

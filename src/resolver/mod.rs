@@ -37,7 +37,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use cache::{Freshness, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
+pub use cache::{Freshness, UseMark, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
 pub use upstream::{system_upstreams, UpstreamError, UPSTREAM_UDP_PAYLOAD};
 
 use cache::{Cache, Entry, Key, KeyBuf, Lookup};
