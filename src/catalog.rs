@@ -572,6 +572,11 @@ impl View {
         self.0.is_empty()
     }
 
+    /// The VPCs, as indexes into the catalog's list, in ascending order.
+    pub fn vpc_indexes(&self) -> &[usize] {
+        &self.0
+    }
+
     fn sees(&self, vpcs: &[usize]) -> bool {
         vpcs.iter().any(|v| self.0.contains(v))
     }

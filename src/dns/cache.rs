@@ -11,37 +11,75 @@
 //! empties the cache. Answers that depend on the clock (an Alias to an endpoint with a lease)
 //! are never stored. One cache per worker thread, shared by the UDP and TCP paths that run on
 //! it: no locks.
+//!
+//! Answers from the resolver's cache are kept too, with a [`Countdown`]: where their TTLs are
+//! in the message and how the resolver's entry ages. A hit writes the TTLs the resolver would
+//! give at that moment, and stops being a hit when the resolver's entry stops being fresh;
+//! those entries are also valid for one resolver generation only (a flush or a change of
+//! forwarding rules starts a new one). Stale answers are never kept.
 
-use rustc_hash::FxHashMap;
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+use tokio::time::Instant;
 
 use super::message::{PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD};
 use crate::catalog::View;
+use crate::resolver::{Freshness, UseMark};
 
 /// Entries kept before the cache starts over (bounds memory under random-name floods).
 const MAX_ENTRIES: usize = 50_000;
 const HEADER_LEN: usize = 12;
+/// Views of more VPCs than this are not cached (their keys would not fit).
+const MAX_VIEW: usize = 16;
+/// Name, type, class, flags, EDNS size, and up to `MAX_VIEW` VPC indexes.
+const MAX_KEY: usize = 255 + 7 + 4 * MAX_VIEW;
 
-/// What a response depends on, besides the snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What a response depends on, besides the snapshot, as bytes built on the stack: the
+/// question name in wire form, lower-cased; type; class; flags (RD, the client may recurse,
+/// TCP, EDNS, DO); the size limit EDNS implies; the indexes of the VPCs in the client's view.
+/// The name delimits itself and the rest has a fixed size but for the view, so two different
+/// keys never have the same bytes.
+#[derive(Clone)]
 pub struct Key {
-    /// The question name in wire form, lower-cased.
-    name: Vec<u8>,
-    qtype: u16,
-    qclass: u16,
-    recursion_desired: bool,
-    /// `None` without EDNS; else the DO bit and the size limit the payload size implies.
-    edns: Option<(bool, u16)>,
-    recursive_client: bool,
-    view: View,
-    /// TCP answers are never truncated; UDP ones may be.
-    tcp: bool,
+    bytes: [u8; MAX_KEY],
+    len: usize,
+}
+
+impl Key {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.len + bytes.len();
+        self.bytes.get_mut(self.len..end)?.copy_from_slice(bytes);
+        self.len = end;
+        Some(())
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({:02x?})", self.as_bytes())
+    }
 }
 
 /// The parts of a plain query the fast path needs, or `None` for anything else.
 pub struct PlainQuery {
     /// Where the question name ends in the request (and in a cached response).
     name_end: usize,
-    qname_lower: Vec<u8>,
+    /// The key so far: the lower-cased name.
+    key: Key,
     qtype: u16,
     qclass: u16,
     recursion_desired: bool,
@@ -66,24 +104,30 @@ impl PlainQuery {
         if qd != 1 || an != 0 || ns != 0 || ar > 1 {
             return None;
         }
+        let mut key = Key {
+            bytes: [0; MAX_KEY],
+            len: 0,
+        };
         let mut at = HEADER_LEN;
-        let mut qname_lower = Vec::with_capacity(32);
         loop {
             let len = *request.get(at)? as usize;
             // Only plain labels: no compression pointer (0xc0) or reserved types in a question.
-            if len > 63 {
+            if len > 63 || key.len + 1 + len > 255 {
                 return None;
             }
-            qname_lower.push(len as u8);
+            key.bytes[key.len] = len as u8;
             at += 1;
+            let label = request.get(at..at + len)?;
+            for (to, from) in key.bytes[key.len + 1..key.len + 1 + len]
+                .iter_mut()
+                .zip(label)
+            {
+                *to = from.to_ascii_lowercase();
+            }
+            key.len += 1 + len;
+            at += len;
             if len == 0 {
                 break;
-            }
-            let label = request.get(at..at + len)?;
-            qname_lower.extend(label.iter().map(u8::to_ascii_lowercase));
-            at += len;
-            if qname_lower.len() > 255 {
-                return None;
             }
         }
         let name_end = at;
@@ -113,7 +157,7 @@ impl PlainQuery {
         }
         Some(Self {
             name_end,
-            qname_lower,
+            key,
             qtype,
             qclass,
             recursion_desired: flags & 0x01 != 0,
@@ -130,55 +174,236 @@ impl PlainQuery {
         self.name_end
     }
 
-    /// The cache key, taking the lower-cased name along (no copy per query).
-    pub fn into_key(self, recursive_client: bool, view: View, tcp: bool) -> Key {
-        Key {
-            tcp,
-            name: self.qname_lower,
-            qtype: self.qtype,
-            qclass: self.qclass,
-            recursion_desired: self.recursion_desired,
-            edns: self.edns,
-            recursive_client,
-            view,
+    /// The cache key; `None` for a view of more VPCs than a key holds (not cached).
+    pub fn into_key(self, recursive_client: bool, view: &View, tcp: bool) -> Option<Key> {
+        let mut key = self.key;
+        let (dnssec_ok, size) = self.edns.unwrap_or((false, 0));
+        let flags = u8::from(self.recursion_desired)
+            | u8::from(recursive_client) << 1
+            | u8::from(tcp) << 2
+            | u8::from(self.edns.is_some()) << 3
+            | u8::from(dnssec_ok) << 4;
+        let [t0, t1] = self.qtype.to_be_bytes();
+        let [c0, c1] = self.qclass.to_be_bytes();
+        let [s0, s1] = size.to_be_bytes();
+        key.push(&[t0, t1, c0, c1, flags, s0, s1])?;
+        let vpcs = view.vpc_indexes();
+        if vpcs.len() > MAX_VIEW {
+            return None;
         }
+        for &vpc in vpcs {
+            key.push(&u32::try_from(vpc).ok()?.to_be_bytes())?;
+        }
+        Some(key)
     }
 }
 
-/// Composed responses for one catalog generation.
+/// How the TTLs of a response made from the resolver's cache count down.
+#[derive(Debug, Clone)]
+pub struct Countdown {
+    /// How the resolver's entry ages (when it was stored, when it expires).
+    pub freshness: Freshness,
+    /// Where each TTL that counts down is in the response, and its value at `stored`.
+    pub ttls: Vec<(usize, u32)>,
+}
+
+/// A cached response and its key, in one allocation: `data` is the key, then the response,
+/// then for an answer from the resolver when its entry there was stored and expires (as
+/// nanoseconds from the cache's epoch, 8 bytes each) and where its TTLs are (6 bytes each:
+/// offset, TTL at `stored`). Everything a hit reads but the table's own bucket is in that one
+/// allocation.
+struct Slot {
+    hash: u64,
+    data: Box<[u8]>,
+    key_len: u16,
+    response_len: u16,
+    /// For an answer from the resolver: the whole second (since `stored`) in which this copy
+    /// last marked the resolver's entry as used. Once a second is plenty for the eviction
+    /// clock, and spares a read of a line that lives elsewhere on most hits.
+    marked: u32,
+    /// For an answer from the resolver: its entry's mark.
+    used: Option<UseMark>,
+}
+
+impl Slot {
+    fn key(&self) -> &[u8] {
+        &self.data[..usize::from(self.key_len)]
+    }
+
+    fn response(&self) -> &[u8] {
+        let start = usize::from(self.key_len);
+        &self.data[start..start + usize::from(self.response_len)]
+    }
+
+    /// For an answer from the resolver: when its entry was stored and when it expires.
+    fn times(&self) -> (i64, i64) {
+        let nanos = |at: usize| {
+            self.data
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, i64::from_be_bytes)
+        };
+        let start = usize::from(self.key_len) + usize::from(self.response_len);
+        (nanos(start), nanos(start + 8))
+    }
+
+    /// For an answer from the resolver: where its TTLs are, and their values when stored.
+    fn ttls(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        let start = usize::from(self.key_len) + usize::from(self.response_len) + 16;
+        let tail = self.data.get(start..).unwrap_or(&[]);
+        tail.chunks_exact(6).map(|c| {
+            (
+                usize::from(u16::from_be_bytes([c[0], c[1]])),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+    }
+}
+
+/// A response from the cache.
+pub struct Hit {
+    pub response: Vec<u8>,
+    /// It came from the resolver's cache (a copy of a fresh entry): it counts as a hit there.
+    pub resolved: bool,
+}
+
+/// Composed responses for one catalog generation (and, for the resolver's answers, one
+/// resolver generation).
 #[derive(Default)]
 pub struct ResponseCache {
     generation: u64,
-    entries: FxHashMap<Key, Vec<u8>>,
+    resolver_generation: u64,
+    entries: HashTable<Slot>,
+    /// What the times of the resolver's answers count from; set with the first of them.
+    epoch: Option<Instant>,
+}
+
+/// `t` as signed nanoseconds from `epoch`.
+fn nanos_since(epoch: Instant, t: Instant) -> i64 {
+    let signed = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    if t >= epoch {
+        signed(t - epoch)
+    } else {
+        -signed(epoch - t)
+    }
+}
+
+fn hash(key: &[u8]) -> u64 {
+    let mut hasher = FxBuildHasher.build_hasher();
+    hasher.write(key);
+    hasher.finish()
 }
 
 impl ResponseCache {
-    /// Forgets everything when the catalog is not the one the entries were made from.
-    pub fn sync(&mut self, generation: u64) {
-        if generation != self.generation {
+    /// Forgets everything when the catalog is not the one the entries were made from, or the
+    /// resolver's cache has been flushed or its rules changed since (0: no resolver).
+    pub fn sync(&mut self, generation: u64, resolver_generation: u64) {
+        if generation != self.generation || resolver_generation != self.resolver_generation {
             self.entries.clear();
             self.generation = generation;
+            self.resolver_generation = resolver_generation;
         }
     }
 
     /// The cached response for `key`, made fit for `request`: its ID and the question's
-    /// letter case (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it).
-    pub fn answer(&self, key: &Key, name_end: usize, request: &[u8]) -> Option<Vec<u8>> {
-        let cached = self.entries.get(key)?;
-        let mut response = cached.clone();
+    /// letter case (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it;
+    /// answer owner names equal to the question are compression pointers to it, so they take
+    /// the asker's case too), and for the resolver's answers the TTLs of the moment. An
+    /// answer from the resolver whose entry expired is dropped: the resolver decides what
+    /// comes next (a refresh, or serve-stale).
+    pub fn answer(&mut self, key: &Key, name_end: usize, request: &[u8]) -> Option<Hit> {
+        let key = key.as_bytes();
+        let hash = hash(key);
+        let eq = |slot: &Slot| slot.hash == hash && slot.key() == key;
+        let slot = self.entries.find_mut(hash, eq)?;
+        let mut response = slot.response().to_vec();
+        let resolved = slot.used.is_some();
+        if let (Some(used), Some(epoch)) = (&slot.used, self.epoch) {
+            let now = nanos_since(epoch, Instant::now());
+            let (stored, expires) = slot.times();
+            if now >= expires {
+                self.remove(hash, key);
+                return None;
+            }
+            // Whole seconds, as the resolver counts (`Entry::fresh`).
+            let elapsed =
+                u32::try_from(now.saturating_sub(stored) / 1_000_000_000).unwrap_or(u32::MAX);
+            for (at, ttl) in slot.ttls() {
+                if let Some(field) = response.get_mut(at..at + 4) {
+                    field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
+                }
+            }
+            if slot.marked != elapsed {
+                // Uses of the copy keep the resolver's entry from eviction, as uses of it
+                // would.
+                used.mark();
+                slot.marked = elapsed;
+            }
+        }
         response[0..2].copy_from_slice(&request[0..2]);
         let name = HEADER_LEN..name_end;
         if response.get(name.clone())?.len() == request[name.clone()].len() {
             response[name.clone()].copy_from_slice(&request[name]);
         }
-        Some(response)
+        Some(Hit { response, resolved })
     }
 
-    pub fn insert(&mut self, key: Key, response: &[u8]) {
+    fn remove(&mut self, hash: u64, key: &[u8]) {
+        if let Ok(entry) = self
+            .entries
+            .find_entry(hash, |s| s.hash == hash && s.key() == key)
+        {
+            entry.remove();
+        }
+    }
+
+    /// Keeps a response: one that depends on nothing but the snapshot (`countdown` `None`),
+    /// or one made from a fresh entry of the resolver's cache.
+    pub fn insert(&mut self, key: Key, response: &[u8], countdown: Option<Countdown>) {
+        let key = key.as_bytes();
+        let (Ok(key_len), Ok(response_len)) =
+            (u16::try_from(key.len()), u16::try_from(response.len()))
+        else {
+            return;
+        };
+        let ttls = countdown.as_ref().map_or(&[][..], |c| &c.ttls[..]);
+        let mut data = Vec::with_capacity(key.len() + response.len() + 16 + 6 * ttls.len());
+        data.extend_from_slice(key);
+        data.extend_from_slice(response);
+        if let Some(countdown) = &countdown {
+            let epoch = *self.epoch.get_or_insert_with(Instant::now);
+            let freshness = &countdown.freshness;
+            data.extend_from_slice(&nanos_since(epoch, freshness.stored).to_be_bytes());
+            data.extend_from_slice(&nanos_since(epoch, freshness.expires).to_be_bytes());
+        }
+        for &(at, ttl) in ttls {
+            let Ok(at) = u16::try_from(at) else {
+                return;
+            };
+            data.extend_from_slice(&at.to_be_bytes());
+            data.extend_from_slice(&ttl.to_be_bytes());
+        }
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.clear();
         }
-        self.entries.insert(key, response.to_vec());
+        let hash = hash(key);
+        let slot = Slot {
+            hash,
+            data: data.into_boxed_slice(),
+            key_len,
+            response_len,
+            marked: countdown.as_ref().map_or(0, |c| c.freshness.elapsed),
+            used: countdown.map(|c| c.freshness.use_mark()),
+        };
+        match self
+            .entries
+            .entry(hash, |s| s.hash == hash && s.key() == key, |s| s.hash)
+        {
+            hashbrown::hash_table::Entry::Occupied(mut o) => *o.get_mut() = slot,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(slot);
+            }
+        }
     }
 }
 
@@ -206,12 +431,41 @@ mod tests {
         let upper = PlainQuery::parse(&query(&["WWW", "Example", "com"], 1, true)).unwrap();
         let lower = PlainQuery::parse(&query(&["www", "example", "com"], 1, true)).unwrap();
         assert_eq!(
-            upper.into_key(false, View::public(), false),
-            lower.into_key(false, View::public(), false)
+            upper.into_key(false, &View::public(), false),
+            lower.into_key(false, &View::public(), false)
         );
         let upper = PlainQuery::parse(&query(&["WWW", "Example", "com"], 1, true)).unwrap();
         assert_eq!(upper.edns, Some((true, SERVER_UDP_PAYLOAD)));
         assert!(upper.recursion_desired);
+    }
+
+    #[test]
+    fn keys_tell_apart_what_the_response_depends_on() {
+        let key = |name: &[&str], qtype, edns, recursive, tcp| {
+            PlainQuery::parse(&query(name, qtype, edns))
+                .unwrap()
+                .into_key(recursive, &View::public(), tcp)
+                .unwrap()
+        };
+        let base = key(&["a", "example"], 1, true, false, false);
+        assert_eq!(base, key(&["A", "EXAMPLE"], 1, true, false, false));
+        assert_ne!(base, key(&["a", "example"], 28, true, false, false));
+        assert_ne!(base, key(&["a", "example"], 1, false, false, false));
+        assert_ne!(base, key(&["a", "example"], 1, true, true, false));
+        assert_ne!(base, key(&["a", "example"], 1, true, false, true));
+        assert_ne!(base, key(&["ab", "example"], 1, true, false, false));
+        // "a.b" and "ab" differ in their length bytes.
+        assert_ne!(
+            key(&["a", "b"], 1, false, false, false),
+            key(&["ab"], 1, false, false, false)
+        );
+        let mut no_rd = query(&["a", "example"], 1, true);
+        no_rd[2] = 0;
+        let no_rd = PlainQuery::parse(&no_rd)
+            .unwrap()
+            .into_key(false, &View::public(), false)
+            .unwrap();
+        assert_ne!(base, no_rd);
     }
 
     #[test]
@@ -244,24 +498,69 @@ mod tests {
         assert!(PlainQuery::parse(&good[..good.len() - 1]).is_none());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn resolver_answers_count_down_and_expire_with_their_entry() {
+        use std::time::Duration;
+
+        let request = query(&["www", "example", "com"], 1, false);
+        let end = PlainQuery::parse(&request).unwrap().name_end();
+        let key = PlainQuery::parse(&request)
+            .unwrap()
+            .into_key(true, &View::public(), false)
+            .unwrap();
+        // A response with one TTL field at 30..34, composed 5 s after the resolver stored the
+        // entry (TTL 60 then, 55 in the bytes).
+        let t0 = Instant::now();
+        let mut response = request.clone();
+        response[2] |= 0x80;
+        response.resize(40, 0);
+        response[30..34].copy_from_slice(&55u32.to_be_bytes());
+        let freshness = Freshness::detached(t0, t0 + Duration::from_secs(60), 5);
+        let countdown = Countdown {
+            ttls: vec![(30, 55 + freshness.elapsed)],
+            freshness,
+        };
+        let mut cache = ResponseCache::default();
+        cache.sync(1, 9);
+        // Kept 5 s after the entry was stored: the cache's epoch is later than `stored`.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        cache.insert(key.clone(), &response, Some(countdown));
+        tokio::time::advance(Duration::from_millis(15_900)).await;
+        let hit = cache.answer(&key, end, &request).unwrap();
+        assert!(hit.resolved);
+        assert_eq!(&hit.response[30..34], &40u32.to_be_bytes());
+        tokio::time::advance(Duration::from_millis(39_099)).await;
+        let hit = cache.answer(&key, end, &request).unwrap();
+        assert_eq!(&hit.response[30..34], &1u32.to_be_bytes());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(cache.answer(&key, end, &request).is_none(), "expired");
+        assert!(cache.entries.is_empty(), "and dropped");
+        // A new resolver generation (a flush) empties the cache.
+        cache.insert(key.clone(), &response, None);
+        cache.sync(1, 10);
+        assert!(cache.answer(&key, end, &request).is_none());
+    }
+
     #[test]
     fn hits_carry_the_askers_id_and_case_and_generations_expire() {
         let first = query(&["www", "example", "com"], 1, false);
         let parsed = PlainQuery::parse(&first).unwrap();
-        let key = parsed.into_key(false, View::public(), false);
+        let key = parsed.into_key(false, &View::public(), false).unwrap();
         let mut cache = ResponseCache::default();
-        cache.sync(7);
+        cache.sync(7, 0);
         let mut response = first.clone();
         response[2] |= 0x80;
-        cache.insert(key.clone(), &response);
+        cache.insert(key.clone(), &response, None);
         let mut second = query(&["WwW", "EXAMPLE", "com"], 1, false);
         second[0] = 0xab;
         second[1] = 0xcd;
         let end = PlainQuery::parse(&second).unwrap().name_end();
         let hit = cache.answer(&key, end, &second).unwrap();
+        assert!(!hit.resolved);
+        let hit = hit.response;
         assert_eq!(&hit[0..2], &[0xab, 0xcd]);
         assert_eq!(&hit[12..end], &second[12..end]);
-        cache.sync(8);
+        cache.sync(8, 0);
         assert!(cache.answer(&key, end, &second).is_none());
     }
 }

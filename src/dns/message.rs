@@ -17,8 +17,9 @@ use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
-use crate::catalog::{Answer, Catalog, Rrset, Section};
-use crate::resolver::{Resolved, Resolver};
+use super::cache::Countdown;
+use crate::catalog::{Answer, Catalog, Rrset, Section, View};
+use crate::resolver::{Cached, Freshness, Resolved, Resolver};
 
 /// The UDP payload size r53 advertises and the most it sends (the DNS Flag Day 2020 figure).
 pub const SERVER_UDP_PAYLOAD: u16 = 1232;
@@ -56,6 +57,23 @@ impl RecursionPolicy {
     }
 }
 
+/// What an answer depends on about the client, worked out once per query.
+pub struct ClientContext {
+    /// The VPCs the client is in: which private zones it sees.
+    pub view: View,
+    /// Whether it may have questions resolved (RD aside).
+    pub may_recurse: bool,
+}
+
+impl ClientContext {
+    pub fn new(catalog: &Catalog, client: IpAddr, recursion: &RecursionPolicy) -> Self {
+        Self {
+            view: catalog.view(client),
+            may_recurse: recursion.allows(catalog, client),
+        }
+    }
+}
+
 /// What to do with a request.
 pub enum Outcome {
     /// Send these bytes.
@@ -76,16 +94,18 @@ pub fn respond(
     client: IpAddr,
     recursion: &RecursionPolicy,
 ) -> Option<Outcome> {
-    respond_noting(catalog, request, transport, client, recursion, &mut false)
+    let context = ClientContext::new(catalog, client, recursion);
+    respond_noting(catalog, request, transport, &context, recursion, &mut false)
 }
 
-/// [`respond`], also setting `reusable` when the reply is an answer from the catalog that
-/// depends on nothing but the snapshot and the question (so a response cache may keep it).
+/// [`respond`] for a client whose context is known, also setting `reusable` when the reply is
+/// an answer from the catalog that depends on nothing but the snapshot and the question (so a
+/// response cache may keep it).
 pub fn respond_noting(
     catalog: &Catalog,
     request: &[u8],
     transport: Transport,
-    client: IpAddr,
+    client: &ClientContext,
     recursion: &RecursionPolicy,
     reusable: &mut bool,
 ) -> Option<Outcome> {
@@ -113,7 +133,7 @@ fn parse_and_answer(
     catalog: &Catalog,
     request: &[u8],
     transport: Transport,
-    client: IpAddr,
+    client: &ClientContext,
     recursion: &RecursionPolicy,
     reusable: &mut bool,
 ) -> Outcome {
@@ -160,7 +180,7 @@ fn respond_to(
     request: Message,
     id: u16,
     transport: Transport,
-    client: IpAddr,
+    client: &ClientContext,
     recursion: &RecursionPolicy,
     reusable: &mut bool,
 ) -> Outcome {
@@ -169,7 +189,11 @@ fn respond_to(
     );
     match reply {
         Local::Reply(bytes) => Outcome::Reply(bytes),
-        Local::Recurse { name, prefix } => match &recursion.resolver {
+        Local::Recurse {
+            name,
+            prefix,
+            volatile,
+        } => match &recursion.resolver {
             Some(resolver) => Outcome::Recurse(Box::new(Recursion {
                 qtype: request.queries[0].query_type(),
                 request,
@@ -177,6 +201,7 @@ fn respond_to(
                 transport,
                 name,
                 prefix,
+                volatile,
                 resolver: resolver.clone(),
             })),
             // `Recurse` is only decided with a resolver present.
@@ -188,10 +213,12 @@ fn respond_to(
 /// The local part of answering: from r53's zones, or the decision to ask the resolver.
 enum Local {
     Reply(Vec<u8>),
-    /// Resolve `name`; `prefix` is the CNAME chain from r53's zones that led to it.
+    /// Resolve `name`; `prefix` is the CNAME chain from r53's zones that led to it, and
+    /// `volatile` says whether that chain depends on the clock (see `Answer::volatile`).
     Recurse {
         name: Name,
         prefix: Vec<(Name, Rrset)>,
+        volatile: bool,
     },
 }
 
@@ -200,7 +227,7 @@ fn answer_locally(
     request: &Message,
     id: u16,
     transport: Transport,
-    client: IpAddr,
+    client: &ClientContext,
     recursion: &RecursionPolicy,
     reusable: &mut bool,
 ) -> Local {
@@ -245,8 +272,8 @@ fn answer_locally(
         // r53 serves class IN only.
         _ => return Local::Reply(response.error(ResponseCode::Refused)),
     }
-    let view = catalog.view(client);
-    let recursive = request.metadata.recursion_desired && recursion.allows(catalog, client);
+    let view = &client.view;
+    let recursive = request.metadata.recursion_desired && client.may_recurse;
     // Route 53 Resolver: "If a query matches both a forwarding rule and a private hosted
     // zone, the forwarding rule wins".
     if recursive
@@ -258,9 +285,10 @@ fn answer_locally(
         return Local::Recurse {
             name: query.name().clone(),
             prefix: Vec::new(),
+            volatile: false,
         };
     }
-    let answer = catalog.answer(query.name(), qtype, &view);
+    let answer = catalog.answer(query.name(), qtype, view);
     if recursive {
         // A name in no zone this client sees goes to the resolver, and so does the rest of
         // a CNAME chain that leaves r53's zones (RFC 1034 §4.3.2 step 3a restarts there).
@@ -268,6 +296,7 @@ fn answer_locally(
             return Local::Recurse {
                 name: query.name().clone(),
                 prefix: Vec::new(),
+                volatile: false,
             };
         }
         let tail = answer
@@ -280,7 +309,7 @@ fn answer_locally(
         if let Some(target) = tail {
             if answer.rcode == ResponseCode::NoError
                 && qtype != RecordType::CNAME
-                && catalog.find_zone(target, &view).is_none()
+                && catalog.find_zone(target, view).is_none()
             {
                 return Local::Recurse {
                     name: target.clone(),
@@ -289,6 +318,7 @@ fn answer_locally(
                         .iter()
                         .map(|s| (s.owner.as_ref().clone(), s.rrset.as_ref().clone()))
                         .collect(),
+                    volatile: answer.volatile,
                 };
             }
         }
@@ -320,6 +350,8 @@ pub struct Recursion {
     name: Name,
     qtype: RecordType,
     prefix: Vec<(Name, Rrset)>,
+    /// The prefix depends on the clock: the response must not be reused.
+    volatile: bool,
     resolver: Arc<Resolver>,
 }
 
@@ -328,7 +360,29 @@ impl Recursion {
     /// own), the CNAME chain from r53's zones first.
     pub async fn run(self) -> Vec<u8> {
         let resolved = self.resolver.resolve(&self.name, self.qtype).await;
-        self.finish(&resolved)
+        self.finish(&resolved, None).0
+    }
+
+    /// The response when the resolver's cache has the answer now (fresh, or stale within its
+    /// failure recheck timer), composed without waiting; `None` when only [`run`](Self::run)
+    /// can answer. A fresh answer comes with its [`Countdown`], so that a response cache may
+    /// serve it again, TTLs counting down, until the resolver's entry expires.
+    pub fn answer_from_cache(&self) -> Option<(Vec<u8>, Option<Countdown>)> {
+        match self.resolver.cached(&self.name, self.qtype)? {
+            Cached::Fresh(resolved, _) if self.volatile => {
+                Some((self.finish(&resolved, None).0, None))
+            }
+            Cached::Fresh(resolved, freshness) => {
+                let (response, countdown) = self.finish(&resolved, Some(freshness));
+                Some((response, countdown))
+            }
+            Cached::Stale(resolved) => Some((self.finish(&resolved, None).0, None)),
+        }
+    }
+
+    /// The resolver this question goes to.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
     }
 
     /// SERVFAIL without asking: too many questions are being resolved already.
@@ -338,21 +392,17 @@ impl Recursion {
         response.compose(&Answer::new(ResponseCode::ServFail, false), u16::MAX)
     }
 
-    fn finish(self, resolved: &Resolved) -> Vec<u8> {
-        let owned = |records: &[hickory_proto::rr::Record]| -> Vec<Section<'static>> {
-            records
-                .iter()
-                .map(|r| Section {
-                    owner: Cow::Owned(r.name.clone()),
-                    rrset: Cow::Owned(Rrset::new(
-                        &r.name,
-                        r.record_type(),
-                        r.ttl,
-                        vec![r.data.clone()],
-                    )),
-                })
-                .collect()
-        };
+    /// Composes the response from what the resolver said. Owner names equal to the question
+    /// name take the asker's letter case (the cache holds the case of whoever asked first);
+    /// consecutive records of one owner, type and TTL go out as one RRset, so that truncation
+    /// never splits an RRset (RFC 2181 §9). With `fresh`, also where the resolver's TTLs are
+    /// in the response, for a [`Countdown`].
+    fn finish(
+        &self,
+        resolved: &Resolved,
+        fresh: Option<Freshness>,
+    ) -> (Vec<u8>, Option<Countdown>) {
+        let qname = self.request.queries.first().map(Query::name);
         let mut answer = Answer::new(resolved.rcode, false);
         answer.answers = self
             .prefix
@@ -361,14 +411,83 @@ impl Recursion {
                 owner: Cow::Owned(owner.clone()),
                 rrset: Cow::Owned(rrset.clone()),
             })
-            .chain(owned(&resolved.answers))
             .collect();
-        answer.authorities = owned(&resolved.authorities);
+        let local = answer.answers.len();
+        push_rrsets(&mut answer.answers, &resolved.answers, qname);
+        push_rrsets(&mut answer.authorities, &resolved.authorities, qname);
         let limit = size_limit(&self.request, self.transport);
         let mut response = Response::new(&self.request, self.id);
         response.recursion_available = true;
-        response.compose(&answer, limit)
+        let Some(freshness) = fresh else {
+            return (response.compose(&answer, limit), None);
+        };
+        let mut ttls = Vec::new();
+        let bytes = response.compose_noting(&answer, limit, Some(&mut ttls));
+        let ttls = ttls
+            .into_iter()
+            .filter_map(|at| {
+                let sections = match at.section {
+                    1 if at.index >= local => &answer.answers,
+                    2 => &answer.authorities,
+                    _ => return None,
+                };
+                let ttl = sections[at.index].rrset.ttl;
+                Some((at.offset, ttl.saturating_add(freshness.elapsed)))
+            })
+            .collect();
+        (bytes, Some(Countdown { freshness, ttls }))
     }
+}
+
+/// Appends resolver records to a section, grouped into RRsets (consecutive records of one
+/// owner, type and TTL), owner names equal to `qname` written as the question has them.
+fn push_rrsets(
+    sections: &mut Vec<Section<'static>>,
+    records: &[hickory_proto::rr::Record],
+    qname: Option<&Name>,
+) {
+    let start = sections.len();
+    for r in records {
+        let rtype = r.record_type();
+        if sections.len() > start {
+            if let Some(last) = sections.last_mut() {
+                if last.rrset.rtype == rtype
+                    && last.rrset.ttl == r.ttl
+                    && last.owner.as_ref() == &r.name
+                {
+                    let set = last.rrset.to_mut();
+                    if !set.records.contains(&r.data) {
+                        set.records.push(r.data.clone());
+                    }
+                    continue;
+                }
+            }
+        }
+        // `Name` equality ignores case (RFC 4343).
+        let owner = match qname {
+            Some(q) if *q == r.name => q.clone(),
+            _ => r.name.clone(),
+        };
+        sections.push(Section {
+            rrset: Cow::Owned(Rrset {
+                name: owner.clone(),
+                rtype,
+                ttl: r.ttl,
+                records: vec![r.data.clone()],
+                alias: None,
+            }),
+            owner: Cow::Owned(owner),
+        });
+    }
+}
+
+/// Where a record's TTL went in a composed message.
+struct TtlAt {
+    /// 1 answer, 2 authority, 3 additional.
+    section: u8,
+    /// Which entry of that section of the [`Answer`].
+    index: usize,
+    offset: usize,
 }
 
 /// The parts of a response decided before the answer.
@@ -415,6 +534,16 @@ impl<'q> Response<'q> {
     /// included, but there was insufficient room. This includes the results of additional
     /// section processing."
     fn compose(self, answer: &Answer<'_>, limit: u16) -> Vec<u8> {
+        self.compose_noting(answer, limit, None)
+    }
+
+    /// [`compose`](Self::compose), noting in `ttls` where each record's TTL went.
+    fn compose_noting(
+        self,
+        answer: &Answer<'_>,
+        limit: u16,
+        mut ttls: Option<&mut Vec<TtlAt>>,
+    ) -> Vec<u8> {
         let mut buf = Vec::with_capacity(512);
         let opt_len = self.edns.as_ref().map_or(0, |_| OPT_LEN);
         // Room for everything but our OPT, which always goes in.
@@ -440,11 +569,24 @@ impl<'q> Response<'q> {
                 (&answer.additionals, 3),
             ];
             'sections: for (sections, slot) in sections {
-                for section in sections {
+                for (index, section) in sections.iter().enumerate() {
                     let mark = encoder.offset();
-                    match emit_rrset(&mut encoder, section) {
+                    let noted = ttls.as_ref().map_or(0, |t| t.len());
+                    let emitted = emit_rrset(&mut encoder, section, |offset| {
+                        if let Some(ttls) = ttls.as_mut() {
+                            ttls.push(TtlAt {
+                                section: slot as u8,
+                                index,
+                                offset,
+                            });
+                        }
+                    });
+                    match emitted {
                         Ok(n) if encoder.offset() <= budget => counts[slot] += n,
                         _ => {
+                            if let Some(ttls) = ttls.as_mut() {
+                                ttls.truncate(noted);
+                            }
                             // Roll back to before the RRset; `trim` also forgets compression
                             // targets in the discarded bytes, so later names stay correct.
                             encoder.set_offset(mark);
@@ -498,28 +640,38 @@ impl<'q> Response<'q> {
     }
 }
 
-/// Emits every record of one RRset; on error the caller rolls back to before the set.
+/// Emits every record of one RRset, telling `ttl_at` where each TTL went; on error the
+/// caller rolls back to before the set.
 fn emit_rrset(
     encoder: &mut BinEncoder<'_>,
     section: &Section<'_>,
+    mut ttl_at: impl FnMut(usize),
 ) -> Result<u16, hickory_proto::ProtoError> {
     let set = section.rrset.as_ref();
     for rdata in &set.records {
-        emit_record(encoder, section.owner.as_ref(), set.rtype, set.ttl, rdata)?;
+        ttl_at(emit_record(
+            encoder,
+            section.owner.as_ref(),
+            set.rtype,
+            set.ttl,
+            rdata,
+        )?);
     }
     Ok(set.records.len() as u16)
 }
 
+/// Emits one record; returns where its TTL is.
 fn emit_record(
     encoder: &mut BinEncoder<'_>,
     owner: &Name,
     rtype: RecordType,
     ttl: u32,
     rdata: &RData,
-) -> Result<(), hickory_proto::ProtoError> {
+) -> Result<usize, hickory_proto::ProtoError> {
     owner.emit(encoder)?;
     encoder.emit_u16(rtype.into())?;
     encoder.emit_u16(DNSClass::IN.into())?;
+    let ttl_at = encoder.offset();
     encoder.emit_u32(ttl)?;
     let len_at = encoder.offset();
     encoder.emit_u16(0)?;
@@ -530,7 +682,7 @@ fn emit_record(
     encoder.set_offset(len_at);
     encoder.emit_u16(len as u16)?;
     encoder.set_offset(end);
-    Ok(())
+    Ok(ttl_at)
 }
 
 #[cfg(test)]

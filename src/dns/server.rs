@@ -12,8 +12,9 @@
 //! - UDP answers: inline in the receive loop, so at most one per socket at a time
 //!   (`udp_sockets`); a burst waits in the kernel's receive buffer, whose overflow drops.
 //! - UDP responses per client network: [`super::rrl`] (`rrl`), a fixed-size table.
-//! - Recursion: `max_recursions` tasks per UDP socket, SERVFAIL past it; on TCP one question
-//!   at a time per connection.
+//! - Recursion: an answer the resolver's cache has is composed inline like an authoritative
+//!   one; only a question that must wait for an upstream takes a task, `max_recursions` tasks
+//!   per UDP socket, SERVFAIL past it; on TCP one question at a time per connection.
 //! - TCP: `tcp_max_connections` tasks, each with one query buffer of at most 64 KiB; a
 //!   connection that waits too long is closed (`tcp_idle_timeout`, `tcp_read_timeout`), and
 //!   when the table is full, the connection that has waited longest for its next query (for
@@ -39,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::cache::{PlainQuery, ResponseCache};
-use super::message::{respond_noting, Outcome, RecursionPolicy, Transport};
+use super::message::{respond_noting, ClientContext, Outcome, RecursionPolicy, Transport};
 use super::mmsg::{self, RecvBatch};
 use super::rrl::{Rrl, RrlConfig, Verdict};
 use crate::catalog::{Catalog, SharedCatalog};
@@ -195,46 +196,63 @@ thread_local! {
 
 /// Answers a request, from the thread's response cache when it is a plain query answered
 /// before for this snapshot and view, else by `respond` (keeping the reply when it may be
-/// reused).
+/// reused). A question for the resolver is answered here too when the resolver's cache has
+/// the answer (and a fresh one is kept in the response cache, its TTLs counting down); only
+/// one that must wait for an upstream comes back as `Outcome::Recurse`. `resolver_hits`
+/// counts the answers served from copies of the resolver's entries, for its statistics.
 fn answer_cached(
     snapshot: &Catalog,
     request: &[u8],
     transport: Transport,
     client: IpAddr,
     recursion: &RecursionPolicy,
+    resolver_hits: &mut u64,
 ) -> Option<Outcome> {
-    let plain = PlainQuery::parse(request).map(|q| {
-        let recursive = q.recursion_desired() && recursion.allows(snapshot, client);
+    let context = ClientContext::new(snapshot, client, recursion);
+    let plain = PlainQuery::parse(request).and_then(|q| {
+        let recursive = q.recursion_desired() && context.may_recurse;
         let end = q.name_end();
-        let key = q.into_key(
-            recursive,
-            snapshot.view(client),
-            transport == Transport::Tcp,
-        );
-        (end, key)
+        let key = q.into_key(recursive, &context.view, transport == Transport::Tcp)?;
+        Some((end, key))
     });
+    let resolver_generation = recursion.resolver.as_ref().map_or(0, |r| r.generation());
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        cache.sync(snapshot.generation);
+        cache.sync(snapshot.generation, resolver_generation);
         if let Some(hit) = plain
             .as_ref()
             .and_then(|(end, key)| cache.answer(key, *end, request))
         {
-            return Some(Outcome::Reply(hit));
+            *resolver_hits += u64::from(hit.resolved);
+            return Some(Outcome::Reply(hit.response));
         }
         let mut reusable = false;
         let outcome = respond_noting(
             snapshot,
             request,
             transport,
-            client,
+            &context,
             recursion,
             &mut reusable,
         );
-        if let (true, Some((_, key)), Some(Outcome::Reply(bytes))) = (reusable, plain, &outcome) {
-            cache.insert(key, bytes);
+        match outcome {
+            Some(Outcome::Reply(bytes)) => {
+                if let (true, Some((_, key))) = (reusable, plain) {
+                    cache.insert(key, &bytes, None);
+                }
+                Some(Outcome::Reply(bytes))
+            }
+            Some(Outcome::Recurse(question)) => match question.answer_from_cache() {
+                Some((bytes, countdown)) => {
+                    if let (Some(countdown), Some((_, key))) = (countdown, plain) {
+                        cache.insert(key, &bytes, Some(countdown));
+                    }
+                    Some(Outcome::Reply(bytes))
+                }
+                None => Some(Outcome::Recurse(question)),
+            },
+            None => None,
         }
-        outcome
     })
 }
 
@@ -255,9 +273,11 @@ async fn serve_udp(
     shutdown: CancellationToken,
 ) {
     let socket = Arc::new(socket);
-    // Questions for the resolver wait on upstreams, so they run in tasks of their own, as
-    // many at once as this allows; the authoritative answers go on inline.
+    // Questions the resolver must ask upstreams about wait, so they run in tasks of their
+    // own, as many at once as this allows; every other answer (authoritative, or from the
+    // resolver's cache) goes on inline and out in the batch.
     let recursions = Arc::new(Semaphore::new(options.max_recursions));
+    let resolver = options.recursion.resolver.clone();
     let mut batch = RecvBatch::new();
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
     loop {
@@ -273,6 +293,7 @@ async fn serve_udp(
             _ = shutdown.cancelled() => return,
         };
         let snapshot = catalog.load();
+        let mut resolver_hits = 0;
         for i in 0..received {
             let Some((request, peer)) = batch.get(i) else {
                 continue;
@@ -287,6 +308,7 @@ async fn serve_udp(
                 Transport::Udp,
                 peer.ip(),
                 &options.recursion,
+                &mut resolver_hits,
             );
             let response = match outcome {
                 None => continue,
@@ -310,6 +332,9 @@ async fn serve_udp(
             }
         }
         drop(snapshot);
+        if let Some(resolver) = &resolver {
+            resolver.note_hits(resolver_hits);
+        }
         mmsg::send_batch(&socket, &replies).await;
         replies.clear();
     }
@@ -503,7 +528,19 @@ async fn serve_connection(
         table.set_waiting(id, None);
         let outcome = {
             let snapshot = catalog.load();
-            answer_cached(&snapshot, &buf, Transport::Tcp, peer, &options.recursion)
+            let mut resolver_hits = 0;
+            let outcome = answer_cached(
+                &snapshot,
+                &buf,
+                Transport::Tcp,
+                peer,
+                &options.recursion,
+                &mut resolver_hits,
+            );
+            if let Some(resolver) = &options.recursion.resolver {
+                resolver.note_hits(resolver_hits);
+            }
+            outcome
         };
         let response = match outcome {
             // Not a query we answer (too short, or a response): the stream can't be trusted.

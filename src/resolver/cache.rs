@@ -1,17 +1,20 @@
 //! The resolver's cache: whole answers keyed by (name, type), with TTLs that count down, a
 //! window past expiry in which they may still be served stale (RFC 8767), and a bound on the
-//! number of entries enforced by evicting the least recently used.
+//! number of entries enforced by evicting entries not used lately (CLOCK, an O(1)
+//! approximation of least recently used).
 //!
 //! Pure data structure: it is handed the current time by its caller and does no IO, takes no
 //! lock and reads no clock itself, which is what makes every rule here unit-testable. What goes
 //! in (TTL caps, negative TTLs from the SOA) is decided by [`Entry::from_response`]; the locking
 //! and the counting live in `resolver::Resolver`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use rustc_hash::FxHashMap;
 use tokio::time::Instant;
 
 use super::Resolved;
@@ -31,15 +34,74 @@ pub const MAX_STALE: Duration = Duration::from_secs(86_400);
 /// answer is served without asking the upstreams again for that long.
 pub const STALE_TTL: u32 = 30;
 
-/// A cache key: the query name lower-cased and fully qualified, and the query type.
-pub type Key = (Name, RecordType);
+/// A cache key: the query name in wire form, lower-cased (RFC 4343: `WWW.Example` and
+/// `www.example` share an entry) and fully qualified, then the query type (two bytes).
+/// Hashing and comparing it is a pass over a few bytes, not over `Name` labels.
+pub type Key = Box<[u8]>;
 
-/// The key for a question: DNS names compare case-insensitively (RFC 4343), so `WWW.Example`
-/// and `www.example` share an entry.
+/// The most bytes a key takes: a name of at most 255 bytes in wire form, and the type.
+const MAX_KEY: usize = 255 + 2;
+
+/// A key built on the stack, for lookups that need no owned key.
+pub struct KeyBuf {
+    bytes: [u8; MAX_KEY],
+    len: usize,
+}
+
+impl KeyBuf {
+    pub fn new(name: &Name, qtype: RecordType) -> Self {
+        let mut key = Self {
+            bytes: [0; MAX_KEY],
+            len: 0,
+        };
+        // A name is at most 255 bytes on the wire (hickory refuses longer ones), so this
+        // always fits; the checks only keep a broken name from panicking.
+        for label in name.iter() {
+            let end = key.len + 1 + label.len();
+            if label.len() > 63 || end > MAX_KEY - 3 {
+                break;
+            }
+            key.bytes[key.len] = label.len() as u8;
+            for (to, from) in key.bytes[key.len + 1..end].iter_mut().zip(label) {
+                *to = from.to_ascii_lowercase();
+            }
+            key.len = end;
+        }
+        key.bytes[key.len] = 0;
+        key.bytes[key.len + 1..key.len + 3].copy_from_slice(&u16::from(qtype).to_be_bytes());
+        key.len += 3;
+        key
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    pub fn to_key(&self) -> Key {
+        self.as_bytes().into()
+    }
+}
+
+/// The key for a question.
 pub fn key(name: &Name, qtype: RecordType) -> Key {
-    let mut name = name.to_lowercase();
+    KeyBuf::new(name, qtype).to_key()
+}
+
+/// The (lower-cased, fully qualified) name a key is for.
+pub fn key_name(key: &[u8]) -> Option<Name> {
+    let mut labels = Vec::new();
+    let mut at = 0;
+    loop {
+        let len = usize::from(*key.get(at)?);
+        if len == 0 {
+            break;
+        }
+        labels.push(key.get(at + 1..at + 1 + len)?);
+        at += 1 + len;
+    }
+    let mut name = Name::from_labels(labels).ok()?;
     name.set_fqdn(true);
-    (name, qtype)
+    Some(name)
 }
 
 /// RFC 2181 §8: a TTL with the most significant bit set "should be treated as if the entire
@@ -158,7 +220,7 @@ impl Entry {
 
     /// The answer with every TTL reduced by the whole seconds since it was stored, so that a
     /// client caching it does not keep it past the upstream's TTL.
-    fn fresh(&self, now: Instant) -> Resolved {
+    fn fresh(&self, now: Instant) -> (Resolved, u32) {
         let elapsed =
             u32::try_from(now.saturating_duration_since(self.stored).as_secs()).unwrap_or(u32::MAX);
         let count_down = |records: &[Record]| {
@@ -171,12 +233,13 @@ impl Entry {
                 })
                 .collect()
         };
-        Resolved {
+        let resolved = Resolved {
             rcode: self.rcode,
             answers: count_down(&self.answers),
             authorities: count_down(&self.authorities),
             stale: false,
-        }
+        };
+        (resolved, elapsed)
     }
 
     /// The expired answer as RFC 8767 §4 serves it: every TTL 30 s, marked stale.
@@ -200,31 +263,94 @@ impl Entry {
     }
 }
 
+/// How a fresh answer ages: what a copy of it kept elsewhere (the DNS path's response cache)
+/// needs in order to count its TTLs down exactly as this cache would, to stop serving it when
+/// this cache would, and to keep the entry from being evicted while the copy is used.
+#[derive(Debug, Clone)]
+pub struct Freshness {
+    /// When the entry was stored: TTLs count down in whole seconds from here.
+    pub stored: Instant,
+    /// When the entry stops being fresh.
+    pub expires: Instant,
+    /// The whole seconds already taken off the TTLs of the answer it came with.
+    pub elapsed: u32,
+    used: Arc<AtomicBool>,
+}
+
+impl Freshness {
+    /// Freshness tied to no cache entry (marking it used keeps nothing): for tests of code
+    /// that serves copies.
+    pub fn detached(stored: Instant, expires: Instant, elapsed: u32) -> Self {
+        Self {
+            stored,
+            expires,
+            elapsed,
+            used: Arc::default(),
+        }
+    }
+
+    /// Marks the entry as used, as a lookup does (it survives the next turn of the eviction
+    /// clock). Cheap when already marked: a read, no write to the shared line.
+    pub fn mark_used(&self) {
+        mark(&self.used);
+    }
+
+    /// The entry's mark alone, for a copy that keeps the times in its own form.
+    pub fn use_mark(&self) -> UseMark {
+        UseMark(self.used.clone())
+    }
+}
+
+/// Marks a cache entry as used (see [`Freshness::mark_used`]).
+#[derive(Debug, Clone)]
+pub struct UseMark(Arc<AtomicBool>);
+
+impl UseMark {
+    pub fn mark(&self) {
+        mark(&self.0);
+    }
+}
+
+fn mark(used: &AtomicBool) {
+    if !used.load(Ordering::Relaxed) {
+        used.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What the cache has for a question.
 #[derive(Debug)]
 pub enum Lookup {
-    /// A fresh entry, TTLs counted down.
-    Fresh(Resolved),
+    /// A fresh entry, TTLs counted down, and how it ages.
+    Fresh(Resolved, Freshness),
     /// An expired entry within its failure recheck timer: serve it stale, ask no upstream.
     Stale(Resolved),
     Miss,
 }
 
 struct Slot {
+    key: Key,
     entry: Entry,
-    /// Position in the recency order; larger is more recent.
-    tick: u64,
+    /// The CLOCK reference bit: set by every use, cleared as the hand passes. Shared with
+    /// the copies handed out in [`Freshness`], so that answers served from those count as
+    /// uses too.
+    used: Arc<AtomicBool>,
 }
 
-/// The bounded cache. The recency order is a `BTreeMap` from a use counter to the key, so
-/// touching and evicting are O(log n) without unsafe linked lists.
+/// The bounded cache. Eviction is CLOCK (second chance), an O(1) approximation of least
+/// recently used: a use sets the entry's reference bit (no reordering, so a hit does not
+/// write any shared structure but that bit); when the cache is full, a hand sweeps the slots,
+/// clearing set bits, and evicts the first entry whose bit is already clear, i.e. one not
+/// used since the hand last passed it.
 pub struct Cache {
     capacity: usize,
     /// Whether expired entries are kept (up to [`MAX_STALE`]) to be served stale.
     keep_stale: bool,
-    slots: HashMap<Key, Slot>,
-    recency: BTreeMap<u64, Key>,
-    next_tick: u64,
+    index: FxHashMap<Key, usize>,
+    /// At most `capacity` slots; `None` where an entry was removed (listed in `free`).
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    /// The clock hand: the next slot the sweep looks at.
+    hand: usize,
 }
 
 impl Cache {
@@ -232,28 +358,26 @@ impl Cache {
         Self {
             capacity,
             keep_stale,
-            slots: HashMap::new(),
-            recency: BTreeMap::new(),
-            next_tick: 0,
+            index: FxHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.index.len()
     }
 
-    fn touch(&mut self, key: &Key) {
-        if let Some(slot) = self.slots.get_mut(key) {
-            self.recency.remove(&slot.tick);
-            slot.tick = self.next_tick;
-            self.recency.insert(self.next_tick, key.clone());
-            self.next_tick += 1;
-        }
+    fn slot(&self, key: &[u8]) -> Option<&Slot> {
+        let i = *self.index.get(key)?;
+        self.slots[i].as_ref()
     }
 
-    fn remove(&mut self, key: &Key) {
-        if let Some(slot) = self.slots.remove(key) {
-            self.recency.remove(&slot.tick);
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(i) = self.index.remove(key) {
+            self.slots[i] = None;
+            self.free.push(i);
         }
     }
 
@@ -262,15 +386,23 @@ impl Cache {
         self.keep_stale && now < entry.expires() + MAX_STALE
     }
 
-    /// Looks a question up. An entry that can no longer be served at all is dropped here
-    /// (lazily: the LRU bound keeps the total in check meanwhile).
-    pub fn lookup(&mut self, key: &Key, now: Instant) -> Lookup {
-        let Some(slot) = self.slots.get(key) else {
+    /// Looks a question up (`key` as [`KeyBuf`] or [`Key`] bytes). An entry that can no
+    /// longer be served at all is dropped here (lazily: the bound keeps the total in check
+    /// meanwhile).
+    pub fn lookup(&mut self, key: &[u8], now: Instant) -> Lookup {
+        let Some(slot) = self.slot(key) else {
             return Lookup::Miss;
         };
         let entry = &slot.entry;
         let found = if entry.is_fresh(now) {
-            Lookup::Fresh(entry.fresh(now))
+            let (resolved, elapsed) = entry.fresh(now);
+            let freshness = Freshness {
+                stored: entry.stored,
+                expires: entry.expires(),
+                elapsed,
+                used: slot.used.clone(),
+            };
+            Lookup::Fresh(resolved, freshness)
         } else if !self.servable_stale(entry, now) {
             self.remove(key);
             return Lookup::Miss;
@@ -280,55 +412,88 @@ impl Cache {
             // Expired but kept for serve-stale: the caller refreshes it from upstream.
             return Lookup::Miss;
         };
-        self.touch(key);
+        mark(&slot.used);
         found
     }
 
     /// The expired answer for a question whose refresh just failed, if it may be served
     /// stale; starts the failure recheck timer.
-    pub fn stale_after_failure(&mut self, key: &Key, now: Instant) -> Option<Resolved> {
-        let servable = self
-            .slots
-            .get(key)
-            .is_some_and(|s| self.servable_stale(&s.entry, now));
-        if !servable {
+    pub fn stale_after_failure(&mut self, key: &[u8], now: Instant) -> Option<Resolved> {
+        let i = *self.index.get(key)?;
+        let keep_stale = self.keep_stale;
+        let slot = self.slots[i].as_mut()?;
+        if !(keep_stale && now < slot.entry.expires() + MAX_STALE) {
             return None;
         }
-        let slot = self.slots.get_mut(key)?;
         slot.entry.recheck_after = Some(now + Duration::from_secs(u64::from(STALE_TTL)));
-        let stale = slot.entry.stale();
-        self.touch(key);
-        Some(stale)
+        mark(&slot.used);
+        Some(slot.entry.stale())
     }
 
     /// Stores an entry, replacing any for the same key; returns how many entries were
-    /// evicted to stay within the bound.
+    /// evicted to stay within the bound (0 or 1).
     pub fn insert(&mut self, key: Key, entry: Entry) -> u64 {
         if self.capacity == 0 {
             return 0;
         }
-        self.remove(&key);
-        let mut evicted = 0;
-        while self.slots.len() >= self.capacity {
-            let Some((_, oldest)) = self.recency.pop_first() else {
-                break;
-            };
-            self.slots.remove(&oldest);
-            evicted += 1;
+        if let Some(&i) = self.index.get(&key) {
+            if let Some(slot) = self.slots[i].as_mut() {
+                slot.entry = entry;
+                slot.used = Arc::default();
+                return 0;
+            }
         }
-        let tick = self.next_tick;
-        self.next_tick += 1;
-        self.recency.insert(tick, key.clone());
-        self.slots.insert(key, Slot { entry, tick });
+        let mut evicted = 0;
+        let i = if let Some(i) = self.free.pop() {
+            i
+        } else if self.slots.len() < self.capacity {
+            self.slots.push(None);
+            self.slots.len() - 1
+        } else {
+            evicted = 1;
+            self.evict()
+        };
+        self.index.insert(key.clone(), i);
+        self.slots[i] = Some(Slot {
+            key,
+            entry,
+            used: Arc::default(),
+        });
         evicted
+    }
+
+    /// Turns the clock until it finds an entry not used since the hand last passed it,
+    /// removes that entry and returns its slot. Only called with every slot full, so it ends
+    /// within two turns.
+    fn evict(&mut self) -> usize {
+        loop {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let i = self.hand;
+            self.hand += 1;
+            match &self.slots[i] {
+                Some(slot) if slot.used.swap(false, Ordering::Relaxed) => {}
+                Some(slot) => {
+                    self.index.remove(&slot.key);
+                    self.slots[i] = None;
+                    return i;
+                }
+                // Not reached while `free` is empty; a vacant slot is as good as evicted.
+                None => {
+                    self.free.retain(|&f| f != i);
+                    return i;
+                }
+            }
+        }
     }
 
     /// Removes every entry whose name `keep` rejects.
     pub fn retain_names(&mut self, mut keep: impl FnMut(&Name) -> bool) {
         let doomed: Vec<Key> = self
-            .slots
+            .index
             .keys()
-            .filter(|(name, _)| !keep(name))
+            .filter(|key| key_name(key).is_some_and(|name| !keep(&name)))
             .cloned()
             .collect();
         for key in &doomed {
@@ -337,8 +502,10 @@ impl Cache {
     }
 
     pub fn clear(&mut self) {
+        self.index.clear();
         self.slots.clear();
-        self.recency.clear();
+        self.free.clear();
+        self.hand = 0;
     }
 }
 
@@ -389,9 +556,13 @@ mod tests {
 
     #[test]
     fn keys_ignore_case() {
+        let k = key(&name("WWW.Example.COM."), RecordType::A);
+        assert_eq!(k, key(&name("www.example.com"), RecordType::A));
+        assert_eq!(&k[..], b"\x03www\x07example\x03com\x00\x00\x01");
+        assert_eq!(key_name(&k).unwrap().to_string(), "www.example.com.");
         assert_eq!(
-            key(&name("WWW.Example.COM."), RecordType::A).0.to_string(),
-            "www.example.com."
+            key_name(&key(&Name::root(), RecordType::NS)),
+            Some(Name::root())
         );
         assert_ne!(
             key(&name("a."), RecordType::A),
@@ -423,9 +594,13 @@ mod tests {
         let mut cache = Cache::new(10, false);
         let k = key(&name("alias.example."), RecordType::A);
         cache.insert(k.clone(), entry);
-        let Lookup::Fresh(r) = cache.lookup(&k, t0 + Duration::from_millis(20_500)) else {
+        let Lookup::Fresh(r, freshness) = cache.lookup(&k, t0 + Duration::from_millis(20_500))
+        else {
             panic!("fresh within the TTL");
         };
+        assert_eq!(freshness.elapsed, 20);
+        assert_eq!(freshness.stored, t0);
+        assert_eq!(freshness.expires, t0 + Duration::from_secs(60));
         assert_eq!(r.answers[0].ttl, 3580);
         assert_eq!(r.answers[1].ttl, 40);
         assert!(matches!(
@@ -505,17 +680,74 @@ mod tests {
         let k = |s: &str| key(&name(s), RecordType::A);
         assert_eq!(cache.insert(k("a."), positive(60, t0)), 0);
         assert_eq!(cache.insert(k("b."), positive(60, t0)), 0);
-        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(_)));
+        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(..)));
         assert_eq!(cache.insert(k("c."), positive(60, t0)), 1);
         assert!(matches!(cache.lookup(&k("b."), t0), Lookup::Miss));
-        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(_)));
+        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(..)));
         assert_eq!(
             cache.insert(k("a."), positive(60, t0)),
             0,
             "replacing is no eviction"
         );
         assert_eq!(cache.len(), 2);
-        assert_eq!(cache.recency.len(), 2);
+        assert_eq!(cache.slots.len(), 2);
+    }
+
+    #[test]
+    fn a_use_through_a_copy_keeps_an_entry() {
+        let t0 = Instant::now();
+        let mut cache = Cache::new(2, false);
+        let k = |s: &str| key(&name(s), RecordType::A);
+        cache.insert(k("a."), positive(60, t0));
+        cache.insert(k("b."), positive(60, t0));
+        let Lookup::Fresh(_, freshness) = cache.lookup(&k("a."), t0) else {
+            panic!("fresh");
+        };
+        assert_eq!(cache.insert(k("c."), positive(60, t0)), 1);
+        assert!(matches!(cache.lookup(&k("b."), t0), Lookup::Miss));
+        // The sweep cleared a's mark; a copy of its answer served elsewhere sets it again.
+        freshness.mark_used();
+        assert_eq!(cache.insert(k("d."), positive(60, t0)), 1);
+        assert!(matches!(cache.lookup(&k("c."), t0), Lookup::Miss));
+        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(..)));
+        // Unused since the hand passed: the next to go.
+        cache.insert(k("e."), positive(60, t0));
+        assert!(matches!(cache.lookup(&k("d."), t0), Lookup::Miss));
+        assert!(matches!(cache.lookup(&k("a."), t0), Lookup::Fresh(..)));
+    }
+
+    #[test]
+    fn entries_in_use_survive_a_stream_of_one_off_names() {
+        let t0 = Instant::now();
+        let mut cache = Cache::new(100, false);
+        let k = |s: &str| key(&name(s), RecordType::A);
+        let hot: Vec<String> = (0..10).map(|i| format!("hot{i}.")).collect();
+        for h in &hot {
+            cache.insert(k(h), positive(60, t0));
+        }
+        let mut evicted = 0;
+        for round in 0..100 {
+            for h in &hot {
+                assert!(
+                    matches!(cache.lookup(&k(h), t0), Lookup::Fresh(..)),
+                    "{h} in round {round}"
+                );
+            }
+            for i in 0..10 {
+                evicted += cache.insert(k(&format!("cold{round}-{i}.")), positive(60, t0));
+            }
+            assert!(cache.len() <= 100);
+        }
+        assert_eq!(cache.len(), 100);
+        assert_eq!(evicted, 1010 - 100);
+        // Removed entries leave slots that are reused before anything is evicted.
+        cache.retain_names(|n| !n.to_string().starts_with("cold99-"));
+        assert_eq!(cache.len(), 90);
+        for i in 0..10 {
+            assert_eq!(cache.insert(k(&format!("new{i}.")), positive(60, t0)), 0);
+        }
+        assert_eq!(cache.insert(k("one.more."), positive(60, t0)), 1);
+        assert_eq!(cache.slots.len(), 100);
     }
 
     #[test]
@@ -562,6 +794,6 @@ mod tests {
         let a = name("a.");
         cache.retain_names(|n| n != &a);
         assert_eq!(cache.len(), 1);
-        assert_eq!(cache.recency.len(), 1);
+        assert_eq!(cache.free.len(), 2);
     }
 }

@@ -37,10 +37,10 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use cache::{MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
+pub use cache::{Freshness, UseMark, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
 pub use upstream::{system_upstreams, UpstreamError, UPSTREAM_UDP_PAYLOAD};
 
-use cache::{Cache, Entry, Key, Lookup};
+use cache::{Cache, Entry, Key, KeyBuf, Lookup};
 
 /// How the resolver is set up. `Default` gives no upstreams (every question is SERVFAIL until
 /// some are configured), 10 000 entries, no serve-stale and 1.5 s per upstream attempt.
@@ -48,8 +48,8 @@ use cache::{Cache, Entry, Key, Lookup};
 pub struct ResolverConfig {
     /// Default upstreams, tried in order.
     pub upstreams: Vec<SocketAddr>,
-    /// The most cached answers (positive and negative) kept; the least recently used go
-    /// first. Zero turns caching off.
+    /// The most cached answers (positive and negative) kept; entries not used lately go
+    /// first (CLOCK, an approximation of least recently used). Zero turns caching off.
     pub cache_entries: usize,
     /// RFC 8767: when every upstream fails, answer with the expired entry (TTL 30 s) if it
     /// expired less than [`MAX_STALE`] ago.
@@ -104,7 +104,9 @@ impl Resolved {
     }
 }
 
-/// Counters since start. Every call to [`Resolver::resolve`] is either a hit or a miss.
+/// Counters since start. Every call to [`Resolver::resolve`] is either a hit or a miss, and so
+/// is every answer from [`Resolver::cached`]; answers served from a copy of a fresh entry
+/// (the DNS path's response cache) are hits too ([`Resolver::note_hits`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResolverStats {
     /// Answered from a fresh cache entry.
@@ -145,6 +147,10 @@ type Flight = watch::Receiver<Option<Resolved>>;
 
 struct Inner {
     config: ResolverConfig,
+    /// Changes whenever cached answers stop being valid other than by their TTL (a flush, a
+    /// change of forwarding rules): copies kept elsewhere are valid for one generation.
+    /// Unique in the process, like catalog generations.
+    generation: AtomicU64,
     rules: RwLock<Vec<ForwardingRule>>,
     cache: Mutex<Cache>,
     in_flight: Mutex<HashMap<Key, Flight>>,
@@ -179,6 +185,7 @@ impl Resolver {
         Self {
             inner: Arc::new(Inner {
                 config,
+                generation: AtomicU64::new(next_generation()),
                 rules: RwLock::new(Vec::new()),
                 cache: Mutex::new(cache),
                 in_flight: Mutex::new(HashMap::new()),
@@ -193,19 +200,11 @@ impl Resolver {
     /// future) neither cancels the answer for the others waiting on it nor wastes it.
     pub async fn resolve(&self, name: &Name, qtype: RecordType) -> Resolved {
         let inner = &self.inner;
-        let key = cache::key(name, qtype);
-        match lock(&inner.cache).lookup(&key, Instant::now()) {
-            Lookup::Fresh(resolved) => {
-                bump(&inner.counters.hits, 1);
-                return resolved;
-            }
-            Lookup::Stale(resolved) => {
-                bump(&inner.counters.misses, 1);
-                bump(&inner.counters.stale_answers, 1);
-                return resolved;
-            }
-            Lookup::Miss => {}
+        match self.cached(name, qtype) {
+            Some(Cached::Fresh(resolved, _) | Cached::Stale(resolved)) => return resolved,
+            None => {}
         }
+        let key = cache::key(name, qtype);
         let mut flight = {
             let mut in_flight = lock(&inner.in_flight);
             match in_flight.get(&key) {
@@ -214,7 +213,8 @@ impl Resolver {
                     // Look again under the in-flight lock: a flight that ended between the
                     // first look and here has put its answer in the cache, and starting
                     // another would ask the upstream twice.
-                    if let Lookup::Fresh(resolved) = lock(&inner.cache).lookup(&key, Instant::now())
+                    if let Lookup::Fresh(resolved, _) =
+                        lock(&inner.cache).lookup(&key, Instant::now())
                     {
                         bump(&inner.counters.hits, 1);
                         return resolved;
@@ -249,6 +249,49 @@ impl Resolver {
         }
     }
 
+    /// What the cache can answer at once, without waiting for anyone: a fresh answer (TTLs
+    /// counted down) with how it ages, or an expired one within its failure recheck timer,
+    /// served stale as [`resolve`](Self::resolve) would. `None`: only `resolve` can answer
+    /// (it asks the upstreams, or waits for a question already in flight). Counted as
+    /// `resolve` counts; a `None` is not counted, as the `resolve` that follows is.
+    pub fn cached(&self, name: &Name, qtype: RecordType) -> Option<Cached> {
+        let inner = &self.inner;
+        let key = KeyBuf::new(name, qtype);
+        let found = lock(&inner.cache).lookup(key.as_bytes(), Instant::now());
+        match found {
+            Lookup::Fresh(resolved, freshness) => {
+                bump(&inner.counters.hits, 1);
+                Some(Cached::Fresh(resolved, freshness))
+            }
+            Lookup::Stale(resolved) => {
+                bump(&inner.counters.misses, 1);
+                bump(&inner.counters.stale_answers, 1);
+                Some(Cached::Stale(resolved))
+            }
+            Lookup::Miss => None,
+        }
+    }
+
+    /// Counts `n` answers served from copies of fresh entries (see [`Freshness`]) as hits.
+    pub fn note_hits(&self, n: u64) {
+        if n > 0 {
+            bump(&self.inner.counters.hits, n);
+        }
+    }
+
+    /// The current generation: copies of answers made in another one must not be served.
+    /// Never 0.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Starts a new generation, after the cache or the rules changed.
+    fn invalidate_copies(&self) {
+        self.inner
+            .generation
+            .store(next_generation(), Ordering::Release);
+    }
+
     /// Replaces the forwarding rules. Cached answers for names under a rule that was added,
     /// removed or changed are dropped: they came from upstreams that no longer answer for
     /// those names.
@@ -278,6 +321,9 @@ impl Resolver {
         };
         if !changed.is_empty() {
             lock(&self.inner.cache).retain_names(|n| !changed.iter().any(|d| d.zone_of(n)));
+            // The DNS path may have kept answers whose routing just changed (a forwarding
+            // rule also beats a private zone): they go too.
+            self.invalidate_copies();
         }
     }
 
@@ -322,15 +368,31 @@ impl Resolver {
     /// Drops every cached answer, or with a name every answer for that name (all types).
     /// Questions in flight are unaffected: their answers land in the cache afterwards.
     pub fn flush(&self, name: Option<&Name>) {
-        let mut cache = lock(&self.inner.cache);
-        match name {
-            None => cache.clear(),
-            Some(name) => {
-                let (name, _) = cache::key(name, RecordType::A);
-                cache.retain_names(|n| n != &name);
+        {
+            let mut cache = lock(&self.inner.cache);
+            match name {
+                None => cache.clear(),
+                // `Name` compares without case.
+                Some(name) => cache.retain_names(|n| n != name),
             }
         }
+        self.invalidate_copies();
     }
+}
+
+/// What [`Resolver::cached`] found.
+#[derive(Debug)]
+pub enum Cached {
+    /// A fresh answer, TTLs counted down, and how it ages.
+    Fresh(Resolved, Freshness),
+    /// An expired answer served stale (RFC 8767) within its failure recheck timer.
+    Stale(Resolved),
+}
+
+/// A number no resolver generation in this process has had before.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Takes a question off the in-flight table when its task ends, however it ends.

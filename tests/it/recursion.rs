@@ -9,11 +9,12 @@ use std::time::Duration;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use r53::app::{RecursionOptions, Running, ServeOptions};
+use r53::dns::DnsOptions;
 use r53::resolver::ResolverConfig;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use crate::support::{http, query};
+use crate::support::{http, query, query_tcp};
 
 const UPSTREAM_ZONE: &str = "$ORIGIN upstream.test.\n$TTL 300\n\
     @ SOA ns.upstream.test. hostmaster.upstream.test. 1 3600 600 86400 60\n\
@@ -32,6 +33,15 @@ async fn serve(
     zones: &[(&str, &str)],
     recursion: Option<RecursionOptions>,
 ) -> Running {
+    serve_with(dir, zones, recursion, DnsOptions::default()).await
+}
+
+async fn serve_with(
+    dir: &std::path::Path,
+    zones: &[(&str, &str)],
+    recursion: Option<RecursionOptions>,
+    dns: DnsOptions,
+) -> Running {
     let zones_dir = dir.join("zones");
     std::fs::create_dir_all(&zones_dir).unwrap();
     for (name, text) in zones {
@@ -43,6 +53,7 @@ async fn serve(
         zones_dir: Some(zones_dir),
         vpcs: vec![r53::app::parse_vpc_arg("vpc-a=127.0.0.2/32").unwrap()],
         recursion,
+        dns,
         ..ServeOptions::default()
     })
     .await
@@ -203,4 +214,209 @@ async fn a_forwarding_rule_beats_a_private_zone_of_the_same_domain() {
     let failed = ask("127.0.0.2", dns, "elsewhere.test.", RecordType::A, true).await;
     assert_eq!(failed.metadata.response_code, ResponseCode::ServFail);
     assert!(failed.metadata.recursion_available);
+}
+
+/// The owner names of the answer section, letter case as sent.
+fn owners(m: &Message) -> Vec<String> {
+    m.answers.iter().map(|r| r.name.to_ascii()).collect()
+}
+
+fn ttls(m: &Message) -> Vec<u32> {
+    m.answers
+        .iter()
+        .chain(&m.authorities)
+        .map(|r| r.ttl)
+        .collect()
+}
+
+/// Upserts one A record in the (only) zone of an r53 with an API.
+async fn upsert_a(api: SocketAddr, name: &str, ttl: u32, address: &str) {
+    let (status, zones) = http(api, "GET", "/2013-04-01/hostedzone", None).await;
+    assert_eq!(status, 200, "{zones}");
+    let id = zones["HostedZones"][0]["Id"].as_str().unwrap().to_owned();
+    let (status, body) = http(
+        api,
+        "POST",
+        &format!("/2013-04-01{id}/rrset"),
+        Some(json!({
+        "ChangeBatch": {"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": name, "Type": "A", "TTL": ttl,
+            "ResourceRecords": [{"Value": address}]}}]}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn resolver_answers_take_the_askers_letter_case() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[], resolving(vec![upstream.dns_addr], None)).await;
+    let dns = server.dns_addr;
+
+    // The first asker's case fills the cache; every later asker gets its own back, whether
+    // the answer comes from the resolver's cache or from the response cache (the third and
+    // later questions), over UDP and TCP.
+    for asked in [
+        "WWW.Upstream.TEST.",
+        "www.upstream.test.",
+        "wWw.UPSTREAM.test.",
+        "www.upstream.test.",
+        "WWW.Upstream.TEST.",
+    ] {
+        let udp = ask("127.0.0.1", dns, asked, RecordType::A, true).await;
+        assert_eq!(udp.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(owners(&udp), [asked], "over UDP");
+        assert_eq!(udp.queries[0].name().to_ascii(), asked);
+        let mut message = query(asked, RecordType::A);
+        message.metadata.recursion_desired = true;
+        let tcp = query_tcp(dns, &message).await;
+        assert_eq!(owners(&tcp), [asked], "over TCP");
+    }
+    // The apex: the answer's owner is the question; the negative answer's SOA owner too.
+    for asked in ["Upstream.Test.", "upstream.test.", "UPSTREAM.TEST."] {
+        let soa = ask("127.0.0.1", dns, asked, RecordType::SOA, true).await;
+        assert_eq!(owners(&soa), [asked]);
+        let nodata = ask("127.0.0.1", dns, asked, RecordType::TXT, true).await;
+        assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+        assert!(nodata.answers.is_empty());
+        assert_eq!(nodata.authorities[0].name.to_ascii(), asked);
+    }
+    // Other names keep the case they came with.
+    let nx = ask("127.0.0.1", dns, "Nope.Upstream.Test.", RecordType::A, true).await;
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        nx.authorities[0].name.to_ascii().to_lowercase(),
+        "upstream.test."
+    );
+}
+
+#[tokio::test]
+async fn cached_answers_need_no_recursion_slot() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let recursion = Some(RecursionOptions {
+        resolver: ResolverConfig {
+            upstreams: vec![upstream.dns_addr],
+            upstream_timeout: Duration::from_secs(1),
+            ..ResolverConfig::default()
+        },
+        allow: None,
+    });
+    // One socket with room for one question being resolved at a time.
+    let options = DnsOptions {
+        udp_sockets: 1,
+        max_recursions: 1,
+        ..DnsOptions::default()
+    };
+    let server = serve_with(dir.path(), &[], recursion, options).await;
+    let (dns, api) = (server.dns_addr, server.api_addr.unwrap());
+    let warm = ask("127.0.0.1", dns, "www.upstream.test.", RecordType::A, true).await;
+    assert_eq!(data(&warm), ["A 198.51.100.7"]);
+
+    // An upstream that never answers holds the only slot.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let target = json!({"TargetIps": [{"Ip": "127.0.0.1", "Port": port}]});
+    let (status, body) = http(api, "PUT", "/v1/resolver/rules/slow.test", Some(target)).await;
+    assert_eq!(status, 200, "{body}");
+    let slow = tokio::spawn(ask("127.0.0.1", dns, "a.slow.test.", RecordType::A, true));
+    let mut buf = [0u8; 512];
+    tokio::time::timeout(Duration::from_secs(3), silent.recv_from(&mut buf))
+        .await
+        .expect("the resolver asks the silent upstream")
+        .unwrap();
+
+    // A question that needs an upstream finds no slot...
+    let busy = ask("127.0.0.1", dns, "x.upstream.test.", RecordType::A, true).await;
+    assert_eq!(busy.metadata.response_code, ResponseCode::ServFail);
+    // ...but answers in the resolver's cache need none, the first from the resolver's
+    // cache, the next from the response cache.
+    for _ in 0..3 {
+        let hit = ask("127.0.0.1", dns, "www.upstream.test.", RecordType::A, true).await;
+        assert_eq!(hit.metadata.response_code, ResponseCode::NoError);
+        assert!(hit.metadata.recursion_available);
+        assert_eq!(data(&hit), ["A 198.51.100.7"]);
+    }
+    let failed = slow.await.unwrap();
+    assert_eq!(failed.metadata.response_code, ResponseCode::ServFail);
+    let (_, stats) = http(api, "GET", "/v1/resolver/stats", None).await;
+    assert_eq!(stats["Hits"], 3, "{stats}");
+}
+
+#[tokio::test]
+async fn repeated_answers_count_down_and_follow_flushes_and_expiry() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let zone = format!("{UPSTREAM_ZONE}short 1 A 198.51.100.8\n");
+    let upstream = serve(up_dir.path(), &[("upstream.test", &zone)], None).await;
+    let up_api = upstream.api_addr.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[], resolving(vec![upstream.dns_addr], None)).await;
+    let (dns, api) = (server.dns_addr, server.api_addr.unwrap());
+
+    // Asked upstream, then from the resolver's cache, then from the response cache.
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let m = ask("127.0.0.1", dns, "www.upstream.test.", RecordType::A, true).await;
+        assert_eq!(data(&m), ["A 198.51.100.7"]);
+        first.push(ttls(&m)[0]);
+    }
+    assert!(
+        first.iter().all(|&t| t == first[0]) && first[0] <= 300,
+        "{first:?}"
+    );
+    let nx = ask("127.0.0.1", dns, "nope.upstream.test.", RecordType::A, true).await;
+    let nx_ttl = ttls(&nx)[0];
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..2 {
+        let m = ask("127.0.0.1", dns, "www.upstream.test.", RecordType::A, true).await;
+        let t = ttls(&m)[0];
+        assert!(t < first[0] && t + 2 >= first[0], "{t} after {first:?}");
+        let m = ask("127.0.0.1", dns, "nope.upstream.test.", RecordType::A, true).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        let t = ttls(&m)[0];
+        assert!(t < nx_ttl && t + 2 >= nx_ttl, "{t} after {nx_ttl}");
+    }
+    let (_, stats) = http(api, "GET", "/v1/resolver/stats", None).await;
+    assert_eq!(
+        (stats["Hits"].as_u64(), stats["Misses"].as_u64()),
+        (Some(6), Some(2)),
+        "{stats}"
+    );
+
+    // A change upstream is seen after a flush...
+    upsert_a(up_api, "www.upstream.test.", 300, "198.51.100.9").await;
+    let cached = ask("127.0.0.1", dns, "www.upstream.test.", RecordType::A, true).await;
+    assert_eq!(data(&cached), ["A 198.51.100.7"]);
+    let (status, _) = http(api, "POST", "/v1/resolver/flush", Some(json!({}))).await;
+    assert_eq!(status, 204);
+    let flushed = ask("127.0.0.1", dns, "www.upstream.test.", RecordType::A, true).await;
+    assert_eq!(data(&flushed), ["A 198.51.100.9"]);
+
+    // ...or once the cached answer expires.
+    for _ in 0..3 {
+        let m = ask(
+            "127.0.0.1",
+            dns,
+            "short.upstream.test.",
+            RecordType::A,
+            true,
+        )
+        .await;
+        assert_eq!(data(&m), ["A 198.51.100.8"]);
+        assert_eq!(ttls(&m), [1]);
+    }
+    upsert_a(up_api, "short.upstream.test.", 1, "198.51.100.10").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let expired = ask(
+        "127.0.0.1",
+        dns,
+        "short.upstream.test.",
+        RecordType::A,
+        true,
+    )
+    .await;
+    assert_eq!(data(&expired), ["A 198.51.100.10"]);
 }
