@@ -20,6 +20,7 @@
 //! or publish a catalog holding a change the store has not flushed.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -72,9 +73,12 @@ struct Shared {
     broken: OnceLock<String>,
 }
 
-/// The right to run the one group in progress. A waiter takes it, and hands it to the thread
-/// that writes the group; dropping it (when the group ends, or when the waiter goes away
-/// before handing it on) lets the next group start and wakes every waiter to look again.
+/// The right to run the one group in progress. Dropping it lets the next group start and
+/// wakes every waiter to look again. A waiter takes it and sends it with the group to the
+/// blocking thread, which hands it back when the group has ended; the waiter then drops it
+/// (waking the others from a runtime thread is cheaper than from the blocking thread). A waiter
+/// that goes away drops it at once before the group starts, and after that the runtime drops
+/// it with the blocking task's output once the group has ended.
 struct Leader(Arc<Shared>);
 
 impl Leader {
@@ -194,23 +198,28 @@ impl GroupCommit {
         );
         let shared = self.shared.clone();
         // apply() and flush() block (and sled 0.34's flush_async can deadlock, sled#1308).
-        tokio::task::spawn_blocking(move || shared.commit(leader, target, catalog, writes))
-            .await
-            .map_err(|e| CommitError::Thread(e.to_string()))?
+        let (leader, result) = tokio::task::spawn_blocking(move || {
+            // `leader` goes with the group and comes back after it: see [`Leader`].
+            let commit = AssertUnwindSafe(|| shared.commit(target, catalog, writes));
+            let result = std::panic::catch_unwind(commit).unwrap_or_else(|_| {
+                // Whether the group reached the store is unknown: as if its write failed.
+                let why = "a panic while writing a group of changes";
+                tracing::error!("{why}; refusing every change until restarted");
+                let _ = shared.broken.set(why.to_owned());
+                Err(CommitError::Broken(why.to_owned()))
+            });
+            (leader, result)
+        })
+        .await
+        .map_err(|e| CommitError::Thread(e.to_string()))?;
+        drop(leader);
+        result
     }
 }
 
 impl Shared {
-    /// Writes one group, flushes, publishes. Runs on a blocking thread; `leader` is let go
-    /// when this returns, and with it the next group.
-    fn commit(
-        &self,
-        leader: Leader,
-        target: u64,
-        catalog: Catalog,
-        writes: Encoded,
-    ) -> Result<(), CommitError> {
-        let _leader = leader;
+    /// Writes one group, flushes, publishes. Runs on a blocking thread.
+    fn commit(&self, target: u64, catalog: Catalog, writes: Encoded) -> Result<(), CommitError> {
         if let Some(why) = self.broken.get() {
             return Err(CommitError::Broken(why.clone()));
         }
@@ -249,6 +258,7 @@ mod tests {
         writes: AtomicUsize,
         flushes: AtomicUsize,
         fail_apply: AtomicBool,
+        panic_apply: AtomicBool,
     }
 
     impl Store for Counting {
@@ -268,6 +278,7 @@ mod tests {
             if self.fail_apply.load(Ordering::SeqCst) {
                 return Err(StoreError::Engine("disk on fire".into()));
             }
+            assert!(!self.panic_apply.load(Ordering::SeqCst), "store bug");
             self.applies.fetch_add(1, Ordering::SeqCst);
             self.writes.fetch_add(writes.len(), Ordering::SeqCst);
             Ok(())
@@ -364,6 +375,23 @@ mod tests {
         commits.wait(1, snapshot).await.unwrap();
         assert_eq!(commits.durable(), 1);
         assert_eq!(store.writes.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_writing_is_a_failed_write() {
+        let (store, commits, _) = setup();
+        store.panic_apply.store(true, Ordering::SeqCst);
+        commits.queue(&batch()).unwrap();
+        let snapshot = || async { (1, empty_catalog()) };
+        assert!(matches!(
+            commits.wait(1, snapshot).await,
+            Err(CommitError::Broken(_))
+        ));
+        assert_eq!(commits.durable(), 0);
+        assert!(matches!(
+            commits.queue(&batch()),
+            Err(CommitError::Broken(_))
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
