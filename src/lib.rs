@@ -16,7 +16,8 @@
 //! - [`model`]: hosted zones, record sets, their rules.
 //! - [`store`]: durable state behind the [`store::Store`] trait; sled is its one implementation.
 //! - [`catalog`]: the serving snapshot and the answer algorithm (RFC 1034 §4.3.2).
-//! - [`service`]: the operations every front end shares: validate, store, swap.
+//! - [`service`]: the operations every front end shares: validate, store, swap; [`commit`]:
+//!   the group commit that makes their changes durable and publishes the catalog.
 //! - [`dns`]: sockets, wire parsing and composing of answers.
 //! - [`zonefile`]: RFC 1035 master files in and out.
 //! - [`api`]: the Route 53-shaped REST API (axum, JSON); [`cli`]: the client commands that
@@ -27,6 +28,7 @@ pub mod api;
 pub mod app;
 pub mod catalog;
 pub mod cli;
+pub mod commit;
 pub mod config;
 pub mod dns;
 pub mod model;

@@ -2,14 +2,14 @@
 //! store, swap the serving snapshot.
 //!
 //! One writer at a time holds `state`, the authoritative in-memory copy of what is stored.
-//! A change is decided against it and applied to the store in one transaction, then to
-//! `state`; the writer lets go and waits until a flush has made the change durable (group
-//! commit: one flush serves every change applied before it began), and the catalog published
-//! by that flush carries it. So a refused change leaves nothing behind, DNS never serves a
-//! change that is not durable, and an acknowledged change is visible to the next query.
+//! A change is decided against it, encoded and queued for the store, then applied to `state`;
+//! the writer lets go and waits until a group commit ([`crate::commit`]: one transaction and
+//! one flush for every change queued before it began) has made the change durable, and the
+//! catalog published by that group carries it. So a refused change leaves nothing behind, DNS
+//! never serves a change that is not durable, and an acknowledged change is visible to the
+//! next query.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -17,6 +17,7 @@ use hickory_proto::rr::Name;
 use tokio::sync::Mutex;
 
 use crate::catalog::{Catalog, Endpoints, SharedCatalog, ZoneIndex};
+use crate::commit::GroupCommit;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{RData, RecordType};
 
@@ -127,7 +128,8 @@ struct State {
     vpcs: BTreeMap<String, Vpc>,
     vpc_snapshot: Arc<Vec<Vpc>>,
     rules: BTreeMap<Name, ForwardingRule>,
-    /// Count of changes applied to the store (durable or not): a change's sequence number.
+    /// Count of changes applied (queued for the store or written, durable or not): a change's
+    /// sequence number.
     applied: u64,
 }
 
@@ -211,10 +213,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     catalog: SharedCatalog,
     state: Mutex<State>,
-    /// Held by the one flush in progress.
-    flush_lock: Mutex<()>,
-    /// The highest change sequence number known durable (and published).
-    durable: AtomicU64,
+    /// Writes queued changes to the store, flushes, publishes the catalog.
+    commits: GroupCommit,
 }
 
 impl Service {
@@ -281,11 +281,10 @@ impl Service {
         );
         let catalog = Arc::new(ArcSwap::from_pointee(state.catalog()));
         Ok(Self {
+            commits: GroupCommit::new(store.clone(), catalog.clone()),
             store,
             catalog,
             state: Mutex::new(state),
-            flush_lock: Mutex::new(()),
-            durable: AtomicU64::new(0),
         })
     }
 
@@ -756,13 +755,9 @@ impl Service {
         Ok(expired.len())
     }
 
-    /// Flushes the store (at shutdown).
+    /// Writes what is queued and flushes the store (at shutdown).
     pub async fn flush(&self) -> Result<(), ServiceError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.flush())
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        Ok(())
+        Ok(self.commits.flush(|| self.snapshot()).await?)
     }
 
     /// The state for reading, once everything applied so far is durable (and published): a
@@ -771,7 +766,7 @@ impl Service {
         loop {
             let state = self.state.lock().await;
             let applied = state.applied;
-            if self.durable.load(Ordering::Acquire) >= applied {
+            if self.commits.durable() >= applied {
                 return state;
             }
             drop(state);
@@ -784,40 +779,22 @@ impl Service {
         }
     }
 
-    /// Applies a batch to the store, atomically but not yet durably (sled's transaction on a
-    /// blocking thread: it may touch disk).
+    /// Queues a batch for the store, to be written with the next group commit. Called with
+    /// `state` locked, before `state` records the change: encoding is the last step that can
+    /// refuse it, so a refused batch leaves nothing behind. It waits for nothing; it is async
+    /// only so that its callers read as they did when it did.
     async fn apply(&self, batch: Batch) -> Result<(), ServiceError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.apply(&batch))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        Ok(())
+        Ok(self.commits.queue(&batch)?)
     }
 
-    /// Group commit: returns once change `seq` is durable, and by then published. One flush
-    /// covers every change applied before it started, so concurrent writers share flushes
-    /// instead of queueing one flush each. The catalog published after a flush is the state
-    /// as of the moment that flush began, so DNS never serves a change that is not durable.
+    /// Returns once change `seq` is durable, and by then published (see [`crate::commit`]).
     async fn wait_durable(&self, seq: u64) -> Result<(), ServiceError> {
-        loop {
-            if self.durable.load(Ordering::Acquire) >= seq {
-                return Ok(());
-            }
-            let _flushing = self.flush_lock.lock().await;
-            if self.durable.load(Ordering::Acquire) >= seq {
-                return Ok(());
-            }
-            let (target, catalog) = {
-                let state = self.state.lock().await;
-                (state.applied, state.catalog())
-            };
-            // flush() blocks, and sled 0.34's flush_async can deadlock (sled#1308).
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.flush())
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))??;
-            self.catalog.store(Arc::new(catalog));
-            self.durable.store(target, Ordering::Release);
-        }
+        Ok(self.commits.wait(seq, || self.snapshot()).await?)
+    }
+
+    /// What a group commit publishes: the last change applied and the catalog as of it.
+    async fn snapshot(&self) -> (u64, Catalog) {
+        let state = self.state.lock().await;
+        (state.applied, state.catalog())
     }
 }

@@ -1,10 +1,11 @@
 //! Durable state: hosted zones and their record sets.
 //!
 //! [`Store`] is the seam between r53 and its storage engine. [`SledStore`] is the one
-//! implementation and this is the only module that imports sled. A store applies a [`Batch`]
-//! all or nothing, and what it has applied is durable once a `flush` returns (the service
-//! shares one flush among concurrent changes); it never decides what is valid (the service
-//! does) and is never read on the DNS path (the catalog is).
+//! implementation and this is the only module that imports sled. A [`Batch`] is encoded into
+//! the store's byte layout first ([`Batch::encode`], the last step that can refuse it for what
+//! it holds), then applied all or nothing, several encoded batches at once when the service
+//! commits a group; what a store has applied is durable once a `flush` returns. A store never
+//! decides what is valid (the service does) and is never read on the DNS path (the catalog is).
 
 mod codec;
 mod sled_store;
@@ -56,6 +57,96 @@ pub enum Write {
 #[derive(Debug, Clone, Default)]
 pub struct Batch(pub Vec<Write>);
 
+impl Batch {
+    /// The batch in the store's byte layout, ready to apply. This is where a batch can still be
+    /// refused for what it holds (record data longer than its length field); applying it can
+    /// then fail only when storage does.
+    pub fn encode(&self) -> Result<Encoded, StoreError> {
+        let mut ops = Vec::with_capacity(self.0.len());
+        for write in &self.0 {
+            let (tree, key, value) = match write {
+                Write::PutZone(zone) => (
+                    Tree::Zones,
+                    codec::zone_key(&zone.id),
+                    Some(codec::encode_zone(zone)),
+                ),
+                Write::DeleteZone(id) => (Tree::Zones, codec::zone_key(id), None),
+                Write::PutRrset(id, set) => (
+                    Tree::Rrsets,
+                    codec::rrset_key(id, &set.key())?,
+                    Some(codec::encode_rrset(set)?),
+                ),
+                Write::DeleteRrset(id, key) => (Tree::Rrsets, codec::rrset_key(id, key)?, None),
+                Write::PutChange(change) => (
+                    Tree::Changes,
+                    change.id.as_bytes().to_vec(),
+                    Some(codec::encode_change(change)),
+                ),
+                Write::PutEndpoint(e) => (
+                    Tree::Endpoints,
+                    codec::name_key(&e.dns_name),
+                    Some(codec::encode_endpoint(e)?),
+                ),
+                Write::DeleteEndpoint(name) => (Tree::Endpoints, codec::name_key(name), None),
+                Write::PutVpc(vpc) => (
+                    Tree::Vpcs,
+                    vpc.id.as_bytes().to_vec(),
+                    Some(codec::encode_vpc(vpc)),
+                ),
+                Write::DeleteVpc(id) => (Tree::Vpcs, id.as_bytes().to_vec(), None),
+                Write::PutRule(rule) => (
+                    Tree::Rules,
+                    codec::name_key(&rule.domain),
+                    Some(codec::encode_rule(rule)?),
+                ),
+                Write::DeleteRule(domain) => (Tree::Rules, codec::name_key(domain), None),
+            };
+            ops.push(Op { tree, key, value });
+        }
+        Ok(Encoded(ops))
+    }
+}
+
+/// The store's key spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tree {
+    Zones,
+    Rrsets,
+    Changes,
+    Endpoints,
+    Vpcs,
+    Rules,
+}
+
+/// One write in the store's byte layout: `value` `None` removes `key`.
+#[derive(Debug)]
+struct Op {
+    tree: Tree,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// Encoded batches ([`Batch::encode`]), in order: applied all or nothing, later writes to a key
+/// winning over earlier ones.
+#[derive(Debug, Default)]
+pub struct Encoded(Vec<Op>);
+
+impl Encoded {
+    /// Adds `later`'s writes after these, to be applied with them.
+    pub fn append(&mut self, mut later: Encoded) {
+        self.0.append(&mut later.0);
+    }
+
+    /// How many writes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A hosted zone with its record sets, as loaded at start.
 #[derive(Debug, Clone)]
 pub struct StoredZone {
@@ -72,9 +163,9 @@ pub trait Store: Send + Sync + 'static {
     fn load_vpcs(&self) -> Result<Vec<Vpc>, StoreError>;
     /// Every resolver forwarding rule.
     fn load_rules(&self) -> Result<Vec<ForwardingRule>, StoreError>;
-    /// Applies the batch atomically: all of it or none. Durable once a later `flush` returns.
-    /// Blocking: call it from `spawn_blocking` in async code.
-    fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Applies the writes atomically: all of them or none. Durable once a later `flush`
+    /// returns. Blocking: call it from `spawn_blocking` in async code.
+    fn apply(&self, writes: &Encoded) -> Result<(), StoreError>;
     /// A change recorded by an earlier batch.
     fn change(&self, id: &str) -> Result<Option<ChangeInfo>, StoreError>;
     /// Makes everything applied so far survive a process crash. Blocking.
@@ -93,6 +184,6 @@ pub trait Store: Send + Sync + 'static {
                 .iter()
                 .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
         );
-        self.apply(&Batch(writes))
+        self.apply(&Batch(writes).encode()?)
     }
 }

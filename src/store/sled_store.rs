@@ -12,7 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::codec;
-use super::{Batch, Store, StoreError, StoredZone, Write, SCHEMA_VERSION};
+use super::{Batch, Encoded, Store, StoreError, StoredZone, Tree, Write, SCHEMA_VERSION};
 use std::sync::Arc;
 
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, Vpc};
@@ -239,7 +239,7 @@ impl Store for SledStore {
                     .iter()
                     .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
             );
-            return self.apply(&Batch(writes));
+            return self.apply(&Batch(writes).encode()?);
         }
         let id = codec::zone_key(&zone.id);
         let marker = [CREATING_PREFIX, &id].concat();
@@ -278,47 +278,12 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-        // Encode outside the transaction: the closure may run more than once.
-        enum Op {
-            Zone(Vec<u8>, Option<Vec<u8>>),
-            Rrset(Vec<u8>, Option<Vec<u8>>),
-            Change(Vec<u8>, Vec<u8>),
-            Endpoint(Vec<u8>, Option<Vec<u8>>),
-            Vpc(Vec<u8>, Option<Vec<u8>>),
-            Rule(Vec<u8>, Option<Vec<u8>>),
+    fn apply(&self, writes: &Encoded) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
         }
-        let mut ops = Vec::with_capacity(batch.0.len());
-        for write in &batch.0 {
-            ops.push(match write {
-                Write::PutZone(zone) => {
-                    Op::Zone(codec::zone_key(&zone.id), Some(codec::encode_zone(zone)))
-                }
-                Write::DeleteZone(id) => Op::Zone(codec::zone_key(id), None),
-                Write::PutRrset(id, set) => Op::Rrset(
-                    codec::rrset_key(id, &set.key())?,
-                    Some(codec::encode_rrset(set)?),
-                ),
-                Write::DeleteRrset(id, key) => Op::Rrset(codec::rrset_key(id, key)?, None),
-                Write::PutChange(change) => {
-                    Op::Change(change.id.as_bytes().to_vec(), codec::encode_change(change))
-                }
-                Write::PutEndpoint(e) => Op::Endpoint(
-                    codec::name_key(&e.dns_name),
-                    Some(codec::encode_endpoint(e)?),
-                ),
-                Write::DeleteEndpoint(name) => Op::Endpoint(codec::name_key(name), None),
-                Write::PutVpc(vpc) => {
-                    Op::Vpc(vpc.id.as_bytes().to_vec(), Some(codec::encode_vpc(vpc)))
-                }
-                Write::DeleteVpc(id) => Op::Vpc(id.as_bytes().to_vec(), None),
-                Write::PutRule(rule) => Op::Rule(
-                    codec::name_key(&rule.domain),
-                    Some(codec::encode_rule(rule)?),
-                ),
-                Write::DeleteRule(domain) => Op::Rule(codec::name_key(domain), None),
-            });
-        }
+        // The closure may run more than once (sled retries on conflict), so it only writes:
+        // everything was encoded before.
         (
             &self.zones,
             &self.rrsets,
@@ -328,19 +293,18 @@ impl Store for SledStore {
             &self.rules,
         )
             .transaction(|(zones, rrsets, changes, endpoints, vpcs, rules)| {
-                for op in &ops {
-                    match op {
-                        Op::Zone(k, Some(v)) => zones.insert(k.as_slice(), v.as_slice())?,
-                        Op::Zone(k, None) => zones.remove(k.as_slice())?,
-                        Op::Rrset(k, Some(v)) => rrsets.insert(k.as_slice(), v.as_slice())?,
-                        Op::Rrset(k, None) => rrsets.remove(k.as_slice())?,
-                        Op::Change(k, v) => changes.insert(k.as_slice(), v.as_slice())?,
-                        Op::Endpoint(k, Some(v)) => endpoints.insert(k.as_slice(), v.as_slice())?,
-                        Op::Endpoint(k, None) => endpoints.remove(k.as_slice())?,
-                        Op::Vpc(k, Some(v)) => vpcs.insert(k.as_slice(), v.as_slice())?,
-                        Op::Vpc(k, None) => vpcs.remove(k.as_slice())?,
-                        Op::Rule(k, Some(v)) => rules.insert(k.as_slice(), v.as_slice())?,
-                        Op::Rule(k, None) => rules.remove(k.as_slice())?,
+                for op in &writes.0 {
+                    let tree = match op.tree {
+                        Tree::Zones => zones,
+                        Tree::Rrsets => rrsets,
+                        Tree::Changes => changes,
+                        Tree::Endpoints => endpoints,
+                        Tree::Vpcs => vpcs,
+                        Tree::Rules => rules,
+                    };
+                    match &op.value {
+                        Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
+                        None => tree.remove(op.key.as_slice())?,
                     };
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
@@ -398,6 +362,7 @@ impl Store for SledStore {
 mod tests {
     use super::*;
     use crate::model::{HostedZone, ResourceRecordSet};
+    use crate::store::{Batch, Write};
     use hickory_proto::rr::{Name, RData, RecordType};
     use std::str::FromStr;
     use std::sync::Arc;
@@ -422,12 +387,12 @@ mod tests {
                 Write::PutRrset(zone.id.clone(), a_set("www.example.com.", "192.0.2.1")),
                 Write::PutRrset(zone.id.clone(), a_set("api.example.com.", "192.0.2.2")),
             ]);
-            store.apply(&batch).unwrap();
+            store.apply(&batch.encode().unwrap()).unwrap();
             let del = Batch(vec![Write::DeleteRrset(
                 zone.id.clone(),
                 a_set("api.example.com.", "192.0.2.2").key(),
             )]);
-            store.apply(&del).unwrap();
+            store.apply(&del.encode().unwrap()).unwrap();
             store.flush().unwrap();
         }
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
