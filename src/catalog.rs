@@ -1141,6 +1141,31 @@ mod tests {
     }
 
     #[test]
+    fn wire_keys_fold_case_and_ancestors_are_suffixes() {
+        let name = Name::from_ascii("WWW.Example.COM.").unwrap();
+        let wire = WireName::new(&name).unwrap();
+        assert_eq!(wire.key(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(wire.labels, 3);
+        assert_eq!(wire.ancestor(3), wire.key());
+        assert_eq!(wire.ancestor(2), b"\x07example\x03com\x00");
+        assert_eq!(wire.ancestor(1), b"\x03com\x00");
+        assert_eq!(wire.ancestor(0), b"\x00");
+        assert_eq!(parent_key(wire.ancestor(1)), wire.ancestor(0));
+        assert_eq!(parent_key(wire.ancestor(0)), wire.ancestor(0));
+        let mut buffer = [0u8; 258];
+        assert_eq!(
+            wildcard_key(wire.ancestor(2), &mut buffer),
+            b"\x01*\x07example\x03com\x00"
+        );
+        // The longest name DNS allows (255 octets in wire form) fits; its wildcard too.
+        let long_label = "a".repeat(63);
+        let longest = format!("{long_label}.{long_label}.{long_label}.{}.", "b".repeat(61));
+        let wire = WireName::new(&Name::from_ascii(&longest).unwrap()).unwrap();
+        assert_eq!(wire.key().len(), 255);
+        assert_eq!(wildcard_key(wire.key(), &mut buffer).len(), 257);
+    }
+
+    #[test]
     fn a_wildcard_below_a_cut_is_referred() {
         let c = catalog(&[("example.com", ZONE)]);
         let name = Name::from_ascii("*.deleg.example.com.").unwrap();
