@@ -451,11 +451,11 @@ async fn import_file(service: &Service, path: &Path, name: &Name) -> anyhow::Res
     match service.zone_by_name(name).await {
         Some(existing) => {
             service
-                .replace_records(&existing.zone.id, parsed.rrsets)
+                .replace_records(&existing.zone().id, parsed.rrsets)
                 .await?;
             Ok(format!(
                 "replaced the records of hosted zone {} with {count} record sets",
-                existing.zone.id
+                existing.zone().id
             ))
         }
         None => {
@@ -519,7 +519,7 @@ async fn zone_command(cmd: ZoneCommand) -> anyhow::Result<()> {
                 bail!("no hosted zone named {name}");
             };
             let sets: Vec<_> = zone.rrsets.values().map(|s| (**s).clone()).collect();
-            print!("{}", zonefile::emit(&zone.zone.name, &sets));
+            print!("{}", zonefile::emit(&zone.zone().name, &sets));
             Ok(())
         }
         other => client_command(move || cli::zone(other, None)).await,

@@ -106,16 +106,19 @@ pub fn default_apex_records(zone: &Name, name_servers: &[Name]) -> Vec<ResourceR
 /// zone's size.
 #[derive(Debug, Clone)]
 pub struct ZoneState {
-    pub zone: HostedZone,
     pub rrsets: Arc<ZoneIndex>,
 }
 
 impl ZoneState {
     fn new(zone: HostedZone, rrsets: impl IntoIterator<Item = Arc<ResourceRecordSet>>) -> Self {
         Self {
-            rrsets: Arc::new(ZoneIndex::build(zone.clone(), rrsets)),
-            zone,
+            rrsets: Arc::new(ZoneIndex::build(zone, rrsets)),
         }
+    }
+
+    /// The hosted zone itself (the index carries it, for the catalog too).
+    pub fn zone(&self) -> &HostedZone {
+        &self.rrsets.zone
     }
 }
 
@@ -138,11 +141,11 @@ impl State {
     /// name (Route 53 allows that), the oldest answers.
     fn catalog(&self) -> Catalog {
         let mut chosen: HashMap<&Name, &ZoneState> = HashMap::new();
-        for z in self.zones.values().filter(|z| !z.zone.private) {
+        for z in self.zones.values().filter(|z| !z.zone().private) {
             chosen
-                .entry(&z.zone.name)
+                .entry(&z.zone().name)
                 .and_modify(|c| {
-                    if (z.zone.created_at, &z.zone.id) < (c.zone.created_at, &c.zone.id) {
+                    if (z.zone().created_at, &z.zone().id) < (c.zone().created_at, &c.zone().id) {
                         *c = z;
                     }
                 })
@@ -150,9 +153,11 @@ impl State {
         }
         // Private zones: all of them (one name may have several, for different VPCs), oldest
         // first so that it answers where two are seen from one VPC.
-        let mut private: Vec<&ZoneState> = self.zones.values().filter(|z| z.zone.private).collect();
-        private
-            .sort_by(|a, b| (a.zone.created_at, &a.zone.id).cmp(&(b.zone.created_at, &b.zone.id)));
+        let mut private: Vec<&ZoneState> =
+            self.zones.values().filter(|z| z.zone().private).collect();
+        private.sort_by(|a, b| {
+            (a.zone().created_at, &a.zone().id).cmp(&(b.zone().created_at, &b.zone().id))
+        });
         Catalog::new(
             chosen
                 .values()
@@ -263,7 +268,7 @@ impl Service {
         for stored in loaded {
             let zone = ZoneState::new(stored.zone, stored.rrsets.into_iter().map(Arc::new));
             record_sets += zone.rrsets.len();
-            state.zones.insert(zone.zone.id.clone(), zone);
+            state.zones.insert(zone.zone().id.clone(), zone);
         }
         // Loading allocates and frees far more than it keeps (decoded values, the build map);
         // hand the freed pages back rather than let them count as resident for good.
@@ -299,7 +304,7 @@ impl Service {
         state
             .zones
             .values()
-            .map(|z| (z.zone.clone(), z.rrsets.len()))
+            .map(|z| (z.zone().clone(), z.rrsets.len()))
             .collect()
     }
 
@@ -314,8 +319,10 @@ impl Service {
         state
             .zones
             .values()
-            .filter(|z| z.zone.name == name)
-            .min_by(|a, b| (a.zone.created_at, &a.zone.id).cmp(&(b.zone.created_at, &b.zone.id)))
+            .filter(|z| z.zone().name == name)
+            .min_by(|a, b| {
+                (a.zone().created_at, &a.zone().id).cmp(&(b.zone().created_at, &b.zone().id))
+            })
             .cloned()
     }
 
@@ -354,17 +361,20 @@ impl Service {
         if let Some(existing) = state
             .zones
             .values()
-            .find(|z| z.zone.caller_reference == request.caller_reference)
+            .find(|z| z.zone().caller_reference == request.caller_reference)
         {
             // A retry is the same request: same name, comment and (for a private zone) VPC.
             let same_vpc = match &request.vpc {
-                None => !existing.zone.private,
-                Some(vpc) => existing.zone.private && existing.zone.vpcs.first() == Some(vpc),
+                None => !existing.zone().private,
+                Some(vpc) => existing.zone().private && existing.zone().vpcs.first() == Some(vpc),
             };
-            if existing.zone.name == name && existing.zone.comment == request.comment && same_vpc {
+            if existing.zone().name == name
+                && existing.zone().comment == request.comment
+                && same_vpc
+            {
                 let change = ChangeInfo {
-                    id: format!("C{}", existing.zone.id.as_str().trim_start_matches('Z')),
-                    submitted_at: existing.zone.created_at,
+                    id: format!("C{}", existing.zone().id.as_str().trim_start_matches('Z')),
+                    submitted_at: existing.zone().created_at,
                     comment: None,
                 };
                 return Ok((existing.clone(), change));
@@ -421,7 +431,7 @@ impl Service {
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
         let exists = |name: &Name, kind| state.endpoint_exists(name, kind);
-        let plan = plan(&current.zone, &*current.rrsets, &batch, &exists)
+        let plan = plan(current.zone(), &*current.rrsets, &batch, &exists)
             .map_err(ServiceError::InvalidChangeBatch)?;
         let change = ChangeInfo::new(batch.comment);
         let mut writes: Vec<Write> = plan
@@ -463,10 +473,10 @@ impl Service {
             .zones
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
-        let required = |k: &RrKey| {
-            k.name == current.zone.name && matches!(k.rtype, RecordType::SOA | RecordType::NS)
+        let required = |s: &ResourceRecordSet| {
+            s.name == current.zone().name && matches!(s.rtype, RecordType::SOA | RecordType::NS)
         };
-        if !current.rrsets.values().all(|s| required(&s.key())) {
+        if !current.rrsets.values().all(|s| required(s)) {
             return Err(ServiceError::HostedZoneNotEmpty);
         }
         let change = ChangeInfo::new(None);
@@ -489,7 +499,7 @@ impl Service {
             .zones
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
-        let incoming = ZoneState::new(current.zone.clone(), rrsets.into_iter().map(Arc::new));
+        let incoming = ZoneState::new(current.zone().clone(), rrsets.into_iter().map(Arc::new));
         let mut writes: Vec<Write> = current
             .rrsets
             .values()
@@ -537,7 +547,7 @@ impl Service {
         writes.push(Write::DeleteZone(id.clone()));
         writes.extend(change.map(Write::PutChange));
         self.apply(Batch(writes)).await?;
-        let removed = state.zones.remove(id).map(|z| z.zone);
+        let removed = state.zones.remove(id).map(|z| z.zone().clone());
         let seq = state.stage();
         removed
             .map(|z| (z, seq))
@@ -607,7 +617,7 @@ impl Service {
         if state
             .zones
             .values()
-            .any(|z| z.zone.vpcs.iter().any(|a| a.vpc_id == id))
+            .any(|z| z.zone().vpcs.iter().any(|a| a.vpc_id == id))
         {
             return Err(ServiceError::VpcInUse(id.to_owned()));
         }
@@ -635,10 +645,10 @@ impl Service {
             .zones
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
-        if !current.zone.private {
+        if !current.zone().private {
             return Err(ServiceError::PublicZoneVpcAssociation);
         }
-        let mut zone = current.zone.clone();
+        let mut zone = current.zone().clone();
         let position = zone.vpcs.iter().position(|a| a.vpc_id == vpc.vpc_id);
         match (associate, position) {
             (true, Some(_)) => return Err(ServiceError::ConflictingVpcAssociation(vpc.vpc_id)),
@@ -658,8 +668,7 @@ impl Service {
         ]))
         .await?;
         if let Some(z) = state.zones.get_mut(id) {
-            z.rrsets = Arc::new(z.rrsets.with_zone(zone.clone()));
-            z.zone = zone;
+            z.rrsets = Arc::new(z.rrsets.with_zone(zone));
         }
         let seq = state.stage();
         drop(state);
@@ -673,8 +682,8 @@ impl Service {
         state
             .zones
             .values()
-            .filter(|z| z.zone.vpcs.iter().any(|a| a.vpc_id == vpc_id))
-            .map(|z| z.zone.clone())
+            .filter(|z| z.zone().vpcs.iter().any(|a| a.vpc_id == vpc_id))
+            .map(|z| z.zone().clone())
             .collect()
     }
 

@@ -37,7 +37,7 @@ pub fn zone_id(raw: &str) -> Result<HostedZoneId, ApiError> {
 
 /// The name servers a zone is delegated to: its apex NS set.
 fn delegation_set(zone: &ZoneState) -> DelegationSetDto {
-    let key = crate::model::RrKey::new(&zone.zone.name, RecordType::NS);
+    let key = crate::model::RrKey::new(&zone.zone().name, RecordType::NS);
     let name_servers = zone
         .rrsets
         .get(&key)
@@ -114,14 +114,14 @@ async fn create(
         })
         .await?;
     // Route 53 gives a private zone no delegation set and echoes its VPC instead.
-    let private = zone.zone.private;
+    let private = zone.zone().private;
     let body = CreateHostedZoneResponse {
-        hosted_zone: HostedZoneDto::new(&zone.zone, zone.rrsets.len()),
+        hosted_zone: HostedZoneDto::new(zone.zone(), zone.rrsets.len()),
         change_info: ChangeInfoDto::from(&change),
         delegation_set: (!private).then(|| delegation_set(&zone)),
-        vpc: zone.zone.vpcs.first().map(VpcDto::from_model),
+        vpc: zone.zone().vpcs.first().map(VpcDto::from_model),
     };
-    let location = format!("/2013-04-01/hostedzone/{}", zone.zone.id);
+    let location = format!("/2013-04-01/hostedzone/{}", zone.zone().id);
     let mut response = reply(StatusCode::CREATED, &body);
     if let Ok(value) = location.parse() {
         response.headers_mut().insert(header::LOCATION, value);
@@ -149,12 +149,12 @@ async fn fetch(State(state): State<ApiState>, PathId(id): PathId) -> Result<Resp
     Ok(reply(
         StatusCode::OK,
         &GetHostedZoneResponse {
-            hosted_zone: HostedZoneDto::new(&zone.zone, zone.rrsets.len()),
-            delegation_set: (!zone.zone.private).then(|| delegation_set(&zone)),
+            hosted_zone: HostedZoneDto::new(zone.zone(), zone.rrsets.len()),
+            delegation_set: (!zone.zone().private).then(|| delegation_set(&zone)),
             vpcs: zone
-                .zone
+                .zone()
                 .private
-                .then(|| zone.zone.vpcs.iter().map(VpcDto::from_model).collect()),
+                .then(|| zone.zone().vpcs.iter().map(VpcDto::from_model).collect()),
         },
     ))
 }

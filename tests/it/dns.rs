@@ -1048,7 +1048,7 @@ async fn repeated_questions_are_answered_alike_and_changes_show_at_once() {
     rrsets.push(new);
     s.running
         .service
-        .replace_records(&zone.zone.id, rrsets)
+        .replace_records(&zone.zone().id, rrsets)
         .await
         .unwrap();
     let after = s.udp("www.example.com.", RecordType::A).await;
