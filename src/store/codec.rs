@@ -38,7 +38,12 @@ pub fn zone_key(id: &HostedZoneId) -> Vec<u8> {
 }
 
 pub fn rrset_prefix(id: &HostedZoneId) -> Vec<u8> {
-    let mut key = id.as_str().as_bytes().to_vec();
+    rrset_prefix_of(&zone_key(id))
+}
+
+/// [`rrset_prefix`] from the zone's key in the `zones` tree.
+pub fn rrset_prefix_of(zone_key: &[u8]) -> Vec<u8> {
+    let mut key = zone_key.to_vec();
     key.push(0);
     key
 }

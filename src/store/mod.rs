@@ -58,6 +58,17 @@ pub enum Write {
 pub struct Batch(pub Vec<Write>);
 
 impl Batch {
+    /// A new hosted zone with its record sets.
+    pub fn create_zone(zone: &HostedZone, rrsets: &[Arc<ResourceRecordSet>]) -> Self {
+        let mut writes = vec![Write::PutZone(zone.clone())];
+        writes.extend(
+            rrsets
+                .iter()
+                .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
+        );
+        Self(writes)
+    }
+
     /// The batch in the store's byte layout, ready to apply. This is where a batch can still be
     /// refused for what it holds (record data longer than its length field); applying it can
     /// then fail only when storage does.
@@ -178,12 +189,6 @@ pub trait Store: Send + Sync + 'static {
         zone: &HostedZone,
         rrsets: &[Arc<ResourceRecordSet>],
     ) -> Result<(), StoreError> {
-        let mut writes = vec![Write::PutZone(zone.clone())];
-        writes.extend(
-            rrsets
-                .iter()
-                .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
-        );
-        self.apply(&Batch(writes).encode()?)
+        self.apply(&Batch::create_zone(zone, rrsets).encode()?)
     }
 }

@@ -12,7 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::codec;
-use super::{Batch, Encoded, Store, StoreError, StoredZone, Tree, Write, SCHEMA_VERSION};
+use super::{Batch, Encoded, Store, StoreError, StoredZone, Tree, SCHEMA_VERSION};
 use std::sync::Arc;
 
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, Vpc};
@@ -71,6 +71,13 @@ pub struct SledStore {
 
 fn engine(e: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(e.to_string())
+}
+
+fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => engine(e),
+    }
 }
 
 impl SledStore {
@@ -206,10 +213,8 @@ fn remove_unfinished_zones(
     for entry in db.scan_prefix(CREATING_PREFIX) {
         let (marker, id) = entry.map_err(engine)?;
         if zones.get(&id).map_err(engine)?.is_none() {
-            let mut prefix = id.to_vec();
-            prefix.push(0);
             let mut batch = sled::Batch::default();
-            for key in rrsets.scan_prefix(&prefix).keys() {
+            for key in rrsets.scan_prefix(codec::rrset_prefix_of(&id)).keys() {
                 batch.remove(key.map_err(engine)?);
             }
             rrsets.apply_batch(batch).map_err(engine)?;
@@ -233,13 +238,7 @@ impl Store for SledStore {
         rrsets: &[Arc<ResourceRecordSet>],
     ) -> Result<(), StoreError> {
         if rrsets.len() <= CREATE_STEP {
-            let mut writes = vec![Write::PutZone(zone.clone())];
-            writes.extend(
-                rrsets
-                    .iter()
-                    .map(|s| Write::PutRrset(zone.id.clone(), s.clone())),
-            );
-            return self.apply(&Batch(writes).encode()?);
+            return self.apply(&Batch::create_zone(zone, rrsets).encode()?);
         }
         let id = codec::zone_key(&zone.id);
         let marker = [CREATING_PREFIX, &id].concat();
@@ -261,10 +260,7 @@ impl Store for SledStore {
                 db.remove(marker.as_slice())?;
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => engine(e),
-            })
+            .map_err(transaction_error)
     }
 
     fn load(&self) -> Result<Vec<StoredZone>, StoreError> {
@@ -309,10 +305,7 @@ impl Store for SledStore {
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => engine(e),
-            })?;
+            .map_err(transaction_error)?;
         Ok(())
     }
 
