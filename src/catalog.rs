@@ -22,7 +22,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::model::{
-    Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet, RrKey, Vpc,
+    Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet, RrKey, Vpc, WireName,
 };
 
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
@@ -81,56 +81,6 @@ fn canonical_key(name: &Name) -> Vec<u8> {
         key.push(0);
     }
     key
-}
-
-/// A name as the index keys it: its wire form lower-cased (length-prefixed labels, then the
-/// root's zero byte). An ancestor's key is a suffix of its descendant's, so the query path
-/// walks a name's ancestors by slicing one buffer on the stack, and keys compare and hash as
-/// plain bytes (hickory's `Name` compares label by label, folding case byte by byte).
-struct WireName {
-    bytes: [u8; 256],
-    len: usize,
-    /// Where each label starts, leftmost first.
-    starts: [u8; 128],
-    labels: usize,
-}
-
-impl WireName {
-    /// `None` for a name longer than DNS allows (no such name is ever indexed).
-    fn new(name: &Name) -> Option<Self> {
-        let mut wire = Self {
-            bytes: [0; 256],
-            len: 0,
-            starts: [0; 128],
-            labels: 0,
-        };
-        for label in name.iter() {
-            if wire.labels == wire.starts.len() || wire.len + 1 + label.len() >= wire.bytes.len() {
-                return None;
-            }
-            wire.starts[wire.labels] = wire.len as u8;
-            wire.labels += 1;
-            wire.bytes[wire.len] = label.len() as u8;
-            let out = &mut wire.bytes[wire.len + 1..wire.len + 1 + label.len()];
-            out.copy_from_slice(label);
-            out.make_ascii_lowercase();
-            wire.len += 1 + label.len();
-        }
-        wire.len += 1; // the root label
-        Some(wire)
-    }
-
-    fn key(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    /// The key of the ancestor with `depth` labels (0 is the root).
-    fn ancestor(&self, depth: usize) -> &[u8] {
-        match self.labels.checked_sub(depth) {
-            Some(skip) if skip < self.labels => &self.bytes[self.starts[skip] as usize..self.len],
-            _ => &self.bytes[self.len - 1..self.len],
-        }
-    }
 }
 
 /// The key of `name` (see [`WireName`]), or of the root for a name too long to exist.
@@ -392,7 +342,7 @@ impl ZoneIndex {
         let Some(wire) = WireName::new(name) else {
             return Lookup::NxDomain;
         };
-        let labels = wire.labels;
+        let labels = wire.labels();
         // Walk down from just below the apex; stop at a zone cut (a referral) or at the first
         // name that does not exist (everything below it is missing too, since ancestors of
         // every owner are indexed).
@@ -1196,7 +1146,7 @@ mod tests {
         let name = Name::from_ascii("WWW.Example.COM.").unwrap();
         let wire = WireName::new(&name).unwrap();
         assert_eq!(wire.key(), b"\x03www\x07example\x03com\x00");
-        assert_eq!(wire.labels, 3);
+        assert_eq!(wire.labels(), 3);
         assert_eq!(wire.ancestor(3), wire.key());
         assert_eq!(wire.ancestor(2), b"\x07example\x03com\x00");
         assert_eq!(wire.ancestor(1), b"\x03com\x00");

@@ -9,6 +9,7 @@ mod endpoint;
 mod record_set;
 mod value;
 mod vpc;
+mod wire_name;
 mod zone;
 
 pub use change::{plan, Action, Change, ChangeBatch, ChangeInfo, Plan, ALL_TYPES};
@@ -18,4 +19,5 @@ pub use record_set::{
 };
 pub use value::{parse_name, parse_value, InvalidInput};
 pub use vpc::{check_vpc_id, Vpc, VpcAssociation};
+pub use wire_name::WireName;
 pub use zone::{HostedZone, HostedZoneId, SchemaError};

@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 use tokio::time::Instant;
 
 use super::Resolved;
+use crate::model::WireName;
 
 /// An upper bound on how long a positive answer is kept, whatever the upstream says. RFC 8767
 /// §4 suggests capping TTLs at 7 days; a day (Unbound's `cache-max-ttl`) keeps a stack's
@@ -54,22 +55,14 @@ impl KeyBuf {
             bytes: [0; MAX_KEY],
             len: 0,
         };
-        // A name is at most 255 bytes on the wire (hickory refuses longer ones), so this
-        // always fits; the checks only keep a broken name from panicking.
-        for label in name.iter() {
-            let end = key.len + 1 + label.len();
-            if label.len() > 63 || end > MAX_KEY - 3 {
-                break;
-            }
-            key.bytes[key.len] = label.len() as u8;
-            for (to, from) in key.bytes[key.len + 1..end].iter_mut().zip(label) {
-                *to = from.to_ascii_lowercase();
-            }
-            key.len = end;
-        }
-        key.bytes[key.len] = 0;
-        key.bytes[key.len + 1..key.len + 3].copy_from_slice(&u16::from(qtype).to_be_bytes());
-        key.len += 3;
+        // A name is at most 255 bytes on the wire (hickory refuses longer ones), so `wire`
+        // always exists; without it the key is the root's, which keeps a broken name from
+        // panicking.
+        let wire = WireName::new(name);
+        let name = wire.as_ref().map_or(&[0u8][..], WireName::key);
+        key.bytes[..name.len()].copy_from_slice(name);
+        key.bytes[name.len()..name.len() + 2].copy_from_slice(&u16::from(qtype).to_be_bytes());
+        key.len = name.len() + 2;
         key
     }
 
