@@ -58,11 +58,9 @@ impl Node {
     }
 }
 
-/// Route 53's listing order: `set` against the key (`name`, `rtype`).
-fn compare_set(set: &ResourceRecordSet, name: &Name, rtype: RecordType) -> std::cmp::Ordering {
-    set.name
-        .cmp(name)
-        .then_with(|| u16::from(set.rtype).cmp(&u16::from(rtype)))
+/// Route 53's listing order: names in canonical order, then types by number.
+fn listing_key(name: &Name, rtype: RecordType) -> (Vec<u8>, u16) {
+    (canonical_key(name), u16::from(rtype))
 }
 
 /// Bytes that sort as `Name`'s order does (DNSSEC canonical order, RFC 4034 §6.1: labels
@@ -245,11 +243,12 @@ impl ZoneIndex {
             let mut sets: Vec<_> = self.values().cloned().collect();
             // Sorted by a byte key made once per set: comparing hickory `Name`s a million
             // times over took seconds.
-            sets.sort_by_cached_key(|set| (canonical_key(&set.name), u16::from(set.rtype)));
+            sets.sort_by_cached_key(|set| listing_key(&set.name, set.rtype));
             sets
         });
         let from = start.map_or(0, |key| {
-            sorted.partition_point(|s| compare_set(s, &key.name, key.rtype).is_lt())
+            let start = listing_key(&key.name, key.rtype);
+            sorted.partition_point(|s| listing_key(&s.name, s.rtype) < start)
         });
         &sorted[from..]
     }
