@@ -191,6 +191,14 @@ impl ZoneIndex {
         index
     }
 
+    /// An index of record sets as the store keeps them.
+    pub fn from_encoded(
+        zone: HostedZone,
+        rrsets: &crate::store::EncodedSets,
+    ) -> Result<Self, crate::store::StoreError> {
+        Ok(Self::build(zone, rrsets.decode()?.into_iter().map(Arc::new)))
+    }
+
     /// A new index with `delete` removed and `put` added or replaced; shares what is unchanged.
     pub fn patch(&self, delete: &[crate::model::RrKey], put: &[Arc<ResourceRecordSet>]) -> Self {
         let mut index = self.with_zone(self.zone.clone());

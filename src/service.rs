@@ -26,7 +26,7 @@ use crate::model::{
     HostedZoneId, ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
 use crate::resolver::ForwardingRule;
-use crate::store::{Batch, Store, StoreError, Write};
+use crate::store::{Batch, EncodedSets, Store, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -114,6 +114,13 @@ impl ZoneState {
         Self {
             rrsets: Arc::new(ZoneIndex::build(zone, rrsets)),
         }
+    }
+
+    /// A stored zone, its record sets as the store keeps them.
+    fn load(zone: HostedZone, rrsets: &EncodedSets) -> Result<Self, StoreError> {
+        Ok(Self {
+            rrsets: Arc::new(ZoneIndex::from_encoded(zone, rrsets)?),
+        })
     }
 
     /// The hosted zone itself (the index carries it, for the catalog too).
@@ -266,7 +273,7 @@ impl Service {
         let read = started.elapsed();
         let mut record_sets = 0;
         for stored in loaded {
-            let zone = ZoneState::new(stored.zone, stored.rrsets.into_iter().map(Arc::new));
+            let zone = ZoneState::load(stored.zone, &stored.rrsets)?;
             record_sets += zone.rrsets.len();
             state.zones.insert(zone.zone().id.clone(), zone);
         }

@@ -7,7 +7,7 @@
 //! commits a group; what a store has applied is durable once a `flush` returns. A store never
 //! decides what is valid (the service does) and is never read on the DNS path (the catalog is).
 
-mod codec;
+pub(crate) mod codec;
 mod sled_store;
 
 pub use sled_store::SledStore;
@@ -158,11 +158,89 @@ impl Encoded {
     }
 }
 
-/// A hosted zone with its record sets, as loaded at start.
+/// A hosted zone with its record sets as stored, as loaded at start. The record sets stay
+/// encoded: the zone index keeps most of them in (nearly) that form, so decoding each into a
+/// [`ResourceRecordSet`] here would only be undone.
 #[derive(Debug, Clone)]
 pub struct StoredZone {
     pub zone: HostedZone,
-    pub rrsets: Vec<ResourceRecordSet>,
+    pub rrsets: EncodedSets,
+}
+
+/// Record sets in [`codec::encode_rrset`]'s form, one after another, each preceded by its
+/// length (u32, big-endian).
+#[derive(Debug, Clone, Default)]
+pub struct EncodedSets {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl EncodedSets {
+    pub fn push(&mut self, value: &[u8]) {
+        self.bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        self.bytes.extend_from_slice(value);
+        self.count += 1;
+    }
+
+    /// Encodes `sets` (tests, and stores that keep decoded record sets).
+    pub fn encode<'a>(
+        sets: impl IntoIterator<Item = &'a ResourceRecordSet>,
+    ) -> Result<Self, StoreError> {
+        let mut out = Self::default();
+        for set in sets {
+            out.push(&codec::encode_rrset(set)?);
+        }
+        Ok(out)
+    }
+
+    /// Takes bytes laid out as [`EncodedSets`] keeps them (for example read back from a file),
+    /// checking the framing: every length must fit what follows.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, StoreError> {
+        let mut count = 0;
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let (len, tail) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| StoreError::Corrupt("record set length cut short".into()))?;
+            let len = u32::from_be_bytes(*len) as usize;
+            if tail.len() < len {
+                return Err(StoreError::Corrupt("record set cut short".into()));
+            }
+            rest = &tail[len..];
+            count += 1;
+        }
+        Ok(Self { bytes, count })
+    }
+
+    /// The bytes as [`from_bytes`](Self::from_bytes) takes them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// How many record sets.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each record set's encoded form.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut rest = self.bytes.as_slice();
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let (value, tail) = tail.split_at(u32::from_be_bytes(*len) as usize);
+            rest = tail;
+            Some(value)
+        })
+    }
+
+    /// Every record set decoded.
+    pub fn decode(&self) -> Result<Vec<ResourceRecordSet>, StoreError> {
+        self.iter().map(codec::decode_rrset).collect()
+    }
 }
 
 pub trait Store: Send + Sync + 'static {

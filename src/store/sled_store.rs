@@ -12,7 +12,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::codec;
-use super::{Batch, Encoded, Store, StoreError, StoredZone, Tree, SCHEMA_VERSION};
+use super::{
+    Batch, Encoded, EncodedSets, Store, StoreError, StoredZone, Tree, SCHEMA_VERSION,
+};
 use std::sync::Arc;
 
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, Vpc};
@@ -161,45 +163,13 @@ impl SledStore {
 }
 
 impl SledStore {
-    /// A zone's record sets. sled's scan and the decoding run on two threads, the values
-    /// handed over in chunks: at a million record sets each takes about as long as the other.
-    fn load_rrsets(&self, id: &HostedZoneId) -> Result<Vec<ResourceRecordSet>, StoreError> {
-        const CHUNK: usize = 4096;
-        let prefix = codec::rrset_prefix(id);
-        std::thread::scope(|scope| {
-            let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<sled::IVec>>(8);
-            let scanner = scope.spawn(move || -> Result<(), StoreError> {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                for entry in self.rrsets.scan_prefix(prefix) {
-                    chunk.push(entry.map_err(engine)?.1);
-                    if chunk.len() == CHUNK {
-                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                        if chunks.send(full).is_err() {
-                            return Ok(()); // the decoder stopped at an error of its own
-                        }
-                    }
-                }
-                let _ = chunks.send(chunk);
-                Ok(())
-            });
-            let mut rrsets = Vec::new();
-            let mut decoded = Ok(());
-            'chunks: for chunk in received {
-                for value in &chunk {
-                    match codec::decode_rrset(value) {
-                        Ok(set) => rrsets.push(set),
-                        Err(e) => {
-                            decoded = Err(e);
-                            break 'chunks;
-                        }
-                    }
-                }
-            }
-            let scanned = scanner
-                .join()
-                .map_err(|_| StoreError::Engine("the store's scanning thread panicked".into()))?;
-            decoded.and(scanned).map(|()| rrsets)
-        })
+    /// A zone's record sets, as stored (the zone index decodes them).
+    fn load_rrsets(&self, id: &HostedZoneId) -> Result<EncodedSets, StoreError> {
+        let mut out = EncodedSets::default();
+        for entry in self.rrsets.scan_prefix(codec::rrset_prefix(id)) {
+            out.push(&entry.map_err(engine)?.1);
+        }
+        Ok(out)
     }
 }
 
@@ -393,7 +363,7 @@ mod tests {
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].zone, zone);
         assert_eq!(
-            loaded[0].rrsets,
+            loaded[0].rrsets.decode().unwrap(),
             vec![(*a_set("www.example.com.", "192.0.2.1")).clone()]
         );
     }
