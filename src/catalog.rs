@@ -199,6 +199,11 @@ impl ZoneIndex {
         Ok(Self::build(zone, rrsets.decode()?.into_iter().map(Arc::new)))
     }
 
+    /// Every record set in the store's encoded form (the start-up snapshot).
+    pub fn encoded(&self) -> Result<crate::store::EncodedSets, crate::store::StoreError> {
+        crate::store::EncodedSets::encode(self.values().map(|s| &**s))
+    }
+
     /// A new index with `delete` removed and `put` added or replaced; shares what is unchanged.
     pub fn patch(&self, delete: &[crate::model::RrKey], put: &[Arc<ResourceRecordSet>]) -> Self {
         let mut index = self.with_zone(self.zone.clone());
