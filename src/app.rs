@@ -518,7 +518,7 @@ async fn zone_command(cmd: ZoneCommand) -> anyhow::Result<()> {
             let Some(zone) = service.zone_by_name(&name).await else {
                 bail!("no hosted zone named {name}");
             };
-            let sets: Vec<_> = zone.rrsets.values().map(|s| (**s).clone()).collect();
+            let sets: Vec<_> = zone.rrsets.values().map(Arc::unwrap_or_clone).collect();
             print!("{}", zonefile::emit(&zone.zone().name, &sets));
             Ok(())
         }

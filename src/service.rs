@@ -342,10 +342,7 @@ impl Service {
         let created = ZoneState::new(zone.clone(), rrsets.into_iter().map(Arc::new));
         let mut state = self.state.lock().await;
         let store = self.store.clone();
-        let (stored, sets) = (
-            zone.clone(),
-            created.rrsets.values().cloned().collect::<Vec<_>>(),
-        );
+        let (stored, sets) = (zone.clone(), created.rrsets.values().collect::<Vec<_>>());
         tokio::task::spawn_blocking(move || store.create_zone(&stored, &sets))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
@@ -483,7 +480,7 @@ impl Service {
         let required = |s: &ResourceRecordSet| {
             s.name == current.zone().name && matches!(s.rtype, RecordType::SOA | RecordType::NS)
         };
-        if !current.rrsets.values().all(|s| required(s)) {
+        if !current.rrsets.values().all(|s| required(&s)) {
             return Err(ServiceError::HostedZoneNotEmpty);
         }
         let change = ChangeInfo::new(None);
@@ -518,7 +515,7 @@ impl Service {
             incoming
                 .rrsets
                 .values()
-                .map(|s| Write::PutRrset(id.clone(), s.clone())),
+                .map(|s| Write::PutRrset(id.clone(), s)),
         );
         self.apply(Batch(writes)).await?;
         state.zones.insert(id.clone(), incoming);

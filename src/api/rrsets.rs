@@ -117,7 +117,7 @@ async fn list(
             next = Some(set.key());
             break;
         }
-        sets.push(ResourceRecordSetDto::from_model(set));
+        sets.push(ResourceRecordSetDto::from_model(&set));
     }
     Ok(reply(
         StatusCode::OK,

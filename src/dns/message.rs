@@ -597,6 +597,7 @@ impl<'q> Response<'q> {
                             }
                             let glue = answer
                                 .glue_cut
+                                .as_ref()
                                 .is_some_and(|cut| cut.zone_of(section.owner.as_ref()));
                             truncated |= glue;
                         }

@@ -4,6 +4,7 @@
 //! writes to make or every reason the batch is refused, worded as Route 53 words them. It is
 //! pure: the service runs it under its writer lock and commits the result.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -148,10 +149,11 @@ pub fn plan(
         view: &BTreeMap<RrKey, Option<&'a ResourceRecordSet>>,
         current: &'a impl RecordSets,
         key: &RrKey,
-    ) -> Option<&'a ResourceRecordSet> {
-        view.get(key)
-            .copied()
-            .unwrap_or_else(|| current.record_set(key))
+    ) -> Option<Cow<'a, ResourceRecordSet>> {
+        match view.get(key) {
+            Some(set) => set.map(Cow::Borrowed),
+            None => current.record_set(key),
+        }
     }
     for change in &batch.changes {
         let set = &change.rrset;
@@ -178,7 +180,7 @@ pub fn plan(
                         "Tried to delete resource record set {} but it was not found",
                         describe(set)
                     )),
-                    Some(old) if !same_values(old, set) => messages.push(format!(
+                    Some(old) if !same_values(&old, set) => messages.push(format!(
                         "Tried to delete resource record set {} but the values provided do not match the current values",
                         describe(set)
                     )),
@@ -203,7 +205,7 @@ pub fn plan(
             continue;
         }
         if let Some(alias) = &set.alias {
-            let target_set = |k: &RrKey| lookup(&view, current, k).cloned();
+            let target_set = |k: &RrKey| lookup(&view, current, k).map(Cow::into_owned);
             if let Some(message) = check_alias(zone, set, alias, target_set, endpoint_exists) {
                 messages.push(message);
                 continue;

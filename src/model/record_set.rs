@@ -71,12 +71,13 @@ impl PartialOrd for RrKey {
 /// Read access to a zone's current record sets, as [`plan`](super::plan) checks a batch
 /// against them.
 pub trait RecordSets {
-    fn record_set(&self, key: &RrKey) -> Option<&ResourceRecordSet>;
+    /// Borrowed where the set is kept decoded, decoded on the spot otherwise.
+    fn record_set(&self, key: &RrKey) -> Option<std::borrow::Cow<'_, ResourceRecordSet>>;
 }
 
 impl RecordSets for std::collections::BTreeMap<RrKey, ResourceRecordSet> {
-    fn record_set(&self, key: &RrKey) -> Option<&ResourceRecordSet> {
-        self.get(key)
+    fn record_set(&self, key: &RrKey) -> Option<std::borrow::Cow<'_, ResourceRecordSet>> {
+        self.get(key).map(std::borrow::Cow::Borrowed)
     }
 }
 

@@ -233,13 +233,7 @@ pub fn encode_rrset(set: &ResourceRecordSet) -> Result<Vec<u8>, StoreError> {
     out.extend_from_slice(&set.ttl.to_be_bytes());
     out.extend_from_slice(&(set.records.len() as u32).to_be_bytes());
     for rdata in &set.records {
-        let mut wire = Vec::new();
-        let mut encoder = BinEncoder::new(&mut wire);
-        encoder.set_name_encoding(NameEncoding::Uncompressed);
-        rdata.emit(&mut encoder).map_err(corrupt)?;
-        let len = u16::try_from(wire.len()).map_err(|_| corrupt("record data over 65535 bytes"))?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&wire);
+        push_rdata(&mut out, rdata)?;
     }
     match &set.alias {
         None => out.push(0),
@@ -253,6 +247,104 @@ pub fn encode_rrset(set: &ResourceRecordSet) -> Result<Vec<u8>, StoreError> {
         }
     }
     Ok(out)
+}
+
+/// A record set's stored form taken apart without decoding its records: what the zone index
+/// keeps (see `catalog`).
+pub struct RawRrset<'a> {
+    /// The owner in wire form, as written (names are stored normalized: lower case).
+    pub name: &'a [u8],
+    pub rtype: u16,
+    pub ttl: u32,
+    /// Each record as a u16 length then its RDATA, names uncompressed.
+    pub records: &'a [u8],
+}
+
+/// `value` taken apart, when it is a plain record set in the current format: `None` for an
+/// Alias or an older format, which [`decode_rrset`] reads.
+pub fn raw_rrset(value: &[u8]) -> Result<Option<RawRrset<'_>>, StoreError> {
+    let mut r = Reader(value);
+    if r.u8()? != RRSET_V2 {
+        return Ok(None);
+    }
+    let name_len = r.u16()? as usize;
+    let name = r.take(name_len)?;
+    let rtype = r.u16()?;
+    let ttl = r.u32()?;
+    let count = r.u32()?;
+    let records = r.0;
+    let mut rest = records;
+    for _ in 0..count {
+        let mut records = Reader(rest);
+        let len = records.u16()? as usize;
+        records.take(len)?;
+        rest = records.0;
+    }
+    let records = &records[..records.len() - rest.len()];
+    match rest {
+        [0] => Ok(Some(RawRrset {
+            name,
+            rtype,
+            ttl,
+            records,
+        })),
+        [1, ..] => Ok(None),
+        _ => Err(corrupt("record set with trailing bytes")),
+    }
+}
+
+/// The stored form of a plain record set from its parts (the inverse of [`raw_rrset`]).
+pub fn encode_raw_rrset(raw: &RawRrset<'_>) -> Vec<u8> {
+    let mut count = 0u32;
+    let mut rest = raw.records;
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        rest = tail
+            .get(u16::from_be_bytes(*len) as usize..)
+            .unwrap_or_default();
+        count += 1;
+    }
+    let mut out = Vec::with_capacity(16 + raw.name.len() + raw.records.len());
+    out.push(RRSET_V2);
+    out.extend_from_slice(&(raw.name.len() as u16).to_be_bytes());
+    out.extend_from_slice(raw.name);
+    out.extend_from_slice(&raw.rtype.to_be_bytes());
+    out.extend_from_slice(&raw.ttl.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(raw.records);
+    out.push(0);
+    out
+}
+
+/// `rdata` as a record set's stored form keeps it: a u16 length, then the RDATA with names
+/// uncompressed.
+pub fn push_rdata(out: &mut Vec<u8>, rdata: &RData) -> Result<(), StoreError> {
+    let mut wire = Vec::new();
+    let mut encoder = BinEncoder::new(&mut wire);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    rdata.emit(&mut encoder).map_err(corrupt)?;
+    let len = u16::try_from(wire.len()).map_err(|_| corrupt("record data over 65535 bytes"))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&wire);
+    Ok(())
+}
+
+/// The records [`push_rdata`] wrote, decoded as `rtype`.
+pub fn read_rdata(
+    records: &[u8],
+    rtype: RecordType,
+) -> impl Iterator<Item = Result<RData, StoreError>> + '_ {
+    let mut r = Reader(records);
+    std::iter::from_fn(move || {
+        if r.0.is_empty() {
+            return None;
+        }
+        Some((|| {
+            let len = r.u16()?;
+            let wire = r.take(len as usize)?;
+            let mut decoder = BinDecoder::new(wire);
+            RData::read(&mut decoder, rtype, Restrict::new(len)).map_err(corrupt)
+        })())
+    })
 }
 
 pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {

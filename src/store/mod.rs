@@ -177,7 +177,8 @@ pub struct EncodedSets {
 
 impl EncodedSets {
     pub fn push(&mut self, value: &[u8]) {
-        self.bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        self.bytes
+            .extend_from_slice(&(value.len() as u32).to_be_bytes());
         self.bytes.extend_from_slice(value);
         self.count += 1;
     }

@@ -12,9 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::codec;
-use super::{
-    Batch, Encoded, EncodedSets, Store, StoreError, StoredZone, Tree, SCHEMA_VERSION,
-};
+use super::{Batch, Encoded, EncodedSets, Store, StoreError, StoredZone, Tree, SCHEMA_VERSION};
 use std::sync::Arc;
 
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, Vpc};

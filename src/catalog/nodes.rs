@@ -1,0 +1,386 @@
+//! A zone's names and the record sets they own, kept compact: a million record sets must fit
+//! in the memory other servers use for them.
+//!
+//! A record set is kept as the store keeps it, its records in wire form (a few bytes for an
+//! address, inline), and decoded when a query or the API reads it; an Alias set, which
+//! answering follows, stays decoded. The names live in a [`Base`] built in one go (all keys in
+//! one buffer, a hash table of indexes into it) and an [`Overlay`] of what changed since,
+//! which lookups consult first. The overlay is a persistent map: successive indexes of a zone
+//! share it, so a change costs what it touches, not the zone's size. When the overlay has
+//! grown to a fraction of the base, the two are merged into a new base.
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use rustc_hash::FxBuildHasher;
+use smallvec::SmallVec;
+
+use crate::model::ResourceRecordSet;
+use crate::store::codec::{self, RawRrset};
+use crate::store::StoreError;
+
+/// Records of up to this many bytes (lengths included) are kept inline: an A record (6) and
+/// an AAAA record (18) both fit.
+const INLINE: usize = 24;
+
+/// One record set as the index keeps it.
+#[derive(Clone, Debug)]
+pub(super) enum Stored {
+    /// Its records as [`codec::push_rdata`] writes them: each a u16 length and the RDATA.
+    Wire {
+        rtype: u16,
+        ttl: u32,
+        records: SmallVec<[u8; INLINE]>,
+    },
+    /// An Alias record set, which has no records; answering follows its target.
+    Alias(Arc<ResourceRecordSet>),
+}
+
+impl Stored {
+    pub(super) fn pack(set: &Arc<ResourceRecordSet>) -> Result<Self, StoreError> {
+        if set.alias.is_some() {
+            return Ok(Self::Alias(set.clone()));
+        }
+        let mut records = Vec::new();
+        for rdata in &set.records {
+            codec::push_rdata(&mut records, rdata)?;
+        }
+        Ok(Self::Wire {
+            rtype: set.rtype.into(),
+            ttl: set.ttl,
+            records: SmallVec::from_vec(records),
+        })
+    }
+
+    /// The set a stored value holds, with its owner's key.
+    pub(super) fn from_value(value: &[u8]) -> Result<(Box<[u8]>, Self), StoreError> {
+        if let Some(raw) = codec::raw_rrset(value)? {
+            let mut key: Box<[u8]> = raw.name.into();
+            key.make_ascii_lowercase();
+            let stored = Self::Wire {
+                rtype: raw.rtype,
+                ttl: raw.ttl,
+                records: SmallVec::from_slice(raw.records),
+            };
+            return Ok((key, stored));
+        }
+        let set = Arc::new(codec::decode_rrset(value)?);
+        Ok((super::key_of(&set.name), Self::pack(&set)?))
+    }
+
+    /// The stored form of this set, owned by `key` (the inverse of [`from_value`]).
+    pub(super) fn to_value(&self, key: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Self::Wire {
+                rtype,
+                ttl,
+                records,
+            } => Ok(codec::encode_raw_rrset(&RawRrset {
+                name: key,
+                rtype: *rtype,
+                ttl: *ttl,
+                records,
+            })),
+            Self::Alias(set) => codec::encode_rrset(set),
+        }
+    }
+
+    pub(super) fn rtype(&self) -> RecordType {
+        match self {
+            Self::Wire { rtype, .. } => RecordType::from(*rtype),
+            Self::Alias(set) => set.rtype,
+        }
+    }
+
+    /// The record set, owned by `key`'s name: decoded, or borrowed when it is kept decoded.
+    /// Records that do not decode (never written so by r53) are left out.
+    pub(super) fn view(&self, key: &[u8]) -> Cow<'_, ResourceRecordSet> {
+        match self {
+            Self::Alias(set) => Cow::Borrowed(set),
+            Self::Wire {
+                rtype,
+                ttl,
+                records,
+            } => {
+                let rtype = RecordType::from(*rtype);
+                Cow::Owned(ResourceRecordSet {
+                    name: name_of(key),
+                    rtype,
+                    ttl: *ttl,
+                    records: codec::read_rdata(records, rtype)
+                        .filter_map(Result::ok)
+                        .collect(),
+                    alias: None,
+                })
+            }
+        }
+    }
+
+    /// [`view`](Self::view), shared.
+    pub(super) fn to_arc(&self, key: &[u8]) -> Arc<ResourceRecordSet> {
+        match self {
+            Self::Alias(set) => set.clone(),
+            Self::Wire { .. } => Arc::new(self.view(key).into_owned()),
+        }
+    }
+}
+
+/// The name whose key (lower-cased wire form) `key` is.
+pub(super) fn name_of(key: &[u8]) -> Name {
+    Name::read(&mut BinDecoder::new(key)).unwrap_or_else(|_| Name::root())
+}
+
+/// A name in a zone: the record sets it owns, by type (empty for an empty non-terminal), and
+/// how many names one label below it exist, so that removing the last set of a leaf removes
+/// the name (and any ancestor left empty) while an empty non-terminal stays.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Node {
+    pub(super) sets: SmallVec<[Stored; 1]>,
+    pub(super) children: u32,
+}
+
+impl Node {
+    pub(super) fn get(&self, rtype: RecordType) -> Option<&Stored> {
+        self.sets.iter().find(|s| s.rtype() == rtype)
+    }
+
+    /// Adds `set`, replacing one of its type; whether the node had none.
+    pub(super) fn put(&mut self, set: Stored) -> bool {
+        let rtype = set.rtype();
+        match self.sets.iter_mut().find(|s| s.rtype() == rtype) {
+            Some(old) => {
+                *old = set;
+                false
+            }
+            None => {
+                self.sets.push(set);
+                self.sets.sort_by_key(|s| u16::from(s.rtype()));
+                true
+            }
+        }
+    }
+}
+
+/// Names as they were when the base was built.
+#[derive(Debug, Default)]
+struct Base {
+    /// Every name's key, one after another.
+    keys: Vec<u8>,
+    /// Where each name's key starts in `keys` (it ends where the next starts), and its node.
+    nodes: Vec<(u32, Node)>,
+    /// Indexes into `nodes`, by the hash of the key.
+    table: HashTable<u32>,
+}
+
+fn hash(key: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+impl Base {
+    fn with_capacity(names: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(names * 20),
+            nodes: Vec::with_capacity(names),
+            table: HashTable::with_capacity(names),
+        }
+    }
+
+    fn key(&self, index: usize) -> &[u8] {
+        let start = self.nodes[index].0 as usize;
+        let end = self
+            .nodes
+            .get(index + 1)
+            .map_or(self.keys.len(), |n| n.0 as usize);
+        &self.keys[start..end]
+    }
+
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        self.table
+            .find(hash(key), |&i| self.key(i as usize) == key)
+            .map(|&i| i as usize)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Node> {
+        self.find(key).map(|i| &self.nodes[i].1)
+    }
+
+    /// Adds a name not yet present; its index.
+    fn push(&mut self, key: &[u8], node: Node) -> usize {
+        let index = self.nodes.len();
+        self.nodes.push((self.keys.len() as u32, node));
+        self.keys.extend_from_slice(key);
+        let Self { keys, nodes, table } = self;
+        let key_at = |&i: &u32| {
+            let start = nodes[i as usize].0 as usize;
+            let end = nodes
+                .get(i as usize + 1)
+                .map_or(keys.len(), |n| n.0 as usize);
+            hash(&keys[start..end])
+        };
+        table.insert_unique(hash(key), index as u32, key_at);
+        index
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        (0..self.nodes.len()).map(|i| (self.key(i), &self.nodes[i].1))
+    }
+
+    fn shrink(&mut self) {
+        self.keys.shrink_to_fit();
+        self.nodes.shrink_to_fit();
+        let Self { keys, nodes, table } = self;
+        table.shrink_to_fit(|&i| {
+            let start = nodes[i as usize].0 as usize;
+            let end = nodes
+                .get(i as usize + 1)
+                .map_or(keys.len(), |n| n.0 as usize);
+            hash(&keys[start..end])
+        });
+    }
+}
+
+/// What changed since the base was built: a name's new node, or `None` where a name of the
+/// base no longer exists.
+type Overlay = imbl::GenericHashMap<
+    Box<[u8]>,
+    Option<Arc<Node>>,
+    FxBuildHasher,
+    imbl::shared_ptr::DefaultSharedPtr,
+>;
+
+/// A zone's names (see the module's documentation).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Nodes {
+    base: Arc<Base>,
+    overlay: Overlay,
+}
+
+impl Nodes {
+    /// Indexes the record sets of a zone whose apex is `apex`: every owner's ancestors up to
+    /// the apex exist (empty non-terminals where they own nothing), and each node counts the
+    /// names one label below it. `sets` must all be at or below the apex. Returns the nodes and
+    /// how many record sets they hold.
+    pub(super) fn build(
+        apex: &[u8],
+        sets: impl IntoIterator<Item = (Box<[u8]>, Stored)>,
+        size_hint: usize,
+    ) -> (Self, usize) {
+        let mut base = Base::with_capacity(size_hint + 1);
+        base.push(apex, Node::default());
+        let mut count = 0;
+        for (key, set) in sets {
+            let index = match base.find(&key) {
+                Some(i) => i,
+                None => base.push(&key, Node::default()),
+            };
+            count += usize::from(base.nodes[index].1.put(set));
+        }
+        let owners = base.nodes.len();
+        let mut buffer = [0u8; 256];
+        for owner in 1..owners {
+            let key = base.key(owner);
+            let len = key.len().min(buffer.len());
+            buffer[..len].copy_from_slice(&key[..len]);
+            let mut key = &buffer[..len];
+            loop {
+                let up = super::parent_key(key);
+                if up.len() == key.len() {
+                    break;
+                }
+                if let Some(parent) = base.find(up) {
+                    base.nodes[parent].1.children += 1;
+                    break;
+                }
+                base.push(
+                    up,
+                    Node {
+                        sets: SmallVec::new(),
+                        children: 1,
+                    },
+                );
+                key = up;
+            }
+        }
+        base.shrink();
+        let nodes = Self {
+            base: Arc::new(base),
+            overlay: Overlay::default(),
+        };
+        (nodes, count)
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<&Node> {
+        if !self.overlay.is_empty() {
+            if let Some(changed) = self.overlay.get(key) {
+                return changed.as_deref();
+            }
+        }
+        self.base.get(key)
+    }
+
+    pub(super) fn contains(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key`'s node.
+    pub(super) fn insert(&mut self, key: &[u8], node: Node) {
+        self.overlay.insert(key.into(), Some(Arc::new(node)));
+    }
+
+    /// Removes `key`'s node.
+    pub(super) fn remove(&mut self, key: &[u8]) {
+        if self.base.find(key).is_some() {
+            self.overlay.insert(key.into(), None);
+        } else {
+            self.overlay.remove(key);
+        }
+    }
+
+    /// Changes `key`'s node with `edit`, when it exists.
+    pub(super) fn update(&mut self, key: &[u8], edit: impl FnOnce(&mut Node)) {
+        if let Some(Some(node)) = self.overlay.get_mut(key) {
+            edit(Arc::make_mut(node));
+            return;
+        }
+        if let Some(node) = self.get(key) {
+            let mut node = node.clone();
+            edit(&mut node);
+            self.insert(key, node);
+        }
+    }
+
+    /// Every name and its node, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        let overlay = &self.overlay;
+        let unchanged = self
+            .base
+            .iter()
+            .filter(move |(key, _)| overlay.is_empty() || !overlay.contains_key(*key));
+        let changed = overlay
+            .iter()
+            .filter_map(|(key, node)| Some((&key[..], &**node.as_ref()?)));
+        unchanged.chain(changed)
+    }
+
+    /// Merges the overlay into a new base once it has grown to an eighth of the base (and past
+    /// a few thousand names): lookups of changed names then cost one probe again, and the
+    /// merge, which costs the zone's size, comes once in many changes.
+    pub(super) fn settle(&mut self) {
+        if self.overlay.len() < 4096 || self.overlay.len() < self.base.nodes.len() / 8 {
+            return;
+        }
+        let mut base = Base::with_capacity(self.base.nodes.len() + self.overlay.len());
+        for (key, node) in self.iter() {
+            base.push(key, node.clone());
+        }
+        base.shrink();
+        *self = Self {
+            base: Arc::new(base),
+            overlay: Overlay::default(),
+        };
+    }
+}
