@@ -262,7 +262,6 @@ impl Slot {
 
 /// A response from the cache.
 pub struct Hit {
-    pub response: Vec<u8>,
     /// It came from the resolver's cache (a copy of a fresh entry): it counts as a hit there.
     pub resolved: bool,
 }
@@ -305,23 +304,38 @@ impl ResponseCache {
         }
     }
 
-    /// The cached response for `key`, made fit for `request`: its ID and the question's
-    /// letter case (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it;
-    /// answer owner names equal to the question are compression pointers to it, so they take
-    /// the asker's case too), and for the resolver's answers the TTLs of the moment. An
-    /// answer from the resolver whose entry expired is dropped: the resolver decides what
-    /// comes next (a refresh, or serve-stale).
-    pub fn answer(&mut self, key: &Key, name_end: usize, request: &[u8]) -> Option<Hit> {
+    /// The cached response for `key`, made fit for `request`, appended to `out` (the UDP
+    /// path answers a whole batch into one buffer): its ID and the question's letter case
+    /// (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it; answer owner
+    /// names equal to the question are compression pointers to it, so they take the asker's
+    /// case too), and for the resolver's answers the TTLs of the moment. An answer from the
+    /// resolver whose entry expired is dropped: the resolver decides what comes next (a
+    /// refresh, or serve-stale). `None` (and nothing appended) on a miss.
+    pub fn answer_into(
+        &mut self,
+        key: &Key,
+        name_end: usize,
+        request: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Hit> {
         let key = key.as_bytes();
         let hash = hash(key);
         let eq = |slot: &Slot| slot.hash == hash && slot.key() == key;
         let slot = self.entries.find_mut(hash, eq)?;
-        let mut response = slot.response().to_vec();
+        let name = HEADER_LEN..name_end;
+        let cached = slot.response();
+        if cached.len() < name_end || request.len() < name_end {
+            return None;
+        }
+        let start = out.len();
+        out.extend_from_slice(cached);
+        let response = &mut out[start..];
         let resolved = slot.used.is_some();
         if let (Some(used), Some(epoch)) = (&slot.used, self.epoch) {
             let now = nanos_since(epoch, Instant::now());
             let (stored, expires) = slot.times();
             if now >= expires {
+                out.truncate(start);
                 self.remove(hash, key);
                 return None;
             }
@@ -341,11 +355,8 @@ impl ResponseCache {
             }
         }
         response[0..2].copy_from_slice(&request[0..2]);
-        let name = HEADER_LEN..name_end;
-        if response.get(name.clone())?.len() == request[name.clone()].len() {
-            response[name.clone()].copy_from_slice(&request[name]);
-        }
-        Some(Hit { response, resolved })
+        response[name.clone()].copy_from_slice(&request[name]);
+        Some(Hit { resolved })
     }
 
     fn remove(&mut self, hash: u64, key: &[u8]) {
@@ -410,6 +421,24 @@ impl ResponseCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ResponseCache {
+        /// [`answer_into`](Self::answer_into) a buffer of its own: the response and whether it
+        /// came from the resolver.
+        fn answer(&mut self, key: &Key, name_end: usize, request: &[u8]) -> Option<Answered> {
+            let mut response = Vec::new();
+            let hit = self.answer_into(key, name_end, request, &mut response)?;
+            Some(Answered {
+                response,
+                resolved: hit.resolved,
+            })
+        }
+    }
+
+    struct Answered {
+        response: Vec<u8>,
+        resolved: bool,
+    }
 
     fn query(name: &[&str], qtype: u16, edns: bool) -> Vec<u8> {
         let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];

@@ -121,17 +121,24 @@ impl RecvBatch {
 
 /// Sends `datagrams` with as few system calls as the socket takes; whatever the socket does
 /// not take at once (its buffer full) is sent one by one, waiting.
-pub async fn send_batch(socket: &UdpSocket, datagrams: &[(Vec<u8>, SocketAddr)]) {
+/// Each datagram is a range of `bytes` and where it goes.
+pub async fn send_batch(
+    socket: &UdpSocket,
+    bytes: &[u8],
+    datagrams: &[(std::ops::Range<usize>, SocketAddr)],
+) {
     let mut sent = 0;
     while sent < datagrams.len() {
         let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
-        match socket.try_io(Interest::WRITABLE, || send_now(socket.as_raw_fd(), chunk)) {
+        match socket.try_io(Interest::WRITABLE, || {
+            send_now(socket.as_raw_fd(), bytes, chunk)
+        }) {
             Ok(n) if n > 0 => sent += n,
             Ok(_) | Err(_) => {
                 // Full or failing: send the next one the ordinary way (it waits for room), so
                 // no answer is lost to a momentarily full buffer.
-                let (bytes, peer) = &datagrams[sent];
-                if let Err(error) = socket.send_to(bytes, *peer).await {
+                let (range, peer) = &datagrams[sent];
+                if let Err(error) = socket.send_to(&bytes[range.clone()], *peer).await {
                     tracing::debug!(%error, %peer, "udp send");
                 }
                 sent += 1;
@@ -140,16 +147,20 @@ pub async fn send_batch(socket: &UdpSocket, datagrams: &[(Vec<u8>, SocketAddr)])
     }
 }
 
-fn send_now(fd: i32, datagrams: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
+fn send_now(
+    fd: i32,
+    bytes: &[u8],
+    datagrams: &[(std::ops::Range<usize>, SocketAddr)],
+) -> io::Result<usize> {
     let addrs: Vec<SockAddr> = datagrams
         .iter()
         .map(|(_, peer)| SockAddr::from(*peer))
         .collect();
     let mut iovecs: Vec<libc::iovec> = datagrams
         .iter()
-        .map(|(bytes, _)| libc::iovec {
-            iov_base: bytes.as_ptr() as *mut libc::c_void,
-            iov_len: bytes.len(),
+        .map(|(range, _)| libc::iovec {
+            iov_base: bytes[range.clone()].as_ptr() as *mut libc::c_void,
+            iov_len: range.len(),
         })
         .collect();
     // SAFETY: zeroed mmsghdr is valid; every pointer set below points into `addrs`, `iovecs`

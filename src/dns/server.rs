@@ -40,7 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::cache::{PlainQuery, ResponseCache};
-use super::message::{respond_noting, ClientContext, Outcome, RecursionPolicy, Transport};
+use super::message::{
+    respond_noting, ClientContext, Outcome, Recursion, RecursionPolicy, Transport,
+};
 use super::mmsg::{self, RecvBatch};
 use super::rrl::{Rrl, RrlConfig, Verdict};
 use crate::catalog::{Catalog, SharedCatalog};
@@ -198,8 +200,9 @@ thread_local! {
 /// before for this snapshot and view, else by `respond` (keeping the reply when it may be
 /// reused). A question for the resolver is answered here too when the resolver's cache has
 /// the answer (and a fresh one is kept in the response cache, its TTLs counting down); only
-/// one that must wait for an upstream comes back as `Outcome::Recurse`. `resolver_hits`
-/// counts the answers served from copies of the resolver's entries, for its statistics.
+/// one that must wait for an upstream comes back as `Handled::Recurse`. `resolver_hits`
+/// counts the answers served from copies of the resolver's entries, for its statistics. A
+/// reply is appended to `out`.
 fn answer_cached(
     snapshot: &Catalog,
     request: &[u8],
@@ -207,7 +210,8 @@ fn answer_cached(
     client: IpAddr,
     recursion: &RecursionPolicy,
     resolver_hits: &mut u64,
-) -> Option<Outcome> {
+    out: &mut Vec<u8>,
+) -> Option<Handled> {
     let context = ClientContext::new(snapshot, client, recursion);
     let plain = PlainQuery::parse(request).and_then(|q| {
         let recursive = q.recursion_desired() && context.may_recurse;
@@ -221,10 +225,10 @@ fn answer_cached(
         cache.sync(snapshot.generation, resolver_generation);
         if let Some(hit) = plain
             .as_ref()
-            .and_then(|(end, key)| cache.answer(key, *end, request))
+            .and_then(|(end, key)| cache.answer_into(key, *end, request, out))
         {
             *resolver_hits += u64::from(hit.resolved);
-            return Some(Outcome::Reply(hit.response));
+            return Some(Handled::Replied);
         }
         let mut reusable = false;
         let outcome = respond_noting(
@@ -240,28 +244,46 @@ fn answer_cached(
                 if let (true, Some((_, key))) = (reusable, plain) {
                     cache.insert(key, &bytes, None);
                 }
-                Some(Outcome::Reply(bytes))
+                out.extend_from_slice(&bytes);
+                Some(Handled::Replied)
             }
             Some(Outcome::Recurse(question)) => match question.answer_from_cache() {
                 Some((bytes, countdown)) => {
                     if let (Some(countdown), Some((_, key))) = (countdown, plain) {
                         cache.insert(key, &bytes, Some(countdown));
                     }
-                    Some(Outcome::Reply(bytes))
+                    out.extend_from_slice(&bytes);
+                    Some(Handled::Replied)
                 }
-                None => Some(Outcome::Recurse(question)),
+                None => Some(Handled::Recurse(question)),
             },
             None => None,
         }
     })
 }
 
-/// What RRL lets out of a UDP response: it, a truncated slip, or nothing.
-fn rate_limited(rrl: Option<&Rrl>, response: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
-    match rrl.map(|r| r.check(peer.ip(), &response, Instant::now())) {
-        None | Some(Verdict::Send) => Some(response),
-        Some(Verdict::Slip(bytes)) => Some(bytes),
-        Some(Verdict::Drop) => None,
+/// What became of a request [`answer_cached`] answers.
+enum Handled {
+    /// The reply was appended to the buffer given.
+    Replied,
+    /// It waits for an upstream: resolve it ([`Recursion::run`]), then send.
+    Recurse(Box<Recursion>),
+}
+
+/// Applies RRL to the UDP response at `out[start..]`: keeps it, replaces it with a truncated
+/// slip, or removes it. Whether something is left to send.
+fn rate_limited(rrl: Option<&Rrl>, out: &mut Vec<u8>, start: usize, peer: SocketAddr) -> bool {
+    match rrl.map(|r| r.check(peer.ip(), &out[start..], Instant::now())) {
+        None | Some(Verdict::Send) => true,
+        Some(Verdict::Slip(bytes)) => {
+            out.truncate(start);
+            out.extend_from_slice(&bytes);
+            true
+        }
+        Some(Verdict::Drop) => {
+            out.truncate(start);
+            false
+        }
     }
 }
 
@@ -279,7 +301,9 @@ async fn serve_udp(
     let recursions = Arc::new(Semaphore::new(options.max_recursions));
     let resolver = options.recursion.resolver.clone();
     let mut batch = RecvBatch::new();
-    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
+    // A batch's replies, one after another in one buffer, and where each is and goes.
+    let mut out: Vec<u8> = Vec::with_capacity(mmsg::BATCH * 512);
+    let mut replies: Vec<(std::ops::Range<usize>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
     loop {
         let received = tokio::select! {
             received = batch.recv(&socket) => match received {
@@ -302,6 +326,7 @@ async fn serve_udp(
             if peer.port() == 0 {
                 continue;
             }
+            let start = out.len();
             let outcome = answer_cached(
                 &snapshot,
                 request,
@@ -309,11 +334,12 @@ async fn serve_udp(
                 peer.ip(),
                 &options.recursion,
                 &mut resolver_hits,
+                &mut out,
             );
-            let response = match outcome {
+            match outcome {
                 None => continue,
-                Some(Outcome::Reply(bytes)) => bytes,
-                Some(Outcome::Recurse(recursion)) => match recursions.clone().try_acquire_owned() {
+                Some(Handled::Replied) => {}
+                Some(Handled::Recurse(recursion)) => match recursions.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let socket = socket.clone();
                         let rrl = rrl.clone();
@@ -324,19 +350,20 @@ async fn serve_udp(
                         });
                         continue;
                     }
-                    Err(_) => recursion.busy(),
+                    Err(_) => out.extend_from_slice(&recursion.busy()),
                 },
-            };
-            if let Some(response) = rate_limited(rrl.as_deref(), response, peer) {
-                replies.push((response, peer));
+            }
+            if rate_limited(rrl.as_deref(), &mut out, start, peer) {
+                replies.push((start..out.len(), peer));
             }
         }
         drop(snapshot);
         if let Some(resolver) = &resolver {
             resolver.note_hits(resolver_hits);
         }
-        mmsg::send_batch(&socket, &replies).await;
+        mmsg::send_batch(&socket, &out, &replies).await;
         replies.clear();
+        out.clear();
     }
 }
 
@@ -526,6 +553,7 @@ async fn serve_connection(
             Ok(r) => r?,
         }
         table.set_waiting(id, None);
+        let mut response = Vec::new();
         let outcome = {
             let snapshot = catalog.load();
             let mut resolver_hits = 0;
@@ -536,19 +564,20 @@ async fn serve_connection(
                 peer,
                 &options.recursion,
                 &mut resolver_hits,
+                &mut response,
             );
             if let Some(resolver) = &options.recursion.resolver {
                 resolver.note_hits(resolver_hits);
             }
             outcome
         };
-        let response = match outcome {
+        match outcome {
             // Not a query we answer (too short, or a response): the stream can't be trusted.
             None => return Ok(()),
-            Some(Outcome::Reply(bytes)) => bytes,
+            Some(Handled::Replied) => {}
             // Queries on one connection are answered in turn (RFC 7766 allows either).
-            Some(Outcome::Recurse(recursion)) => recursion.run().await,
-        };
+            Some(Handled::Recurse(recursion)) => response = recursion.run().await,
+        }
         let write = async {
             writer
                 .write_all(&(response.len() as u16).to_be_bytes())
