@@ -1,6 +1,8 @@
 //! The start-up snapshot end to end with the `r53` binary: a SIGTERM leaves
 //! `<data-dir>/r53-snapshot` behind, the next start loads its zones from it (and says so) and
 //! removes it, and a change made after that start survives a kill -9, read back from the store.
+//! In process: a change that arrives once shutdown has begun is refused, so the snapshot and
+//! the store hold the same.
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
@@ -214,4 +216,79 @@ async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9()
     assert!(line.contains("from=store"), "{line}");
     assert!(!log.contains("start-up snapshot read"), "{log}");
     assert!(snapshot.exists());
+}
+
+/// A change that reaches the service after shutdown began (an API handler runs to the end in
+/// a task of its own, and may outlive the server's listeners) is refused, through each write
+/// path: the snapshot must hold everything the store does, and the store nothing more.
+#[tokio::test]
+async fn a_change_arriving_after_shutdown_is_refused_and_the_snapshot_matches_the_store() {
+    use hickory_proto::rr::{Name, RData};
+    use r53::model::{Action, Change, ChangeBatch, HostedZone, ResourceRecordSet};
+
+    let server = crate::support::TestServer::start(&[(
+        "example.com",
+        "$ORIGIN example.com.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\n",
+    )])
+    .await;
+    let service = server.running.service.clone();
+    let zone = service
+        .zone_by_name(&Name::from_ascii("example.com.").unwrap())
+        .await
+        .unwrap()
+        .zone()
+        .id
+        .clone();
+    let set = |name: &str, ip: &str| {
+        ResourceRecordSet::new(
+            &Name::from_ascii(name).unwrap(),
+            RecordType::A,
+            300,
+            vec![RData::A(ip.parse().unwrap())],
+        )
+    };
+    let crate::support::TestServer { running, dir, .. } = server;
+    running.shutdown().await.unwrap();
+    assert!(dir.path().join("data").join(SNAPSHOT_FILE).exists());
+
+    let upsert = ChangeBatch {
+        comment: None,
+        changes: vec![Change {
+            action: Action::Upsert,
+            rrset: set("www.example.com.", "192.0.2.99"),
+            value_chars: 10,
+        }],
+    };
+    let refused = service.change_rrsets(&zone, upsert).await.unwrap_err();
+    assert!(refused.to_string().contains("shutting down"), "{refused}");
+    let late = HostedZone::new(&Name::from_ascii("late.example.").unwrap(), "late", None);
+    let refused = service
+        .create_zone(late, vec![set("www.late.example.", "192.0.2.7")])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("shutting down"), "{refused}");
+    drop(service);
+
+    // Started again: from the snapshot, without either change.
+    let running = crate::support::start_in(dir.path(), Default::default()).await;
+    let zones = running.service.zone_summaries().await;
+    assert_eq!(zones.len(), 1, "{zones:?}");
+    let answer = query_udp(running.dns_addr, &query("www.example.com.", RecordType::A)).await;
+    assert_eq!(rrs(&answer.answers), ["www.example.com. 300 A 192.0.2.1"]);
+    running.shutdown().await.unwrap();
+
+    // And the store itself (a scan) holds the same.
+    use r53::store::{SledStore, Store};
+    let store = SledStore::open(&dir.path().join("data"), 1 << 20).unwrap();
+    let stored = store.load().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].zone.id, zone);
+    let www = stored[0]
+        .rrsets
+        .decode()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == Name::from_ascii("www.example.com.").unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(www, [set("www.example.com.", "192.0.2.1")]);
 }
