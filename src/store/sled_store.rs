@@ -19,12 +19,14 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::{codec, snapshot};
+use super::codec;
 use super::{Batch, Encoded, EncodedSets, Store, StoreError, StoredZone, Tree, SCHEMA_VERSION};
 use std::sync::Arc;
 
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, Vpc};
 use crate::resolver::ForwardingRule;
+
+use super::snapshot;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The token of the start-up snapshot written at the last clean shutdown (u64, big-endian),
