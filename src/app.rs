@@ -1,5 +1,6 @@
 //! Wiring: open the store, import zone files, bind the sockets, serve, shut down with the
-//! store flushed. Also the offline zone commands that work on a data directory directly.
+//! store flushed and the start-up snapshot written. Also the offline zone commands that work
+//! on a data directory directly.
 
 use std::io;
 use std::net::SocketAddr;
@@ -238,11 +239,12 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops serving, waits for the tasks and flushes the store.
+    /// Stops serving, waits for the tasks, flushes the store and writes the start-up
+    /// snapshot (see [`Service::close`]: a change still arriving is refused).
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
-        self.service.flush().await.context("flushing the store")?;
+        self.service.close().await.context("flushing the store")?;
         info!("shut down");
         Ok(())
     }

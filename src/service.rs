@@ -7,9 +7,11 @@
 //! one flush for every change queued before it began) has made the change durable, and the
 //! catalog published by that group carries it. So a refused change leaves nothing behind, DNS
 //! never serves a change that is not durable, and an acknowledged change is visible to the
-//! next query.
+//! next query. At shutdown [`Service::close`] refuses every later change, flushes, and has the
+//! store write its start-up snapshot of the zones, which the next `open` reads if it can.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -26,7 +28,7 @@ use crate::model::{
     HostedZoneId, ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
 use crate::resolver::ForwardingRule;
-use crate::store::{Batch, EncodedSets, Store, StoreError, Write};
+use crate::store::{Batch, EncodedSets, Store, StoreError, StoredZone, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -129,6 +131,16 @@ impl ZoneState {
     }
 }
 
+/// Builds each stored zone's index.
+fn load_zones(stored: Vec<StoredZone>) -> Result<BTreeMap<HostedZoneId, ZoneState>, StoreError> {
+    let mut zones = BTreeMap::new();
+    for stored in stored {
+        let zone = ZoneState::load(stored.zone, &stored.rrsets)?;
+        zones.insert(zone.zone().id.clone(), zone);
+    }
+    Ok(zones)
+}
+
 struct State {
     zones: BTreeMap<HostedZoneId, ZoneState>,
     endpoint_zones: EndpointZones,
@@ -227,6 +239,9 @@ pub struct Service {
     state: Mutex<State>,
     /// Writes queued changes to the store, flushes, publishes the catalog.
     commits: GroupCommit,
+    /// Set (under the writer lock) by [`Service::close`]: every change is refused from then
+    /// on, so the state stays what the start-up snapshot holds.
+    closed: AtomicBool,
 }
 
 impl Service {
@@ -269,14 +284,34 @@ impl Service {
             applied: 0,
         };
         let started = std::time::Instant::now();
-        let loaded = store.load()?;
-        let read = started.elapsed();
-        let mut record_sets = 0;
-        for stored in loaded {
-            let zone = ZoneState::load(stored.zone, &stored.rrsets)?;
-            record_sets += zone.rrsets.len();
-            state.zones.insert(zone.zone().id.clone(), zone);
+        // The start-up snapshot when the store kept a valid one (the store checked that it is
+        // whole and that nothing was written since); otherwise the store itself.
+        let (mut from, mut read) = ("store", std::time::Duration::ZERO);
+        let mut zones = None;
+        if let Some(snapshot) = store.take_snapshot() {
+            read = started.elapsed();
+            match load_zones(snapshot) {
+                Ok(loaded) => {
+                    from = "snapshot";
+                    zones = Some(loaded);
+                }
+                // Checksummed, so this is a bug rather than a damaged disk; still, the store
+                // has everything.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the start-up snapshot's record sets do not decode; reading the store")
+                }
+            }
         }
+        let zones = match zones {
+            Some(zones) => zones,
+            None => {
+                let loaded = store.load()?;
+                read = started.elapsed();
+                load_zones(loaded)?
+            }
+        };
+        let record_sets = zones.values().map(|z| z.rrsets.len()).sum::<usize>();
+        state.zones = zones;
         // Loading allocates and frees far more than it keeps (decoded values, the build map);
         // hand the freed pages back rather than let them count as resident for good.
         #[cfg(target_env = "gnu")]
@@ -287,6 +322,7 @@ impl Service {
         tracing::info!(
             zones = state.zones.len(),
             record_sets,
+            from = %from,
             read_ms = read.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "hosted zones loaded"
@@ -297,6 +333,7 @@ impl Service {
             store,
             catalog,
             state: Mutex::new(state),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -341,6 +378,7 @@ impl Service {
     ) -> Result<HostedZone, ServiceError> {
         let created = ZoneState::new(zone.clone(), rrsets.into_iter().map(Arc::new));
         let mut state = self.state.lock().await;
+        self.refuse_if_closed()?;
         let store = self.store.clone();
         let (stored, sets) = (zone.clone(), created.rrsets.values().collect::<Vec<_>>());
         tokio::task::spawn_blocking(move || store.create_zone(&stored, &sets))
@@ -773,6 +811,71 @@ impl Service {
         Ok(self.commits.flush(|| self.snapshot()).await?)
     }
 
+    /// At shutdown, once the front ends have stopped: refuses every change from now on, makes
+    /// everything applied durable, then writes the start-up snapshot of every hosted zone, so
+    /// that the next start need not scan the store. A flush that fails is an error; a
+    /// snapshot that cannot be written is logged and left out (the next start reads the store).
+    pub async fn close(&self) -> Result<(), ServiceError> {
+        // Under the writer lock: a writer either queued its change before this (the flush
+        // below covers it) or finds the service closed before it touches the state.
+        {
+            let _writer = self.state.lock().await;
+            self.closed.store(true, Ordering::SeqCst);
+        }
+        self.flush().await?;
+        let started = std::time::Instant::now();
+        let zones: Vec<Arc<ZoneIndex>> = self
+            .state
+            .lock()
+            .await
+            .zones
+            .values()
+            .map(|z| z.rrsets.clone())
+            .collect();
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let zones = zones
+                .iter()
+                .map(|index| {
+                    Ok(StoredZone {
+                        zone: index.zone.clone(),
+                        rrsets: index.encoded()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let bytes = store.write_snapshot(&zones)?;
+            let record_sets = zones.iter().map(|z| z.rrsets.len()).sum::<usize>();
+            Ok::<_, StoreError>((zones.len(), record_sets, bytes))
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Engine(e.to_string())));
+        match written {
+            Ok((_, _, 0)) => {}
+            Ok((zones, record_sets, bytes)) => tracing::info!(
+                zones,
+                record_sets,
+                bytes,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "start-up snapshot written"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "the start-up snapshot was not written; the next start reads the store")
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a change once [`Service::close`] has begun. Called with the writer lock held,
+    /// before the change touches the state or the store.
+    fn refuse_if_closed(&self) -> Result<(), ServiceError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(ServiceError::Internal(
+                "r53 is shutting down; the change was not made".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The state for reading, once everything applied so far is durable (and published): a
     /// reader never sees a change that could still be lost, or that DNS does not answer yet.
     async fn read(&self) -> tokio::sync::MutexGuard<'_, State> {
@@ -797,6 +900,7 @@ impl Service {
     /// refuse it, so a refused batch leaves nothing behind. It waits for nothing; it is async
     /// only so that its callers read as they did when it did.
     async fn apply(&self, batch: Batch) -> Result<(), ServiceError> {
+        self.refuse_if_closed()?;
         Ok(self.commits.queue(&batch)?)
     }
 

@@ -6,9 +6,15 @@
 //! it holds), then applied all or nothing, several encoded batches at once when the service
 //! commits a group; what a store has applied is durable once a `flush` returns. A store never
 //! decides what is valid (the service does) and is never read on the DNS path (the catalog is).
+//!
+//! A store may keep a start-up snapshot ([`Store::write_snapshot`] at a clean shutdown,
+//! [`Store::take_snapshot`] at the next start): the hosted zones as they were when the last
+//! process stopped, to be read instead of the store. It is used at most once, and only when
+//! nothing was written since it was made.
 
 pub(crate) mod codec;
 mod sled_store;
+mod snapshot;
 
 pub use sled_store::SledStore;
 
@@ -247,6 +253,21 @@ impl EncodedSets {
 pub trait Store: Send + Sync + 'static {
     /// Everything stored, for building the in-memory state at start.
     fn load(&self) -> Result<Vec<StoredZone>, StoreError>;
+    /// The zones of the start-up snapshot found when the store was opened, if it was valid
+    /// (whole, and nothing written to the store since it was made): what [`load`](Self::load)
+    /// would return, read without scanning the store. Handed over once; `None` after that,
+    /// and when there was no valid snapshot. The snapshot is gone from disk by then: a write
+    /// made after this start can never be hidden by it.
+    fn take_snapshot(&self) -> Option<Vec<StoredZone>> {
+        None
+    }
+    /// Writes the start-up snapshot: `zones` must be every hosted zone with its record sets as
+    /// the store holds them, everything applied flushed. The last thing done with the store:
+    /// it refuses every write after this. Returns the snapshot's size in bytes (0: this store
+    /// keeps none). Blocking.
+    fn write_snapshot(&self, _zones: &[StoredZone]) -> Result<u64, StoreError> {
+        Ok(0)
+    }
     /// Every registered endpoint, for the registry at start.
     fn load_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
     /// Every VPC.

@@ -5,8 +5,16 @@
 //! process crash (it uses sync_file_range, not fsync, so power loss is not covered, sled#1452);
 //! `flush_async` can deadlock (sled#1308), so callers run `apply` and `flush` on a blocking
 //! thread.
+//!
+//! The start-up snapshot ([`super::snapshot`]) is tied to sled by a token: a random u64 kept
+//! under [`SNAPSHOT_TOKEN_KEY`] in sled's default tree and in the file. `write_snapshot` stores
+//! and flushes the token first, then writes the file; `open` uses a file only when its token
+//! is sled's, and removes both in every case before it returns. So a snapshot is used at most
+//! once, and any write made after a start (by `serve`, or offline by `zone import`, which opens
+//! the store the same way) is made when no snapshot exists any more.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -18,7 +26,12 @@ use std::sync::Arc;
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, Vpc};
 use crate::resolver::ForwardingRule;
 
+use super::snapshot;
+
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// The token of the start-up snapshot written at the last clean shutdown (u64, big-endian),
+/// present from just before the file is written until the next `open`.
+const SNAPSHOT_TOKEN_KEY: &[u8] = b"snapshot_token";
 /// Prefix of the markers (in sled's default tree) of zones being created in steps: see
 /// [`SledStore::create_zone`].
 const CREATING_PREFIX: &[u8] = b"creating/";
@@ -60,6 +73,12 @@ fn write_schema_file(dir: &Path) -> Result<(), StoreError> {
 }
 
 pub struct SledStore {
+    dir: PathBuf,
+    /// The valid start-up snapshot's zones, until `take_snapshot` hands them over.
+    snapshot: Mutex<Option<Vec<StoredZone>>>,
+    /// Set by `write_snapshot`: the store refuses writes from then on. Writers hold it shared
+    /// while they write, so none is half-way through when the snapshot's token is stored.
+    closed: RwLock<bool>,
     db: sled::Db,
     zones: sled::Tree,
     rrsets: sled::Tree,
@@ -144,11 +163,15 @@ impl SledStore {
         let zones = db.open_tree("zones").map_err(engine)?;
         let rrsets = db.open_tree("rrsets").map_err(engine)?;
         remove_unfinished_zones(&db, &zones, &rrsets)?;
+        let snapshot = claim_snapshot(&db, dir)?;
         let changes = db.open_tree("changes").map_err(engine)?;
         let endpoints = db.open_tree("endpoints").map_err(engine)?;
         let vpcs = db.open_tree("vpcs").map_err(engine)?;
         let rules = db.open_tree("rules").map_err(engine)?;
         Ok(Self {
+            dir: dir.to_path_buf(),
+            snapshot: Mutex::new(snapshot),
+            closed: RwLock::new(false),
             rules,
             db,
             zones,
@@ -169,6 +192,50 @@ impl SledStore {
         }
         Ok(out)
     }
+}
+
+/// Reads `dir`'s start-up snapshot and keeps its zones if it is whole and its token is sled's;
+/// then, whatever it held (or if there was none), removes the file and sled's token durably.
+/// A damaged or stale snapshot is logged and ignored: the zones are then read from sled. Only
+/// a failure to remove it is an error, since it could otherwise outlive the writes to come.
+fn claim_snapshot(db: &sled::Db, dir: &Path) -> Result<Option<Vec<StoredZone>>, StoreError> {
+    let token = db.get(SNAPSHOT_TOKEN_KEY).map_err(engine)?;
+    let path = snapshot::path(dir);
+    let started = std::time::Instant::now();
+    let kept = match snapshot::read(dir) {
+        Ok(None) => None,
+        Ok(Some(found)) if token.as_deref() == Some(found.token.to_be_bytes().as_slice()) => {
+            tracing::info!(
+                path = %path.display(),
+                zones = found.zones.len(),
+                read_ms = started.elapsed().as_millis() as u64,
+                "start-up snapshot read"
+            );
+            Some(found.zones)
+        }
+        Ok(Some(_)) => {
+            tracing::warn!(
+                path = %path.display(),
+                "the start-up snapshot is stale (the store was written after it, or it is another store's); ignored, reading the store"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "the start-up snapshot cannot be used; ignored, reading the store"
+            );
+            None
+        }
+    };
+    // The token first: once it is gone no file can pass for valid, whatever happens next.
+    if token.is_some() {
+        db.remove(SNAPSHOT_TOKEN_KEY).map_err(engine)?;
+        db.flush().map_err(engine)?;
+    }
+    snapshot::remove(dir).map_err(|e| engine(format!("removing {}: {e}", path.display())))?;
+    Ok(kept)
 }
 
 /// A zone whose creation in steps was cut short (a crash before its zone record was written)
@@ -208,6 +275,7 @@ impl Store for SledStore {
         if rrsets.len() <= CREATE_STEP {
             return self.apply(&Batch::create_zone(zone, rrsets).encode()?);
         }
+        let _open = self.open_for_writes()?;
         let id = codec::zone_key(&zone.id);
         let marker = [CREATING_PREFIX, &id].concat();
         self.db.insert(&marker, id.as_slice()).map_err(engine)?;
@@ -246,6 +314,7 @@ impl Store for SledStore {
         if writes.is_empty() {
             return Ok(());
         }
+        let _open = self.open_for_writes()?;
         // The closure may run more than once (sled retries on conflict), so it only writes:
         // everything was encoded before.
         (
@@ -316,6 +385,45 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(engine)
+    }
+
+    fn take_snapshot(&self) -> Option<Vec<StoredZone>> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The token in sled first (flushed), then the file: a crash in between leaves a token
+    /// with no file, which the next `open` removes.
+    fn write_snapshot(&self, zones: &[StoredZone]) -> Result<u64, StoreError> {
+        let mut closed = self.closed.write().unwrap_or_else(PoisonError::into_inner);
+        *closed = true;
+        let token: u64 = rand::random();
+        self.db
+            .insert(SNAPSHOT_TOKEN_KEY, &token.to_be_bytes())
+            .map_err(engine)?;
+        self.db.flush().map_err(engine)?;
+        snapshot::write(&self.dir, token, zones).map_err(|e| {
+            engine(format!(
+                "writing {}: {e}",
+                snapshot::path(&self.dir).display()
+            ))
+        })
+    }
+}
+
+impl SledStore {
+    /// Held (shared) while writing: refuses once `write_snapshot` has begun, since a write
+    /// after the snapshot would not be in it.
+    fn open_for_writes(&self) -> Result<std::sync::RwLockReadGuard<'_, bool>, StoreError> {
+        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return Err(engine(
+                "the store is closed: the start-up snapshot has been written",
+            ));
+        }
+        Ok(closed)
     }
 }
 
@@ -428,6 +536,233 @@ mod tests {
             "the cut-short zone's record sets are gone"
         );
         assert_eq!(store.db.scan_prefix(CREATING_PREFIX).count(), 0);
+    }
+
+    /// A data dir holding two zones (one created in steps), flushed and closed.
+    fn two_zones(dir: &Path) -> (HostedZone, HostedZone) {
+        let small = HostedZone::new(&Name::from_str("small.example.").unwrap(), "s", None);
+        let large = HostedZone::new(&Name::from_str("example.com.").unwrap(), "l", None);
+        let store = SledStore::open(dir, 1 << 20).unwrap();
+        store
+            .create_zone(&small, &[a_set("www.small.example.", "192.0.2.9")])
+            .unwrap();
+        store
+            .create_zone(&large, &many_sets(CREATE_STEP + 3))
+            .unwrap();
+        store.flush().unwrap();
+        (small, large)
+    }
+
+    /// Each zone with its record sets decoded, in zone id order, sets in key order.
+    fn contents(zones: &[StoredZone]) -> Vec<(HostedZone, Vec<ResourceRecordSet>)> {
+        let mut out: Vec<_> = zones
+            .iter()
+            .map(|z| {
+                let mut sets = z.rrsets.decode().unwrap();
+                sets.sort_by_key(|s| codec::rrset_key(&z.zone.id, &s.key()).unwrap());
+                (z.zone.clone(), sets)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        out
+    }
+
+    /// Opens `dir`, writes a snapshot of what it holds, closes it; returns what it held.
+    fn write_snapshot(dir: &Path) -> Vec<(HostedZone, Vec<ResourceRecordSet>)> {
+        let store = SledStore::open(dir, 1 << 20).unwrap();
+        assert!(store.take_snapshot().is_none());
+        let zones = store.load().unwrap();
+        let bytes = store.write_snapshot(&zones).unwrap();
+        assert_eq!(std::fs::metadata(snapshot::path(dir)).unwrap().len(), bytes);
+        contents(&zones)
+    }
+
+    /// What a store opened on `dir` loads, and where from.
+    fn reopen(dir: &Path) -> (SledStore, Option<Vec<StoredZone>>) {
+        let store = SledStore::open(dir, 1 << 20).unwrap();
+        let snapshot = store.take_snapshot();
+        (store, snapshot)
+    }
+
+    /// After an open, whatever the snapshot held: no file, no token, nothing a later open
+    /// could use.
+    fn assert_no_snapshot_left(store: &SledStore, dir: &Path) {
+        assert!(!snapshot::path(dir).exists(), "the snapshot file is gone");
+        assert!(!dir.join(snapshot::TMP).exists());
+        assert_eq!(store.db.get(SNAPSHOT_TOKEN_KEY).unwrap(), None);
+        assert!(store.take_snapshot().is_none(), "handed over once at most");
+    }
+
+    #[test]
+    fn a_snapshot_loads_the_same_zones_once_and_is_gone_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        two_zones(dir.path());
+        let held = write_snapshot(dir.path());
+        assert_eq!(held.len(), 2);
+        assert_eq!(held[0].1.len() + held[1].1.len(), CREATE_STEP + 4);
+
+        let (store, snapshot) = reopen(dir.path());
+        let snapshot = snapshot.expect("the snapshot is used");
+        assert_eq!(contents(&snapshot), held);
+        assert_eq!(
+            contents(&store.load().unwrap()),
+            held,
+            "sled holds the same"
+        );
+        assert_no_snapshot_left(&store, dir.path());
+        drop(store);
+
+        let (_, snapshot) = reopen(dir.path());
+        assert!(snapshot.is_none(), "a snapshot is used by one start only");
+    }
+
+    #[test]
+    fn the_store_refuses_writes_once_the_snapshot_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, _) = two_zones(dir.path());
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        store.write_snapshot(&store.load().unwrap()).unwrap();
+        let write = Batch(vec![Write::PutRrset(
+            small.id.clone(),
+            a_set("late.small.example.", "192.0.2.7"),
+        )]);
+        assert!(store.apply(&write.encode().unwrap()).is_err());
+        let zone = HostedZone::new(&Name::from_str("late.example.").unwrap(), "x", None);
+        assert!(store
+            .create_zone(&zone, &many_sets(CREATE_STEP + 1))
+            .is_err());
+        drop(store);
+        let (store, snapshot) = reopen(dir.path());
+        let held = contents(&store.load().unwrap());
+        assert_eq!(contents(&snapshot.unwrap()), held);
+        assert_eq!(held.len(), 2, "the zone refused is not in the store");
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_ignored_and_the_store_read() {
+        let dir = tempfile::tempdir().unwrap();
+        two_zones(dir.path());
+        type Damage = fn(&mut Vec<u8>);
+        let damages: [(&str, Damage); 8] = [
+            ("the magic", |b| b[0] ^= 0x10),
+            ("the token", |b| b[20] ^= 0x10),
+            ("a zone record", |b| b[30] ^= 0x10),
+            ("a record set", |b| {
+                let mid = b.len() / 2;
+                b[mid] ^= 0x10
+            }),
+            ("the checksum", |b| *b.last_mut().unwrap() ^= 0x10),
+            ("cut short", |b| b.truncate(b.len() - 5)),
+            ("cut to 3 bytes", |b| b.truncate(3)),
+            ("empty", |b| b.clear()),
+        ];
+        for (what, damage) in damages {
+            let held = write_snapshot(dir.path());
+            let path = snapshot::path(dir.path());
+            let mut bytes = std::fs::read(&path).unwrap();
+            damage(&mut bytes);
+            std::fs::write(&path, bytes).unwrap();
+            let (store, snapshot) = reopen(dir.path());
+            assert!(snapshot.is_none(), "{what}: damaged, still used");
+            assert_eq!(contents(&store.load().unwrap()), held, "{what}");
+            assert_no_snapshot_left(&store, dir.path());
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_another_store_is_ignored() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        two_zones(a.path());
+        write_snapshot(a.path());
+        // b holds one zone, and a snapshot of its own that a's file replaces.
+        let zone = HostedZone::new(&Name::from_str("b.example.").unwrap(), "b", None);
+        {
+            let store = SledStore::open(b.path(), 1 << 20).unwrap();
+            store
+                .create_zone(&zone, &[a_set("www.b.example.", "192.0.2.2")])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let held = write_snapshot(b.path());
+        std::fs::copy(snapshot::path(a.path()), snapshot::path(b.path())).unwrap();
+        let (store, snapshot) = reopen(b.path());
+        assert!(snapshot.is_none(), "a's snapshot used for b");
+        assert_eq!(contents(&store.load().unwrap()), held);
+        assert_no_snapshot_left(&store, b.path());
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_stores_last_write_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, _) = two_zones(dir.path());
+        write_snapshot(dir.path());
+        // Kept aside, as if the start below had not removed it (or it were restored from a
+        // backup): it no longer holds everything the store does.
+        let old = std::fs::read(snapshot::path(dir.path())).unwrap();
+        {
+            let (store, snapshot) = reopen(dir.path());
+            assert!(snapshot.is_some());
+            let write = Batch(vec![Write::PutRrset(
+                small.id.clone(),
+                a_set("new.small.example.", "192.0.2.8"),
+            )]);
+            store.apply(&write.encode().unwrap()).unwrap();
+            store.flush().unwrap();
+        }
+        std::fs::write(snapshot::path(dir.path()), old).unwrap();
+        let (store, snapshot) = reopen(dir.path());
+        assert!(snapshot.is_none(), "a stale snapshot was used");
+        let held = contents(&store.load().unwrap());
+        let small_sets = &held.iter().find(|z| z.0.id == small.id).unwrap().1;
+        assert!(small_sets.contains(&a_set("new.small.example.", "192.0.2.8")));
+        assert_no_snapshot_left(&store, dir.path());
+    }
+
+    #[test]
+    fn a_write_after_a_start_from_the_snapshot_is_read_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, _) = two_zones(dir.path());
+        write_snapshot(dir.path());
+        let deleted = a_set("www.small.example.", "192.0.2.9").key();
+        {
+            let (store, snapshot) = reopen(dir.path());
+            assert!(snapshot.is_some());
+            let write = Batch(vec![
+                Write::DeleteRrset(small.id.clone(), deleted.clone()),
+                Write::PutRrset(small.id.clone(), a_set("new.small.example.", "192.0.2.8")),
+            ]);
+            store.apply(&write.encode().unwrap()).unwrap();
+            store.flush().unwrap();
+            // Dropped without a snapshot, as after kill -9.
+        }
+        let (store, snapshot) = reopen(dir.path());
+        assert!(snapshot.is_none());
+        let held = contents(&store.load().unwrap());
+        let small_sets = &held.iter().find(|z| z.0.id == small.id).unwrap().1;
+        assert_eq!(
+            small_sets,
+            &vec![(*a_set("new.small.example.", "192.0.2.8")).clone()]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_cut_short_by_a_crash_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        two_zones(dir.path());
+        {
+            // The token is stored, the temporary file half written, the rename never made.
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            store
+                .db
+                .insert(SNAPSHOT_TOKEN_KEY, &7u64.to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+            std::fs::write(dir.path().join(snapshot::TMP), b"r53snap\n\0\0").unwrap();
+        }
+        let (store, snapshot) = reopen(dir.path());
+        assert!(snapshot.is_none());
+        assert_eq!(store.load().unwrap().len(), 2);
+        assert_no_snapshot_left(&store, dir.path());
     }
 
     #[test]

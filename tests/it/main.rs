@@ -17,4 +17,5 @@ mod rds;
 mod recursion;
 mod resolver;
 mod serve;
+mod snapshot;
 mod support;

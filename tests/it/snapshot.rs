@@ -1,0 +1,294 @@
+//! The start-up snapshot end to end with the `r53` binary: a SIGTERM leaves
+//! `<data-dir>/r53-snapshot` behind, the next start loads its zones from it (and says so) and
+//! removes it, and a change made after that start survives a kill -9, read back from the store.
+//! In process: a change that arrives once shutdown has begun is refused, so the snapshot and
+//! the store hold the same.
+
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::json;
+
+use crate::support::{exchange_udp, http, query, query_udp, rrs};
+
+const BIN: &str = env!("CARGO_BIN_EXE_r53");
+const SNAPSHOT_FILE: &str = "r53-snapshot";
+
+/// A port free for both UDP and TCP on loopback right now.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A server on `data` with fresh ports, serving once its API accepts connections (it binds the
+/// API last).
+struct Server {
+    child: Child,
+    dns: SocketAddr,
+    api: SocketAddr,
+}
+
+impl Server {
+    fn start(data: &Path) -> Self {
+        let dns: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--dns-addr", &dns.to_string()])
+            .args(["--api-addr", &api.to_string()])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--zones-dir", "/nonexistent", "--no-recursion"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("r53 starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(api).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("r53 exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "r53 did not start within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, dns, api }
+    }
+
+    /// The answer section for `name`, as `rrs` prints it.
+    async fn answer(&self, name: &str, rtype: RecordType) -> Vec<String> {
+        // The server answers DNS before the API is up; this only makes the check plain.
+        assert!(
+            exchange_udp(self.dns, &query(name, rtype).to_vec().unwrap())
+                .await
+                .is_some()
+        );
+        let response = query_udp(self.dns, &query(name, rtype)).await;
+        assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+        rrs(&response.answers)
+    }
+
+    /// SIGTERM; the exit must be clean. Returns the log.
+    fn terminate(self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let out = self.child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "r53 exit {}:\n{log}", out.status);
+        log
+    }
+
+    /// SIGKILL. Returns the log.
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// The `hosted zones loaded` line of a log.
+fn loaded_line(log: &str) -> &str {
+    log.lines()
+        .find(|l| l.contains("hosted zones loaded"))
+        .unwrap_or_else(|| panic!("no `hosted zones loaded` line in:\n{log}"))
+}
+
+fn change(action: &str, name: &str, value: &str) -> serde_json::Value {
+    json!({"ChangeBatch": {"Changes": [{
+        "Action": action,
+        "ResourceRecordSet": {
+            "Name": name, "Type": "A", "TTL": 300,
+            "ResourceRecords": [{"Value": value}],
+        }
+    }]}})
+}
+
+#[tokio::test]
+async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snapshot = data.join(SNAPSHOT_FILE);
+
+    // A zone and records made through the API.
+    let server = Server::start(&data);
+    let (status, body) = http(
+        server.api,
+        "POST",
+        "/2013-04-01/hostedzone",
+        Some(json!({"Name": "snap.test", "CallerReference": "snap-1"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let zone = body["HostedZone"]["Id"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
+    for (name, value) in [
+        ("www.snap.test", "192.0.2.10"),
+        ("api.snap.test", "192.0.2.11"),
+    ] {
+        let (status, body) = http(
+            server.api,
+            "POST",
+            &rrset,
+            Some(change("CREATE", name, value)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let www = server.answer("www.snap.test.", RecordType::A).await;
+    assert_eq!(www, ["www.snap.test. 300 A 192.0.2.10"]);
+    let ns = server.answer("snap.test.", RecordType::NS).await;
+    assert!(!ns.is_empty());
+    assert!(!snapshot.exists(), "no snapshot while serving");
+    let log = server.terminate();
+    assert!(log.contains("start-up snapshot written"), "{log}");
+    assert!(snapshot.exists(), "SIGTERM leaves {}", snapshot.display());
+
+    // A clean restart: the zones come from the snapshot, which is then gone.
+    let server = Server::start(&data);
+    assert!(
+        !snapshot.exists(),
+        "the snapshot is removed when it is read"
+    );
+    assert_eq!(server.answer("www.snap.test.", RecordType::A).await, www);
+    assert_eq!(
+        server.answer("api.snap.test.", RecordType::A).await,
+        ["api.snap.test. 300 A 192.0.2.11"]
+    );
+    assert_eq!(server.answer("snap.test.", RecordType::NS).await, ns);
+    let (status, body) = http(
+        server.api,
+        "GET",
+        &format!("/2013-04-01/hostedzone/{zone}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["HostedZone"]["ResourceRecordSetCount"], 4, "{body}");
+
+    // A change after that start, then kill -9: no snapshot can hide it.
+    let (status, body) = http(
+        server.api,
+        "POST",
+        &rrset,
+        Some(change("UPSERT", "www.snap.test", "192.0.2.20")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        server.answer("www.snap.test.", RecordType::A).await,
+        ["www.snap.test. 300 A 192.0.2.20"]
+    );
+    let log = server.kill();
+    let line = loaded_line(&log);
+    assert!(line.contains("from=snapshot"), "{line}");
+    assert!(line.contains("record_sets=4"), "{line}");
+    assert!(!snapshot.exists());
+
+    let server = Server::start(&data);
+    assert_eq!(
+        server.answer("www.snap.test.", RecordType::A).await,
+        ["www.snap.test. 300 A 192.0.2.20"]
+    );
+    assert_eq!(
+        server.answer("api.snap.test.", RecordType::A).await,
+        ["api.snap.test. 300 A 192.0.2.11"]
+    );
+    let log = server.terminate();
+    let line = loaded_line(&log);
+    assert!(line.contains("from=store"), "{line}");
+    assert!(!log.contains("start-up snapshot read"), "{log}");
+    assert!(snapshot.exists());
+}
+
+/// A change that reaches the service after shutdown began (an API handler runs to the end in
+/// a task of its own, and may outlive the server's listeners) is refused, through each write
+/// path: the snapshot must hold everything the store does, and the store nothing more.
+#[tokio::test]
+async fn a_change_arriving_after_shutdown_is_refused_and_the_snapshot_matches_the_store() {
+    use hickory_proto::rr::{Name, RData};
+    use r53::model::{Action, Change, ChangeBatch, HostedZone, ResourceRecordSet};
+
+    let server = crate::support::TestServer::start(&[(
+        "example.com",
+        "$ORIGIN example.com.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\n",
+    )])
+    .await;
+    let service = server.running.service.clone();
+    let zone = service
+        .zone_by_name(&Name::from_ascii("example.com.").unwrap())
+        .await
+        .unwrap()
+        .zone()
+        .id
+        .clone();
+    let set = |name: &str, ip: &str| {
+        ResourceRecordSet::new(
+            &Name::from_ascii(name).unwrap(),
+            RecordType::A,
+            300,
+            vec![RData::A(ip.parse().unwrap())],
+        )
+    };
+    let crate::support::TestServer { running, dir, .. } = server;
+    running.shutdown().await.unwrap();
+    assert!(dir.path().join("data").join(SNAPSHOT_FILE).exists());
+
+    let upsert = ChangeBatch {
+        comment: None,
+        changes: vec![Change {
+            action: Action::Upsert,
+            rrset: set("www.example.com.", "192.0.2.99"),
+            value_chars: 10,
+        }],
+    };
+    let refused = service.change_rrsets(&zone, upsert).await.unwrap_err();
+    assert!(refused.to_string().contains("shutting down"), "{refused}");
+    let late = HostedZone::new(&Name::from_ascii("late.example.").unwrap(), "late", None);
+    let refused = service
+        .create_zone(late, vec![set("www.late.example.", "192.0.2.7")])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("shutting down"), "{refused}");
+    drop(service);
+
+    // Started again: from the snapshot, without either change.
+    let running = crate::support::start_in(dir.path(), Default::default()).await;
+    let zones = running.service.zone_summaries().await;
+    assert_eq!(zones.len(), 1, "{zones:?}");
+    let answer = query_udp(running.dns_addr, &query("www.example.com.", RecordType::A)).await;
+    assert_eq!(rrs(&answer.answers), ["www.example.com. 300 A 192.0.2.1"]);
+    running.shutdown().await.unwrap();
+
+    // And the store itself (a scan) holds the same.
+    use r53::store::{SledStore, Store};
+    let store = SledStore::open(&dir.path().join("data"), 1 << 20).unwrap();
+    let stored = store.load().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].zone.id, zone);
+    let www = stored[0]
+        .rrsets
+        .decode()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == Name::from_ascii("www.example.com.").unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(www, [set("www.example.com.", "192.0.2.1")]);
+}
