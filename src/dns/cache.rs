@@ -48,6 +48,13 @@ pub struct Key {
 }
 
 impl Key {
+    pub fn new() -> Self {
+        Self {
+            bytes: [0; MAX_KEY],
+            len: 0,
+        }
+    }
+
     fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
@@ -57,6 +64,12 @@ impl Key {
         self.bytes.get_mut(self.len..end)?.copy_from_slice(bytes);
         self.len = end;
         Some(())
+    }
+}
+
+impl Default for Key {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -78,8 +91,6 @@ impl std::fmt::Debug for Key {
 pub struct PlainQuery {
     /// Where the question name ends in the request (and in a cached response).
     name_end: usize,
-    /// The key so far: the lower-cased name.
-    key: Key,
     qtype: u16,
     qclass: u16,
     recursion_desired: bool,
@@ -89,8 +100,10 @@ pub struct PlainQuery {
 impl PlainQuery {
     /// Reads a query with opcode QUERY, one uncompressed question, no answer or authority
     /// records, and at most an OPT (version 0, no options) as the only additional record,
-    /// with nothing after it. Anything else is for the slow path.
-    pub fn parse(request: &[u8]) -> Option<Self> {
+    /// with nothing after it. Anything else is for the slow path. The lower-cased name is
+    /// written to `key`, which [`finish_key`](Self::finish_key) completes: the key is built
+    /// where it stays, not moved around (it is a few hundred bytes).
+    pub fn read(request: &[u8], key: &mut Key) -> Option<Self> {
         if request.len() < HEADER_LEN + 5 {
             return None;
         }
@@ -104,10 +117,7 @@ impl PlainQuery {
         if qd != 1 || an != 0 || ns != 0 || ar > 1 {
             return None;
         }
-        let mut key = Key {
-            bytes: [0; MAX_KEY],
-            len: 0,
-        };
+        key.len = 0;
         let mut at = HEADER_LEN;
         loop {
             let len = *request.get(at)? as usize;
@@ -157,7 +167,6 @@ impl PlainQuery {
         }
         Some(Self {
             name_end,
-            key,
             qtype,
             qclass,
             recursion_desired: flags & 0x01 != 0,
@@ -174,9 +183,15 @@ impl PlainQuery {
         self.name_end
     }
 
-    /// The cache key; `None` for a view of more VPCs than a key holds (not cached).
-    pub fn into_key(self, recursive_client: bool, view: &View, tcp: bool) -> Option<Key> {
-        let mut key = self.key;
+    /// Completes the cache key `read` began in `key`; `None` for a view of more VPCs than a
+    /// key holds (not cached).
+    pub fn finish_key(
+        &self,
+        key: &mut Key,
+        recursive_client: bool,
+        view: &View,
+        tcp: bool,
+    ) -> Option<()> {
         let (dnssec_ok, size) = self.edns.unwrap_or((false, 0));
         let flags = u8::from(self.recursion_desired)
             | u8::from(recursive_client) << 1
@@ -194,7 +209,7 @@ impl PlainQuery {
         for &vpc in vpcs {
             key.push(&u32::try_from(vpc).ok()?.to_be_bytes())?;
         }
-        Some(key)
+        Some(())
     }
 }
 
@@ -370,7 +385,7 @@ impl ResponseCache {
 
     /// Keeps a response: one that depends on nothing but the snapshot (`countdown` `None`),
     /// or one made from a fresh entry of the resolver's cache.
-    pub fn insert(&mut self, key: Key, response: &[u8], countdown: Option<Countdown>) {
+    pub fn insert(&mut self, key: &Key, response: &[u8], countdown: Option<Countdown>) {
         let key = key.as_bytes();
         let (Ok(key_len), Ok(response_len)) =
             (u16::try_from(key.len()), u16::try_from(response.len()))
@@ -422,6 +437,32 @@ impl ResponseCache {
 mod tests {
     use super::*;
 
+    /// A query read, with the key's name part.
+    struct Parsed {
+        query: PlainQuery,
+        key: Key,
+    }
+
+    impl PlainQuery {
+        fn parse(request: &[u8]) -> Option<Parsed> {
+            let mut key = Key::new();
+            let query = Self::read(request, &mut key)?;
+            Some(Parsed { query, key })
+        }
+    }
+
+    impl Parsed {
+        fn into_key(mut self, recursive_client: bool, view: &View, tcp: bool) -> Option<Key> {
+            self.query
+                .finish_key(&mut self.key, recursive_client, view, tcp)?;
+            Some(self.key)
+        }
+
+        fn name_end(&self) -> usize {
+            self.query.name_end()
+        }
+    }
+
     impl ResponseCache {
         /// [`answer_into`](Self::answer_into) a buffer of its own: the response and whether it
         /// came from the resolver.
@@ -464,8 +505,8 @@ mod tests {
             lower.into_key(false, &View::public(), false)
         );
         let upper = PlainQuery::parse(&query(&["WWW", "Example", "com"], 1, true)).unwrap();
-        assert_eq!(upper.edns, Some((true, SERVER_UDP_PAYLOAD)));
-        assert!(upper.recursion_desired);
+        assert_eq!(upper.query.edns, Some((true, SERVER_UDP_PAYLOAD)));
+        assert!(upper.query.recursion_desired);
     }
 
     #[test]
@@ -553,7 +594,7 @@ mod tests {
         cache.sync(1, 9);
         // Kept 5 s after the entry was stored: the cache's epoch is later than `stored`.
         tokio::time::advance(Duration::from_secs(5)).await;
-        cache.insert(key.clone(), &response, Some(countdown));
+        cache.insert(&key, &response, Some(countdown));
         tokio::time::advance(Duration::from_millis(15_900)).await;
         let hit = cache.answer(&key, end, &request).unwrap();
         assert!(hit.resolved);
@@ -565,7 +606,7 @@ mod tests {
         assert!(cache.answer(&key, end, &request).is_none(), "expired");
         assert!(cache.entries.is_empty(), "and dropped");
         // A new resolver generation (a flush) empties the cache.
-        cache.insert(key.clone(), &response, None);
+        cache.insert(&key, &response, None);
         cache.sync(1, 10);
         assert!(cache.answer(&key, end, &request).is_none());
     }
@@ -579,7 +620,7 @@ mod tests {
         cache.sync(7, 0);
         let mut response = first.clone();
         response[2] |= 0x80;
-        cache.insert(key.clone(), &response, None);
+        cache.insert(&key, &response, None);
         let mut second = query(&["WwW", "EXAMPLE", "com"], 1, false);
         second[0] = 0xab;
         second[1] = 0xcd;

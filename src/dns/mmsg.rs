@@ -4,7 +4,7 @@
 //! NSD and Knot batch the same way.
 //!
 //! The unsafe code is the FFI: every pointer handed to the kernel points into buffers owned by
-//! [`RecvBatch`] (or borrowed for the call by `send_batch`) that outlive the call.
+//! [`RecvBatch`] or [`SendBatch`] (or borrowed for the call) that outlive the call.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -119,71 +119,98 @@ impl RecvBatch {
     }
 }
 
-/// Sends `datagrams` with as few system calls as the socket takes; whatever the socket does
-/// not take at once (its buffer full) is sent one by one, waiting.
-/// Each datagram is a range of `bytes` and where it goes.
-pub async fn send_batch(
-    socket: &UdpSocket,
-    bytes: &[u8],
-    datagrams: &[(std::ops::Range<usize>, SocketAddr)],
-) {
-    let mut sent = 0;
-    while sent < datagrams.len() {
-        let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
-        match socket.try_io(Interest::WRITABLE, || {
-            send_now(socket.as_raw_fd(), bytes, chunk)
-        }) {
-            Ok(n) if n > 0 => sent += n,
-            Ok(_) | Err(_) => {
-                // Full or failing: send the next one the ordinary way (it waits for room), so
-                // no answer is lost to a momentarily full buffer.
-                let (range, peer) = &datagrams[sent];
-                if let Err(error) = socket.send_to(&bytes[range.clone()], *peer).await {
-                    tracing::debug!(%error, %peer, "udp send");
+/// Room for one `sendmmsg`, kept from batch to batch so that sending allocates nothing.
+pub struct SendBatch {
+    addrs: Vec<SockAddr>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+// The raw pointers inside are set, and used, only within one `send_now` call; in between they
+// are never read.
+unsafe impl Send for SendBatch {}
+
+impl SendBatch {
+    pub fn new() -> Self {
+        Self {
+            addrs: Vec::with_capacity(BATCH),
+            iovecs: Vec::with_capacity(BATCH),
+            headers: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Sends `datagrams` (each a range of `bytes` and where it goes) with as few system calls
+    /// as the socket takes; whatever the socket does not take at once (its buffer full) is
+    /// sent one by one, waiting.
+    pub async fn send(
+        &mut self,
+        socket: &UdpSocket,
+        bytes: &[u8],
+        datagrams: &[(std::ops::Range<usize>, SocketAddr)],
+    ) {
+        let mut sent = 0;
+        while sent < datagrams.len() {
+            let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
+            match socket.try_io(Interest::WRITABLE, || {
+                self.send_now(socket.as_raw_fd(), bytes, chunk)
+            }) {
+                Ok(n) if n > 0 => sent += n,
+                Ok(_) | Err(_) => {
+                    // Full or failing: send the next one the ordinary way (it waits for room),
+                    // so no answer is lost to a momentarily full buffer.
+                    let (range, peer) = &datagrams[sent];
+                    if let Err(error) = socket.send_to(&bytes[range.clone()], *peer).await {
+                        tracing::debug!(%error, %peer, "udp send");
+                    }
+                    sent += 1;
                 }
-                sent += 1;
             }
         }
     }
-}
 
-fn send_now(
-    fd: i32,
-    bytes: &[u8],
-    datagrams: &[(std::ops::Range<usize>, SocketAddr)],
-) -> io::Result<usize> {
-    let addrs: Vec<SockAddr> = datagrams
-        .iter()
-        .map(|(_, peer)| SockAddr::from(*peer))
-        .collect();
-    let mut iovecs: Vec<libc::iovec> = datagrams
-        .iter()
-        .map(|(range, _)| libc::iovec {
-            iov_base: bytes[range.clone()].as_ptr() as *mut libc::c_void,
-            iov_len: range.len(),
-        })
-        .collect();
-    // SAFETY: zeroed mmsghdr is valid; every pointer set below points into `addrs`, `iovecs`
-    // or `datagrams`, which outlive the call, and the kernel only reads them.
-    let mut headers: Vec<libc::mmsghdr> =
-        (0..datagrams.len()).map(|_| unsafe { zeroed() }).collect();
-    for (i, header) in headers.iter_mut().enumerate() {
-        header.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
-        header.msg_hdr.msg_namelen = addrs[i].len();
-        header.msg_hdr.msg_iov = &mut iovecs[i];
-        header.msg_hdr.msg_iovlen = 1;
+    /// One `sendmmsg` of at most [`BATCH`] datagrams; how many the kernel took.
+    fn send_now(
+        &mut self,
+        fd: i32,
+        bytes: &[u8],
+        datagrams: &[(std::ops::Range<usize>, SocketAddr)],
+    ) -> io::Result<usize> {
+        let datagrams = &datagrams[..datagrams.len().min(BATCH)];
+        self.addrs.clear();
+        self.iovecs.clear();
+        self.headers.clear();
+        for (range, peer) in datagrams {
+            self.addrs.push(SockAddr::from(*peer));
+            let data = &bytes[range.clone()];
+            self.iovecs.push(libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            });
+        }
+        // No push below reallocates: each Vec has room for BATCH entries, so the pointers
+        // into `addrs` and `iovecs` stay valid through the call.
+        for i in 0..datagrams.len() {
+            // SAFETY: an all-zero mmsghdr is a valid value.
+            let mut header: libc::mmsghdr = unsafe { zeroed() };
+            header.msg_hdr.msg_name = self.addrs[i].as_ptr() as *mut libc::c_void;
+            header.msg_hdr.msg_namelen = self.addrs[i].len();
+            header.msg_hdr.msg_iov = &mut self.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            self.headers.push(header);
+        }
+        // SAFETY: every pointer in `headers` points into `addrs`, `iovecs` or `bytes`, which
+        // outlive the call and are not touched during it; the kernel only reads them.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                self.headers.as_mut_ptr(),
+                self.headers.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
-    // SAFETY: as above.
-    let n = unsafe {
-        libc::sendmmsg(
-            fd,
-            headers.as_mut_ptr(),
-            headers.len() as libc::c_uint,
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
 }

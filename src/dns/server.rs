@@ -39,11 +39,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::cache::{PlainQuery, ResponseCache};
+use super::cache::{Key, PlainQuery, ResponseCache};
 use super::message::{
     respond_noting, ClientContext, Outcome, Recursion, RecursionPolicy, Transport,
 };
-use super::mmsg::{self, RecvBatch};
+use super::mmsg::{self, RecvBatch, SendBatch};
 use super::rrl::{Rrl, RrlConfig, Verdict};
 use crate::catalog::{Catalog, SharedCatalog};
 
@@ -213,20 +213,22 @@ fn answer_cached(
     out: &mut Vec<u8>,
 ) -> Option<Handled> {
     let context = ClientContext::new(snapshot, client, recursion);
-    let plain = PlainQuery::parse(request).and_then(|q| {
+    let mut key = Key::new();
+    let plain = PlainQuery::read(request, &mut key).and_then(|q| {
         let recursive = q.recursion_desired() && context.may_recurse;
-        let end = q.name_end();
-        let key = q.into_key(recursive, &context.view, transport == Transport::Tcp)?;
-        Some((end, key))
+        q.finish_key(
+            &mut key,
+            recursive,
+            &context.view,
+            transport == Transport::Tcp,
+        )?;
+        Some(q.name_end())
     });
     let resolver_generation = recursion.resolver.as_ref().map_or(0, |r| r.generation());
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.sync(snapshot.generation, resolver_generation);
-        if let Some(hit) = plain
-            .as_ref()
-            .and_then(|(end, key)| cache.answer_into(key, *end, request, out))
-        {
+        if let Some(hit) = plain.and_then(|end| cache.answer_into(&key, end, request, out)) {
             *resolver_hits += u64::from(hit.resolved);
             return Some(Handled::Replied);
         }
@@ -241,16 +243,16 @@ fn answer_cached(
         );
         match outcome {
             Some(Outcome::Reply(bytes)) => {
-                if let (true, Some((_, key))) = (reusable, plain) {
-                    cache.insert(key, &bytes, None);
+                if reusable && plain.is_some() {
+                    cache.insert(&key, &bytes, None);
                 }
                 out.extend_from_slice(&bytes);
                 Some(Handled::Replied)
             }
             Some(Outcome::Recurse(question)) => match question.answer_from_cache() {
                 Some((bytes, countdown)) => {
-                    if let (Some(countdown), Some((_, key))) = (countdown, plain) {
-                        cache.insert(key, &bytes, Some(countdown));
+                    if let (Some(countdown), Some(_)) = (countdown, plain) {
+                        cache.insert(&key, &bytes, Some(countdown));
                     }
                     out.extend_from_slice(&bytes);
                     Some(Handled::Replied)
@@ -301,6 +303,7 @@ async fn serve_udp(
     let recursions = Arc::new(Semaphore::new(options.max_recursions));
     let resolver = options.recursion.resolver.clone();
     let mut batch = RecvBatch::new();
+    let mut sending = SendBatch::new();
     // A batch's replies, one after another in one buffer, and where each is and goes.
     let mut out: Vec<u8> = Vec::with_capacity(mmsg::BATCH * 512);
     let mut replies: Vec<(std::ops::Range<usize>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
@@ -361,7 +364,7 @@ async fn serve_udp(
         if let Some(resolver) = &resolver {
             resolver.note_hits(resolver_hits);
         }
-        mmsg::send_batch(&socket, &out, &replies).await;
+        sending.send(&socket, &out, &replies).await;
         replies.clear();
         out.clear();
     }
