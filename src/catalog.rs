@@ -344,8 +344,8 @@ impl ZoneIndex {
     /// The record set `rtype` at `name`, if this zone holds one.
     fn set_at(&self, name: &Name, rtype: RecordType) -> Option<Cow<'_, Rrset>> {
         let wire = WireName::new(name)?;
-        let (key, node) = self.nodes.get(wire.key()).map(|n| (wire.key(), n))?;
-        Some(node.get(rtype)?.view(key))
+        let key = wire.key();
+        Some(self.nodes.get(key)?.get(rtype)?.view(key))
     }
 
     /// Looks `name` up inside this zone (`name` is at or below the apex).
