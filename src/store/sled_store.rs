@@ -184,7 +184,9 @@ impl SledStore {
 }
 
 impl SledStore {
-    /// A zone's record sets, as stored (the zone index decodes them).
+    /// A zone's record sets, as stored (the zone index decodes them). One scan: two threads
+    /// scanning from both ends until they met took ~10% less time at a million record sets
+    /// after a kill -9, for ~40 MiB more at the peak, which was not worth it.
     fn load_rrsets(&self, id: &HostedZoneId) -> Result<EncodedSets, StoreError> {
         let mut out = EncodedSets::default();
         for entry in self.rrsets.scan_prefix(codec::rrset_prefix(id)) {
@@ -494,7 +496,12 @@ mod tests {
         let loaded = store.load().unwrap();
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].zone.id, zone.id);
-        assert_eq!(loaded[0].rrsets.len(), sets.len());
+        // Every set once.
+        let mut read: Vec<_> = loaded[0].rrsets.decode().unwrap();
+        read.sort_by_key(|s| s.key());
+        let mut written: Vec<_> = sets.iter().map(|s| (**s).clone()).collect();
+        written.sort_by_key(|s| s.key());
+        assert_eq!(read, written);
         assert_eq!(store.db.scan_prefix(CREATING_PREFIX).count(), 0);
     }
 
