@@ -124,8 +124,9 @@ pub struct ZoneIndex {
     nodes: Nodes,
     /// Record sets held.
     count: usize,
-    /// Every record set's owner key and type in Route 53's listing order, sorted when first
-    /// asked for (only the API lists; DNS never needs the order).
+    /// The record sets changed since the base was built (owner key and type) in Route 53's
+    /// listing order, sorted when first asked for (only the API lists; DNS never needs the
+    /// order). The base's own order is kept with the base.
     listing: OnceLock<Vec<(Box<[u8]>, RecordType)>>,
     /// The SOA as negative answers carry it, built once (see [`ZoneIndex::build`]).
     negative_soa: Option<Rrset>,
@@ -247,25 +248,15 @@ impl ZoneIndex {
         &self,
         start: Option<&RrKey>,
     ) -> impl Iterator<Item = Arc<ResourceRecordSet>> + '_ {
-        let sorted = self.listing.get_or_init(|| {
-            let mut sets: Vec<(Box<[u8]>, RecordType)> = self
-                .nodes
-                .iter()
-                .flat_map(|(key, node)| node.sets.iter().map(move |s| (key.into(), s.rtype())))
-                .collect();
-            // Sorted by a byte key made once per set: comparing hickory `Name`s a million
-            // times over took seconds.
-            sets.sort_by_cached_key(|(key, rtype)| listing_key(key, *rtype));
-            sets
-        });
-        let from = start.map_or(0, |start| {
-            let start = listing_key(&key_of(&start.name), start.rtype);
-            sorted.partition_point(|(key, rtype)| listing_key(key, *rtype) < start)
-        });
-        sorted[from..].iter().filter_map(|(key, rtype)| {
-            let set = self.nodes.get(key)?.get(*rtype)?;
-            Some(set.to_arc(key))
-        })
+        // Sorted by a byte key made once per set: comparing hickory `Name`s a million times
+        // over took seconds.
+        let changed = self
+            .listing
+            .get_or_init(|| self.nodes.changed_sets(listing_key));
+        let start = start.map(|start| listing_key(&key_of(&start.name), start.rtype));
+        self.nodes
+            .listing(changed, start.as_ref(), listing_key)
+            .filter_map(|(key, rtype)| Some(self.nodes.get(key)?.get(rtype)?.to_arc(key)))
     }
 
     fn refresh_soa(&mut self) {
@@ -1164,6 +1155,65 @@ mod tests {
         );
         let gone = Name::from_ascii("h0.g0.example.com.").unwrap();
         assert_eq!(ask(&c, &gone, RecordType::A).rcode, ResponseCode::NXDomain);
+    }
+
+    #[test]
+    fn a_patched_index_lists_as_one_built_afresh() {
+        let apex = Name::from_ascii("example.com.").unwrap();
+        let zone = HostedZone::new(&apex, "t", None);
+        let set = |name: &str, rtype: RecordType, value: &str| {
+            ResourceRecordSet::new(
+                &Name::from_ascii(name).unwrap(),
+                rtype,
+                60,
+                vec![RData::try_from_str(rtype, value).unwrap()],
+            )
+        };
+        let mut current: std::collections::BTreeMap<crate::model::RrKey, ResourceRecordSet> =
+            Default::default();
+        for i in 0..40 {
+            let a = set(&format!("h{i}.example.com."), RecordType::A, "192.0.2.1");
+            current.insert(a.key(), a);
+        }
+        let txt = set("h7.example.com.", RecordType::TXT, "\"t\"");
+        current.insert(txt.key(), txt);
+        let built = ZoneIndex::build(zone.clone(), current.values().cloned().map(Arc::new));
+        // The base's order is sorted now, before the changes.
+        assert_eq!(built.listing(None).count(), current.len());
+        let put = [
+            set("a.example.com.", RecordType::A, "192.0.2.2"),
+            set("h3.example.com.", RecordType::AAAA, "2001:db8::3"),
+            set("h5.example.com.", RecordType::A, "192.0.2.5"),
+            set("zz.example.com.", RecordType::MX, "10 h1.example.com."),
+        ];
+        let delete = [
+            crate::model::RrKey::new(&Name::from_ascii("h7.example.com.").unwrap(), RecordType::A),
+            crate::model::RrKey::new(&Name::from_ascii("h9.example.com.").unwrap(), RecordType::A),
+        ];
+        for key in &delete {
+            current.remove(key);
+        }
+        for s in &put {
+            current.insert(s.key(), s.clone());
+        }
+        let puts: Vec<_> = put.iter().cloned().map(Arc::new).collect();
+        let patched = built.patch(&delete, &puts);
+        let fresh = ZoneIndex::build(zone, current.values().cloned().map(Arc::new));
+        let list = |index: &ZoneIndex, start: Option<&crate::model::RrKey>| {
+            index
+                .listing(start)
+                .map(|s| (s.name.to_string(), s.rtype, format!("{:?}", s.records)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(list(&patched, None), list(&fresh, None));
+        assert_eq!(list(&patched, None).len(), current.len());
+        for key in current.keys().chain(&delete) {
+            assert_eq!(
+                list(&patched, Some(key)),
+                list(&fresh, Some(key)),
+                "from {key:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hashbrown::HashTable;
 use hickory_proto::rr::{Name, RecordType};
@@ -174,6 +174,9 @@ struct Base {
     nodes: Vec<(u32, Node)>,
     /// Indexes into `nodes`, by the hash of the key.
     table: HashTable<u32>,
+    /// Every record set (its node's index and its type) in Route 53's listing order, sorted
+    /// the first time the API lists (see [`Nodes::listing`]).
+    listing: OnceLock<Vec<(u32, RecordType)>>,
 }
 
 fn hash(key: &[u8]) -> u64 {
@@ -186,6 +189,7 @@ impl Base {
             keys: Vec::with_capacity(names * 20),
             nodes: Vec::with_capacity(names),
             table: HashTable::with_capacity(names),
+            listing: OnceLock::new(),
         }
     }
 
@@ -213,7 +217,9 @@ impl Base {
         let index = self.nodes.len();
         self.nodes.push((self.keys.len() as u32, node));
         self.keys.extend_from_slice(key);
-        let Self { keys, nodes, table } = self;
+        let Self {
+            keys, nodes, table, ..
+        } = self;
         let key_at = |&i: &u32| {
             let start = nodes[i as usize].0 as usize;
             let end = nodes
@@ -358,6 +364,75 @@ impl Nodes {
             .iter()
             .filter_map(|(key, node)| Some((&key[..], &**node.as_ref()?)));
         unchanged.chain(changed)
+    }
+
+    /// Every record set's owner key and type in Route 53's listing order (`order` gives a
+    /// set's sort key), from `start` (a sort key) on. The base's order is sorted once per base
+    /// and shared by every index built on it; `changed` is the overlay's sets in that order
+    /// (sorted per index, and small). So after a change, listing a page costs the page and
+    /// the overlay, not the zone.
+    pub(super) fn listing<'a, K: Ord>(
+        &'a self,
+        changed: &'a [(Box<[u8]>, RecordType)],
+        start: Option<&K>,
+        order: impl Fn(&[u8], RecordType) -> K + Copy + 'a,
+    ) -> impl Iterator<Item = (&'a [u8], RecordType)> + 'a {
+        let base = &*self.base;
+        let sorted = base.listing.get_or_init(|| {
+            let mut sets: Vec<(u32, RecordType)> = (0..base.nodes.len())
+                .flat_map(|i| {
+                    base.nodes[i]
+                        .1
+                        .sets
+                        .iter()
+                        .map(move |s| (i as u32, s.rtype()))
+                })
+                .collect();
+            sets.sort_by_cached_key(|&(i, rtype)| order(base.key(i as usize), rtype));
+            sets
+        });
+        let from_base = start.map_or(0, |start| {
+            sorted.partition_point(|&(i, t)| order(base.key(i as usize), t) < *start)
+        });
+        let from_changed = start.map_or(0, |start| {
+            changed.partition_point(|(key, t)| order(key, *t) < *start)
+        });
+        let overlay = &self.overlay;
+        let mut unchanged = sorted[from_base..]
+            .iter()
+            .map(move |&(i, t)| (base.key(i as usize), t))
+            .filter(move |(key, _)| overlay.is_empty() || !overlay.contains_key(*key))
+            .peekable();
+        let mut changed = changed[from_changed..]
+            .iter()
+            .map(|(key, t)| (&key[..], *t))
+            .peekable();
+        std::iter::from_fn(move || match (unchanged.peek(), changed.peek()) {
+            (Some(&(a, at)), Some(&(b, bt))) => {
+                if order(a, at) <= order(b, bt) {
+                    unchanged.next()
+                } else {
+                    changed.next()
+                }
+            }
+            (Some(_), None) => unchanged.next(),
+            (None, _) => changed.next(),
+        })
+    }
+
+    /// The overlay's record sets (owner key, type) in the order `order` gives.
+    pub(super) fn changed_sets<K: Ord>(
+        &self,
+        order: impl Fn(&[u8], RecordType) -> K,
+    ) -> Vec<(Box<[u8]>, RecordType)> {
+        let mut sets: Vec<(Box<[u8]>, RecordType)> = self
+            .overlay
+            .iter()
+            .filter_map(|(key, node)| Some((key, node.as_ref()?)))
+            .flat_map(|(key, node)| node.sets.iter().map(move |s| (key.clone(), s.rtype())))
+            .collect();
+        sets.sort_by_cached_key(|(key, rtype)| order(key, *rtype));
+        sets
     }
 
     /// Merges the overlay into a new base once it has grown to an eighth of the base (and past
