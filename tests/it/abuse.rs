@@ -21,7 +21,7 @@ use r53::dns::{DnsOptions, RrlConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
-use crate::support::{exchange_tcp, exchange_udp, query, TestServer};
+use crate::support::{exchange_tcp, exchange_udp, free_port, query, TestServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_r53");
 
@@ -449,16 +449,6 @@ fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// r53 as its own process, so that its memory is its own (the tests in this binary share one

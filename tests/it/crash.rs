@@ -12,7 +12,7 @@
 //! older or newer r53 would have.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,22 +21,11 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use r53::store::SCHEMA_VERSION;
 
-use crate::support::{exchange_udp, query, query_udp};
+use crate::support::{exchange_udp, free_port, query, query_udp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_r53");
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const SCHEMA_FILE: &str = "r53-schema-version";
-
-/// A port free for both UDP and TCP on loopback right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 const ZONES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/zones");
 

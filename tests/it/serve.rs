@@ -1,27 +1,16 @@
 //! The `r53 serve` binary as users run it: zone files imported at start, SIGTERM shuts it down
 //! cleanly with the data kept, and a privileged port it may not bind is explained in one line.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::support::{query, query_udp};
+use crate::support::{free_port, query, query_udp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_r53");
-
-/// A port free for both UDP and TCP on loopback right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// Waits until the server at `addr` answers a query (it has bound and loaded its zones).
 async fn wait_for_answer(addr: SocketAddr, child: &mut std::process::Child) {

@@ -4,7 +4,7 @@
 //! In process: a change that arrives once shutdown has begun is refused, so the snapshot and
 //! the store hold the same.
 
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,21 +13,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 
-use crate::support::{exchange_udp, http, query, query_udp, rrs};
+use crate::support::{exchange_udp, free_port, http, query, query_udp, rrs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_r53");
 const SNAPSHOT_FILE: &str = "r53-snapshot";
-
-/// A port free for both UDP and TCP on loopback right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A server on `data` with fresh ports, serving once its API accepts connections (it binds the
 /// API last).

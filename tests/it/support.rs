@@ -87,6 +87,17 @@ pub async fn start_in(dir: &Path, dns: DnsOptions) -> Running {
 }
 
 /// A query with EDNS (payload 1232), RD clear, as `dig +norec` sends.
+/// A port free for both UDP and TCP on loopback right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub fn query(name: &str, qtype: RecordType) -> Message {
     let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
