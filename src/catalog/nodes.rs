@@ -52,7 +52,8 @@ impl Stored {
         Ok(Self::Wire {
             rtype: set.rtype.into(),
             ttl: set.ttl,
-            records: SmallVec::from_vec(records),
+            // Inline whenever the bytes fit, whatever capacity the Vec grew to.
+            records: SmallVec::from_slice(&records),
         })
     }
 
