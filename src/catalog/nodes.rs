@@ -60,6 +60,9 @@ impl Stored {
     /// The set a stored value holds, with its owner's key.
     pub(super) fn from_value(value: &[u8]) -> Result<(Box<[u8]>, Self), StoreError> {
         if let Some(raw) = codec::raw_rrset(value)? {
+            if !is_wire_name(raw.name) {
+                return Err(StoreError::Corrupt("record set owner name".into()));
+            }
             let mut key: Box<[u8]> = raw.name.into();
             key.make_ascii_lowercase();
             let stored = Self::Wire {
@@ -128,6 +131,26 @@ impl Stored {
             Self::Wire { .. } => Arc::new(self.view(key).into_owned()),
         }
     }
+}
+
+/// Whether `bytes` is one name in uncompressed wire form: labels of 1 to 63 bytes, then the
+/// root's zero byte and nothing after it, 255 bytes at most. Keys are walked label by label
+/// (`parent_key`), which trusts this.
+fn is_wire_name(bytes: &[u8]) -> bool {
+    if bytes.len() > 255 {
+        return false;
+    }
+    let mut rest = bytes;
+    while let Some((&len, tail)) = rest.split_first() {
+        if len == 0 {
+            return tail.is_empty();
+        }
+        if len > 63 || tail.len() < usize::from(len) {
+            return false;
+        }
+        rest = &tail[usize::from(len)..];
+    }
+    false
 }
 
 /// The name whose key (lower-cased wire form) `key` is.
@@ -452,5 +475,27 @@ impl Nodes {
             base: Arc::new(base),
             overlay: Overlay::default(),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_wire_names_are_keys() {
+        assert!(is_wire_name(b"\x03www\x07example\x03com\x00"));
+        assert!(is_wire_name(b"\x00"));
+        assert!(!is_wire_name(b""));
+        assert!(!is_wire_name(b"\x03www"), "no root label");
+        assert!(
+            !is_wire_name(b"\x09www\x00"),
+            "a label longer than what follows"
+        );
+        assert!(!is_wire_name(b"\x03www\x00\x00"), "bytes after the root");
+        assert!(
+            !is_wire_name(&[&[64u8][..], &[b'a'; 64], &[0]].concat()),
+            "a 64-byte label"
+        );
     }
 }
