@@ -9,7 +9,7 @@ use hickory_proto::rr::RecordType;
 use r53::app::{Running, ServeOptions};
 use serde_json::{json, Value};
 
-use crate::support::{http, query, query_tcp, query_udp};
+use crate::support::{bare_id, http, query, query_tcp, query_udp};
 
 struct Server {
     running: Running,
@@ -43,13 +43,7 @@ impl Server {
         )
         .await;
         assert_eq!(status, 201, "{body}");
-        let zone = body["HostedZone"]["Id"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned();
+        let zone = bare_id(&body["HostedZone"]["Id"]);
         let server = Self {
             running,
             api,

@@ -16,7 +16,7 @@ use r53::store::SledStore;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::support::{http, query, query_tcp, query_udp};
+use crate::support::{bare_id, http, query, query_tcp, query_udp};
 
 struct Api {
     router: axum::Router,
@@ -105,10 +105,6 @@ impl Api {
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
-}
-
-fn bare_id(v: &Value) -> String {
-    v.as_str().unwrap().rsplit('/').next().unwrap().to_owned()
 }
 
 fn rrset(action: &str, name: &str, rtype: &str, ttl: i64, values: &[&str]) -> Value {

@@ -28,7 +28,7 @@ use r53::resolver::ResolverConfig;
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, UdpSocket};
 
-use crate::support::{http_as, query};
+use crate::support::{bare_id, http_as, query};
 
 const INSIDE: &str = "127.0.0.2";
 const OUTSIDE: &str = "127.0.0.3";
@@ -131,13 +131,7 @@ async fn ok(api: SocketAddr, method: &str, path: &str, auth: Option<&str>, body:
 }
 
 fn zone_id(created: &Value) -> String {
-    created["HostedZone"]["Id"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned()
+    bare_id(&created["HostedZone"]["Id"])
 }
 
 fn set(name: &str, rtype: &str, values: &[&str]) -> Value {
@@ -422,15 +416,7 @@ async fn snapshot(api: SocketAddr, dns: SocketAddr, zones: &[String]) -> Value {
     let (_, listed) = http_as(api, "GET", "/2013-04-01/hostedzone", Some(GOOD), None).await;
     let mut ids: BTreeSet<String> = zones.iter().cloned().collect();
     for z in listed["HostedZones"].as_array().unwrap() {
-        ids.insert(
-            z["Id"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.insert(bare_id(&z["Id"]));
     }
     for id in ids {
         for path in [
@@ -508,15 +494,7 @@ async fn with_a_token_no_request_without_it_changes_anything() {
         .unwrap()
         .iter()
         .find(|z| z["Name"] == "example.com." && z["Config"]["PrivateZone"] == false)
-        .map(|z| {
-            z["Id"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|z| bare_id(&z["Id"]))
         .expect("the public example.com");
     // A zone that could be deleted, a VPC to associate, another to replace and delete, a rule.
     let empty = zone_id(

@@ -11,7 +11,7 @@ use r53::app::{Running, ServeOptions};
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, UdpSocket};
 
-use crate::support::{http, query};
+use crate::support::{bare_id, http, query};
 
 const INSIDE: &str = "127.0.0.2";
 const OUTSIDE: &str = "127.0.0.3";
@@ -53,13 +53,7 @@ async fn create_private(api: SocketAddr, name: &str, vpc: &str) -> String {
     assert!(body.get("DelegationSet").is_none(), "{body}");
     assert_eq!(body["VPC"]["VPCId"], vpc);
     assert_eq!(body["HostedZone"]["Config"]["PrivateZone"], true);
-    body["HostedZone"]["Id"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned()
+    bare_id(&body["HostedZone"]["Id"])
 }
 
 async fn upsert(api: SocketAddr, zone: &str, changes: Value) {

@@ -14,7 +14,7 @@ use r53::resolver::ResolverConfig;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use crate::support::{http, query, query_tcp};
+use crate::support::{bare_id, http, query, query_tcp};
 
 const UPSTREAM_ZONE: &str = "$ORIGIN upstream.test.\n$TTL 300\n\
     @ SOA ns.upstream.test. hostmaster.upstream.test. 1 3600 600 86400 60\n\
@@ -177,13 +177,7 @@ async fn a_forwarding_rule_beats_a_private_zone_of_the_same_domain() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let zone = body["HostedZone"]["Id"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let zone = bare_id(&body["HostedZone"]["Id"]);
     let (status, _) = http(
         api,
         "POST",

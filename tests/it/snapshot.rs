@@ -13,7 +13,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 
-use crate::support::{exchange_udp, free_port, http, query, query_udp, rrs};
+use crate::support::{bare_id, exchange_udp, free_port, http, query, query_udp, rrs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_r53");
 const SNAPSHOT_FILE: &str = "r53-snapshot";
@@ -120,13 +120,7 @@ async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9()
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let zone = body["HostedZone"]["Id"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let zone = bare_id(&body["HostedZone"]["Id"]);
     let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
     for (name, value) in [
         ("www.snap.test", "192.0.2.10"),

@@ -87,6 +87,11 @@ pub async fn start_in(dir: &Path, dns: DnsOptions) -> Running {
 }
 
 /// A query with EDNS (payload 1232), RD clear, as `dig +norec` sends.
+/// A hosted zone's id as the API gives it (`/hostedzone/Z…`), without the prefix.
+pub fn bare_id(id: &serde_json::Value) -> String {
+    id.as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+}
+
 /// A port free for both UDP and TCP on loopback right now.
 pub fn free_port() -> u16 {
     loop {
