@@ -286,28 +286,20 @@ impl Service {
         let started = std::time::Instant::now();
         // The start-up snapshot when the store kept a valid one (the store checked that it is
         // whole and that nothing was written since); otherwise the store itself.
-        let (mut from, mut read) = ("store", std::time::Duration::ZERO);
-        let mut zones = None;
-        if let Some(snapshot) = store.take_snapshot() {
-            read = started.elapsed();
-            match load_zones(snapshot) {
-                Ok(loaded) => {
-                    from = "snapshot";
-                    zones = Some(loaded);
-                }
+        let snapshot = store.take_snapshot().and_then(|snapshot| {
+            load_zones(snapshot)
                 // Checksummed, so this is a bug rather than a damaged disk; still, the store
                 // has everything.
-                Err(e) => {
-                    tracing::warn!(error = %e, "the start-up snapshot's record sets do not decode; reading the store")
-                }
-            }
-        }
-        let zones = match zones {
-            Some(zones) => zones,
+                .map_err(|e| tracing::warn!(error = %e, "the start-up snapshot's record sets do not decode; reading the store"))
+                .ok()
+        });
+        let (zones, from, read) = match snapshot {
+            // The snapshot was read when the store opened.
+            Some(zones) => (zones, "snapshot", std::time::Duration::ZERO),
             None => {
                 let loaded = store.load()?;
-                read = started.elapsed();
-                load_zones(loaded)?
+                let read = started.elapsed();
+                (load_zones(loaded)?, "store", read)
             }
         };
         let record_sets = zones.values().map(|z| z.rrsets.len()).sum::<usize>();

@@ -189,17 +189,6 @@ impl EncodedSets {
         self.count += 1;
     }
 
-    /// Encodes `sets` (tests, and stores that keep decoded record sets).
-    pub fn encode<'a>(
-        sets: impl IntoIterator<Item = &'a ResourceRecordSet>,
-    ) -> Result<Self, StoreError> {
-        let mut out = Self::default();
-        for set in sets {
-            out.push(&codec::encode_rrset(set)?);
-        }
-        Ok(out)
-    }
-
     /// Takes bytes laid out as [`EncodedSets`] keeps them (for example read back from a file),
     /// checking the framing: every length must fit what follows.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, StoreError> {
