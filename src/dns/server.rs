@@ -176,17 +176,11 @@ pub fn bind(addr: SocketAddr, options: &DnsOptions) -> io::Result<DnsListeners> 
 }
 
 /// Sends a UDP response, through the rate limiter when there is one.
-async fn send_udp(socket: &UdpSocket, rrl: Option<&Rrl>, response: &[u8], peer: SocketAddr) {
-    let slipped;
-    let bytes = match rrl.map(|r| r.check(peer.ip(), response, Instant::now())) {
-        None | Some(Verdict::Send) => response,
-        Some(Verdict::Slip(bytes)) => {
-            slipped = bytes;
-            &slipped
-        }
-        Some(Verdict::Drop) => return,
-    };
-    if let Err(error) = socket.send_to(bytes, peer).await {
+async fn send_udp(socket: &UdpSocket, rrl: Option<&Rrl>, mut response: Vec<u8>, peer: SocketAddr) {
+    if !rrl_lets_out(rrl, &mut response, 0, peer) {
+        return;
+    }
+    if let Err(error) = socket.send_to(&response, peer).await {
         debug!(%error, %peer, "udp send");
     }
 }
@@ -274,7 +268,7 @@ enum Handled {
 
 /// Applies RRL to the UDP response at `out[start..]`: keeps it, replaces it with a truncated
 /// slip, or removes it. Whether something is left to send.
-fn rate_limited(rrl: Option<&Rrl>, out: &mut Vec<u8>, start: usize, peer: SocketAddr) -> bool {
+fn rrl_lets_out(rrl: Option<&Rrl>, out: &mut Vec<u8>, start: usize, peer: SocketAddr) -> bool {
     match rrl.map(|r| r.check(peer.ip(), &out[start..], Instant::now())) {
         None | Some(Verdict::Send) => true,
         Some(Verdict::Slip(bytes)) => {
@@ -348,7 +342,7 @@ async fn serve_udp(
                         let rrl = rrl.clone();
                         tokio::spawn(async move {
                             let response = recursion.run().await;
-                            send_udp(&socket, rrl.as_deref(), &response, peer).await;
+                            send_udp(&socket, rrl.as_deref(), response, peer).await;
                             drop(permit);
                         });
                         continue;
@@ -356,7 +350,7 @@ async fn serve_udp(
                     Err(_) => out.extend_from_slice(&recursion.busy()),
                 },
             }
-            if rate_limited(rrl.as_deref(), &mut out, start, peer) {
+            if rrl_lets_out(rrl.as_deref(), &mut out, start, peer) {
                 replies.push((start..out.len(), peer));
             }
         }
