@@ -271,17 +271,8 @@ pub fn raw_rrset(value: &[u8]) -> Result<Option<RawRrset<'_>>, StoreError> {
     let name = r.take(name_len)?;
     let rtype = r.u16()?;
     let ttl = r.u32()?;
-    let count = r.u32()?;
-    let records = r.0;
-    let mut rest = records;
-    for _ in 0..count {
-        let mut records = Reader(rest);
-        let len = records.u16()? as usize;
-        records.take(len)?;
-        rest = records.0;
-    }
-    let records = &records[..records.len() - rest.len()];
-    match rest {
+    let records = take_records(&mut r)?;
+    match r.0 {
         [0] => Ok(Some(RawRrset {
             name,
             rtype,
@@ -291,6 +282,17 @@ pub fn raw_rrset(value: &[u8]) -> Result<Option<RawRrset<'_>>, StoreError> {
         [1, ..] => Ok(None),
         _ => Err(corrupt("record set with trailing bytes")),
     }
+}
+
+/// A record count, then that many records as [`push_rdata`] writes them: the records' bytes.
+fn take_records<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], StoreError> {
+    let count = r.u32()?;
+    let start = r.0;
+    for _ in 0..count {
+        let len = r.u16()?;
+        r.take(len as usize)?;
+    }
+    Ok(&start[..start.len() - r.0.len()])
 }
 
 /// The stored form of a plain record set from its parts (the inverse of [`raw_rrset`]).
@@ -362,15 +364,7 @@ pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
     };
     let rtype = RecordType::from(r.u16()?);
     let ttl = r.u32()?;
-    let count = r.u32()? as usize;
-    let mut records = Vec::with_capacity(count.min(4096));
-    for _ in 0..count {
-        let len = r.u16()?;
-        let wire = r.take(len as usize)?;
-        let mut decoder = BinDecoder::new(wire);
-        let rdata = RData::read(&mut decoder, rtype, Restrict::new(len)).map_err(corrupt)?;
-        records.push(rdata);
-    }
+    let records = read_rdata(take_records(&mut r)?, rtype).collect::<Result<Vec<_>, _>>()?;
     let alias = match (format, r.0.is_empty()) {
         (RRSET_V1, _) => None,
         _ => match r.u8()? {
