@@ -203,6 +203,13 @@ struct Base {
     listing: OnceLock<Vec<(u32, RecordType)>>,
 }
 
+/// Name `index`'s key: it starts where its node says and ends where the next node's starts.
+fn key_at<'k>(keys: &'k [u8], nodes: &[(u32, Node)], index: usize) -> &'k [u8] {
+    let start = nodes[index].0 as usize;
+    let end = nodes.get(index + 1).map_or(keys.len(), |n| n.0 as usize);
+    &keys[start..end]
+}
+
 fn hash(key: &[u8]) -> u64 {
     FxBuildHasher.hash_one(key)
 }
@@ -218,12 +225,7 @@ impl Base {
     }
 
     fn key(&self, index: usize) -> &[u8] {
-        let start = self.nodes[index].0 as usize;
-        let end = self
-            .nodes
-            .get(index + 1)
-            .map_or(self.keys.len(), |n| n.0 as usize);
-        &self.keys[start..end]
+        key_at(&self.keys, &self.nodes, index)
     }
 
     fn find(&self, key: &[u8]) -> Option<usize> {
@@ -244,14 +246,9 @@ impl Base {
         let Self {
             keys, nodes, table, ..
         } = self;
-        let key_at = |&i: &u32| {
-            let start = nodes[i as usize].0 as usize;
-            let end = nodes
-                .get(i as usize + 1)
-                .map_or(keys.len(), |n| n.0 as usize);
-            hash(&keys[start..end])
-        };
-        table.insert_unique(hash(key), index as u32, key_at);
+        // The table may grow and rehash here, while `table` is borrowed apart from the keys.
+        let rehash = |&i: &u32| hash(key_at(keys, nodes, i as usize));
+        table.insert_unique(hash(key), index as u32, rehash);
         index
     }
 
