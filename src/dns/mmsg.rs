@@ -119,23 +119,65 @@ impl RecvBatch {
     }
 }
 
+/// The most datagrams one segmented send carries (the kernel's `UDP_MAX_SEGMENTS` is 64 on
+/// older kernels, more on newer ones).
+const MAX_SEGMENTS: usize = 64;
+/// The largest datagram sent as a segment. A segment must fit the path's MTU unfragmented
+/// (the kernel refuses the send otherwise), and 1232 bytes fit any IPv6 path (1280 minus the
+/// headers) and any ordinary IPv4 one; bigger answers go out one by one.
+const MAX_SEGMENT: usize = 1232;
+/// Bytes of payload one segmented send may carry (an IPv4 datagram's limit, less headers).
+const MAX_SEGMENTED: usize = 65_000;
+/// `UDP_SEGMENT` from linux/udp.h (Linux 4.18), not in the libc crate for glibc targets.
+const UDP_SEGMENT: libc::c_int = 103;
+
 /// Room for one `sendmmsg`, kept from batch to batch so that sending allocates nothing.
+///
+/// Answers to the same client address of the same length go out as one message with
+/// UDP generic segmentation offload (`UDP_SEGMENT`): the kernel walks its output and
+/// delivery path once for the group and cuts it into the same datagrams at the end. That
+/// happens when one socket asks many questions at once: a load balancer such as dnsdist
+/// (one socket per backend by default) or a load generator. If the kernel or the route
+/// refuses a segmented send, the group goes out datagram by datagram, and the socket stops
+/// segmenting.
 pub struct SendBatch {
+    /// One per message: the datagrams (as indexes into the batch) it carries are
+    /// `order[start..start + count]`, all `len` bytes long and for the same peer.
+    messages: Vec<Message>,
+    order: Vec<usize>,
     addrs: Vec<SockAddr>,
     iovecs: Vec<libc::iovec>,
+    /// Control data (one `UDP_SEGMENT` header) for each message; u64s for cmsghdr alignment.
+    controls: Vec<[u64; 4]>,
     headers: Vec<libc::mmsghdr>,
+    segment: bool,
 }
 
-// The raw pointers inside are set, and used, only within one `send_now` call; in between they
-// are never read.
+#[derive(Clone, Copy)]
+struct Message {
+    /// The batch index of its first datagram (whose peer is the message's).
+    first: usize,
+    len: usize,
+    start: usize,
+    count: usize,
+    /// Its last datagram is shorter than `len`, so nothing more can join it.
+    closed: bool,
+}
+
+// The raw pointers inside are set by `prepare` and used only by the system calls of the same
+// `send`, during which everything they point to is alive and unmoved.
 unsafe impl Send for SendBatch {}
 
 impl SendBatch {
     pub fn new() -> Self {
         Self {
+            messages: Vec::with_capacity(BATCH),
+            order: Vec::with_capacity(BATCH),
             addrs: Vec::with_capacity(BATCH),
             iovecs: Vec::with_capacity(BATCH),
+            controls: vec![[0; 4]; BATCH],
             headers: Vec::with_capacity(BATCH),
+            segment: true,
         }
     }
 
@@ -148,63 +190,154 @@ impl SendBatch {
         bytes: &[u8],
         datagrams: &[(std::ops::Range<usize>, SocketAddr)],
     ) {
-        let mut sent = 0;
-        while sent < datagrams.len() {
-            let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
-            match socket.try_io(Interest::WRITABLE, || {
-                self.send_now(socket.as_raw_fd(), bytes, chunk)
-            }) {
-                Ok(n) if n > 0 => sent += n,
-                Ok(_) | Err(_) => {
-                    // Full or failing: send the next one the ordinary way (it waits for room),
-                    // so no answer is lost to a momentarily full buffer.
-                    let (range, peer) = &datagrams[sent];
-                    if let Err(error) = socket.send_to(&bytes[range.clone()], *peer).await {
-                        tracing::debug!(%error, %peer, "udp send");
+        for chunk in datagrams.chunks(BATCH) {
+            self.group(chunk);
+            self.prepare(bytes, chunk);
+            let mut sent = 0;
+            while sent < self.messages.len() {
+                let fd = socket.as_raw_fd();
+                match socket.try_io(Interest::WRITABLE, || self.send_now(fd, sent)) {
+                    Ok(n) if n > 0 => sent += n,
+                    outcome => {
+                        // Full or failing: send the next message's datagrams the ordinary way
+                        // (each waits for room), so no answer is lost to a momentarily full
+                        // buffer or a refused segmented send.
+                        let message = self.messages[sent];
+                        if let Err(error) = outcome {
+                            if message.count > 1 && error.kind() != io::ErrorKind::WouldBlock {
+                                tracing::info!(%error, "UDP segmentation refused; answers go out one datagram each from now on");
+                                self.segment = false;
+                            }
+                        }
+                        for &i in &self.order[message.start..message.start + message.count] {
+                            let (range, peer) = &chunk[i];
+                            if let Err(error) = socket.send_to(&bytes[range.clone()], *peer).await {
+                                tracing::debug!(%error, %peer, "udp send");
+                            }
+                        }
+                        sent += 1;
                     }
-                    sent += 1;
                 }
             }
         }
     }
 
-    /// One `sendmmsg` of at most [`BATCH`] datagrams; how many the kernel took.
-    fn send_now(
-        &mut self,
-        fd: i32,
-        bytes: &[u8],
-        datagrams: &[(std::ops::Range<usize>, SocketAddr)],
-    ) -> io::Result<usize> {
-        let datagrams = &datagrams[..datagrams.len().min(BATCH)];
+    /// Puts the datagrams of `chunk` (at most [`BATCH`]) into messages: with segmentation on,
+    /// each joins the message of an earlier one to the same peer of its length while that has
+    /// room; otherwise it is a message of its own.
+    fn group(&mut self, chunk: &[(std::ops::Range<usize>, SocketAddr)]) {
+        self.messages.clear();
+        self.order.clear();
+        for (i, (range, peer)) in chunk.iter().enumerate() {
+            let len = range.len();
+            let joins = if self.segment && len <= MAX_SEGMENT {
+                // The same length, or else a shorter last one: the kernel cuts a segmented
+                // send into datagrams of the first's length, and the last may be shorter.
+                let open = |m: &Message| {
+                    !m.closed
+                        && m.count < MAX_SEGMENTS
+                        && m.count * m.len + len <= MAX_SEGMENTED
+                        && chunk[m.first].1 == *peer
+                };
+                self.messages
+                    .iter()
+                    .position(|m| m.len == len && open(m))
+                    .or_else(|| self.messages.iter().position(|m| m.len > len && open(m)))
+            } else {
+                None
+            };
+            let m = match joins {
+                Some(m) => {
+                    let message = &mut self.messages[m];
+                    message.count += 1;
+                    message.closed = len < message.len;
+                    m
+                }
+                None => {
+                    self.messages.push(Message {
+                        first: i,
+                        len,
+                        start: 0,
+                        count: 1,
+                        closed: false,
+                    });
+                    self.messages.len() - 1
+                }
+            };
+            self.order.push(m);
+        }
+        // `order` holds each datagram's message; turn it into the datagrams of message 0, then
+        // of message 1, and so on, each message's in the order they came.
+        let mut next = 0;
+        for message in &mut self.messages {
+            message.start = next;
+            next += message.count;
+        }
+        let mut filled: [usize; BATCH] = [0; BATCH];
+        let mut order = [0usize; BATCH];
+        for (i, &m) in self.order.iter().enumerate() {
+            order[self.messages[m].start + filled[m]] = i;
+            filled[m] += 1;
+        }
+        let n = self.order.len();
+        self.order.copy_from_slice(&order[..n]);
+    }
+
+    /// Fills the `sendmmsg` headers for the messages `group` made.
+    fn prepare(&mut self, bytes: &[u8], chunk: &[(std::ops::Range<usize>, SocketAddr)]) {
         self.addrs.clear();
         self.iovecs.clear();
         self.headers.clear();
-        for (range, peer) in datagrams {
-            self.addrs.push(SockAddr::from(*peer));
-            let data = &bytes[range.clone()];
+        for &i in &self.order {
+            let data = &bytes[chunk[i].0.clone()];
             self.iovecs.push(libc::iovec {
                 iov_base: data.as_ptr() as *mut libc::c_void,
                 iov_len: data.len(),
             });
         }
         // No push below reallocates: each Vec has room for BATCH entries, so the pointers
-        // into `addrs` and `iovecs` stay valid through the call.
-        for i in 0..datagrams.len() {
+        // into `addrs`, `iovecs` and `controls` stay valid until the next `prepare`.
+        for (m, message) in self.messages.iter().enumerate() {
+            self.addrs.push(SockAddr::from(chunk[message.first].1));
             // SAFETY: an all-zero mmsghdr is a valid value.
             let mut header: libc::mmsghdr = unsafe { zeroed() };
-            header.msg_hdr.msg_name = self.addrs[i].as_ptr() as *mut libc::c_void;
-            header.msg_hdr.msg_namelen = self.addrs[i].len();
-            header.msg_hdr.msg_iov = &mut self.iovecs[i];
-            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_name = self.addrs[m].as_ptr() as *mut libc::c_void;
+            header.msg_hdr.msg_namelen = self.addrs[m].len();
+            header.msg_hdr.msg_iov = &mut self.iovecs[message.start];
+            header.msg_hdr.msg_iovlen = message.count as _;
+            if message.count > 1 {
+                let control = &mut self.controls[m];
+                header.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE is arithmetic; `control` (32 bytes, 8-aligned) has room
+                // for one header with a u16 (24 bytes on 64-bit Linux), so CMSG_FIRSTHDR is
+                // non-null and CMSG_DATA points inside it.
+                unsafe {
+                    header.msg_hdr.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as u32) as _;
+                    let cmsg = libc::CMSG_FIRSTHDR(&header.msg_hdr);
+                    (*cmsg).cmsg_level = libc::SOL_UDP;
+                    (*cmsg).cmsg_type = UDP_SEGMENT;
+                    (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+                    std::ptr::write_unaligned(
+                        libc::CMSG_DATA(cmsg).cast::<u16>(),
+                        message.len as u16,
+                    );
+                }
+            }
             self.headers.push(header);
         }
-        // SAFETY: every pointer in `headers` points into `addrs`, `iovecs` or `bytes`, which
-        // outlive the call and are not touched during it; the kernel only reads them.
+    }
+
+    /// One `sendmmsg` of the prepared messages from `first` on; how many the kernel took.
+    fn send_now(&mut self, fd: i32, first: usize) -> io::Result<usize> {
+        let headers = &mut self.headers[first..];
+        // SAFETY: every pointer in `headers` points into `addrs`, `iovecs`, `controls` or the
+        // bytes `send` was given, all alive and untouched during the call; the kernel only
+        // reads them.
         let n = unsafe {
             libc::sendmmsg(
                 fd,
-                self.headers.as_mut_ptr(),
-                self.headers.len() as libc::c_uint,
+                headers.as_mut_ptr(),
+                headers.len() as libc::c_uint,
                 libc::MSG_DONTWAIT,
             )
         };
@@ -212,5 +345,154 @@ impl SendBatch {
             return Err(io::Error::last_os_error());
         }
         Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket as StdUdpSocket;
+    use std::time::Duration;
+
+    /// Datagram `i` of `lens` is `lens[i].1` bytes, all of them `i`, for the peer `lens[i].0`.
+    fn batch(
+        peers: &[SocketAddr],
+        lens: &[(usize, usize)],
+    ) -> (Vec<u8>, Vec<(std::ops::Range<usize>, SocketAddr)>) {
+        let mut bytes = Vec::new();
+        let mut datagrams = Vec::new();
+        for (i, &(peer, len)) in lens.iter().enumerate() {
+            let start = bytes.len();
+            bytes.resize(start + len, i as u8);
+            datagrams.push((start..bytes.len(), peers[peer]));
+        }
+        (bytes, datagrams)
+    }
+
+    fn receiver() -> StdUdpSocket {
+        let socket = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        socket
+    }
+
+    /// What `socket` received, `n` datagrams: their first byte (the datagram's index) and length.
+    fn received(socket: &StdUdpSocket, n: usize) -> Vec<(u8, usize)> {
+        let mut buf = [0u8; 2048];
+        (0..n)
+            .map(|_| {
+                let len = socket.recv(&mut buf).expect("a datagram");
+                assert!(
+                    buf[..len].iter().all(|&b| b == buf[0]),
+                    "a datagram arrived whole"
+                );
+                (buf[0], len)
+            })
+            .collect()
+    }
+
+    // A: 30 30 . 40 30 20 30 1500 1500, B: 30 at index 2.
+    const MIXED: [(usize, usize); 9] = [
+        (0, 30),
+        (0, 30),
+        (1, 30),
+        (0, 40),
+        (0, 30),
+        (0, 20),
+        (0, 30),
+        (0, 1500),
+        (0, 1500),
+    ];
+
+    #[test]
+    fn answers_to_one_peer_of_one_length_share_a_message() {
+        let peers: Vec<SocketAddr> = vec![
+            "127.0.0.1:1000".parse().unwrap(),
+            "127.0.0.1:2000".parse().unwrap(),
+        ];
+        let (_, datagrams) = batch(&peers, &MIXED);
+        let mut sending = SendBatch::new();
+        sending.group(&datagrams);
+        let messages: Vec<Vec<usize>> = sending
+            .messages
+            .iter()
+            .map(|m| sending.order[m.start..m.start + m.count].to_vec())
+            .collect();
+        // 20 ends A's message of 30s (a shorter last segment), so the next 30 ends the 40's;
+        // B's 30 stays apart, and the 1500s are too long to segment.
+        assert_eq!(
+            messages,
+            vec![vec![0, 1, 4, 5], vec![2], vec![3, 6], vec![7], vec![8]]
+        );
+        assert!(sending.messages[0].closed && !sending.messages[1].closed);
+
+        sending.segment = false;
+        sending.group(&datagrams);
+        assert_eq!(sending.messages.len(), MIXED.len());
+    }
+
+    #[test]
+    fn group_caps_a_message_at_max_segments() {
+        let peer: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let (_, datagrams) = batch(&[peer], &[(0, 12); BATCH]);
+        let mut sending = SendBatch::new();
+        sending.group(&datagrams);
+        assert!(sending.messages.iter().all(|m| m.count <= MAX_SEGMENTS));
+        assert_eq!(
+            sending.messages.iter().map(|m| m.count).sum::<usize>(),
+            BATCH
+        );
+    }
+
+    async fn send_and_check(sender: &UdpSocket, sending: &mut SendBatch) {
+        let (a, b) = (receiver(), receiver());
+        let peers = [a.local_addr().unwrap(), b.local_addr().unwrap()];
+        let (bytes, datagrams) = batch(&peers, &MIXED);
+        sending.send(sender, &bytes, &datagrams).await;
+        let mut got = received(&a, 8);
+        got.sort();
+        let want: Vec<(u8, usize)> = MIXED
+            .iter()
+            .enumerate()
+            .filter(|(_, (peer, _))| *peer == 0)
+            .map(|(i, &(_, len))| (i as u8, len))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(received(&b, 1), vec![(2, 30)]);
+        // Datagrams to one peer of one length arrive once each, in order.
+        let (bytes, datagrams) = batch(&peers, &[(0, 30); 20]);
+        sending.send(sender, &bytes, &datagrams).await;
+        let order: Vec<u8> = received(&a, 20).into_iter().map(|(i, _)| i).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    }
+
+    #[tokio::test]
+    async fn a_segmented_batch_arrives_as_the_same_datagrams() {
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut sending = SendBatch::new();
+        send_and_check(&sender, &mut sending).await;
+        assert!(sending.segment, "loopback takes segmented sends");
+    }
+
+    #[tokio::test]
+    async fn a_refused_segmented_send_goes_out_datagram_by_datagram() {
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // Linux refuses a segmented send (EINVAL) on a socket sending without UDP checksums.
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads an int from a live local for the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                sender.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        let mut sending = SendBatch::new();
+        send_and_check(&sender, &mut sending).await;
+        assert!(!sending.segment, "the refusal turned segmenting off");
     }
 }
