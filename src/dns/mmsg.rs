@@ -131,6 +131,13 @@ const MAX_SEGMENTED: usize = 65_000;
 /// `UDP_SEGMENT` from linux/udp.h (Linux 4.18), not in the libc crate for glibc targets.
 const UDP_SEGMENT: libc::c_int = 103;
 
+/// Whether a segmented send failed for being segmented: EINVAL from a kernel without
+/// `UDP_SEGMENT`, a socket without checksums or a route whose MTU is below a segment, EIO from a
+/// device that cannot checksum for it. Other errors (no route, a firewall) concern the peer.
+fn refuses_segments(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EINVAL | libc::EIO | libc::EOPNOTSUPP))
+}
+
 /// Room for one `sendmmsg`, kept from batch to batch so that sending allocates nothing.
 ///
 /// Answers to the same client address of the same length go out as one message with
@@ -142,7 +149,8 @@ const UDP_SEGMENT: libc::c_int = 103;
 /// segmenting.
 pub struct SendBatch {
     /// One per message: the datagrams (as indexes into the batch) it carries are
-    /// `order[start..start + count]`, all `len` bytes long and for the same peer.
+    /// `order[start..start + count]`, all for the same peer and `len` bytes long but for a
+    /// shorter last one.
     messages: Vec<Message>,
     order: Vec<usize>,
     addrs: Vec<SockAddr>,
@@ -204,7 +212,7 @@ impl SendBatch {
                         // buffer or a refused segmented send.
                         let message = self.messages[sent];
                         if let Err(error) = outcome {
-                            if message.count > 1 && error.kind() != io::ErrorKind::WouldBlock {
+                            if message.count > 1 && refuses_segments(&error) {
                                 tracing::info!(%error, "UDP segmentation refused; answers go out one datagram each from now on");
                                 self.segment = false;
                             }
