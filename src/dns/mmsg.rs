@@ -377,8 +377,8 @@ mod tests {
         (bytes, datagrams)
     }
 
-    fn receiver() -> StdUdpSocket {
-        let socket = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+    fn receiver(ip: &str) -> StdUdpSocket {
+        let socket = StdUdpSocket::bind((ip, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -454,7 +454,8 @@ mod tests {
     }
 
     async fn send_and_check(sender: &UdpSocket, sending: &mut SendBatch) {
-        let (a, b) = (receiver(), receiver());
+        let ip = sender.local_addr().unwrap().ip().to_string();
+        let (a, b) = (receiver(&ip), receiver(&ip));
         let peers = [a.local_addr().unwrap(), b.local_addr().unwrap()];
         let (bytes, datagrams) = batch(&peers, &MIXED);
         sending.send(sender, &bytes, &datagrams).await;
@@ -478,6 +479,17 @@ mod tests {
     #[tokio::test]
     async fn a_segmented_batch_arrives_as_the_same_datagrams() {
         let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut sending = SendBatch::new();
+        send_and_check(&sender, &mut sending).await;
+        assert!(sending.segment, "loopback takes segmented sends");
+    }
+
+    #[tokio::test]
+    async fn a_segmented_batch_arrives_as_the_same_datagrams_over_ipv6() {
+        let Ok(sender) = UdpSocket::bind("[::1]:0").await else {
+            eprintln!("no IPv6 loopback here; skipped");
+            return;
+        };
         let mut sending = SendBatch::new();
         send_and_check(&sender, &mut sending).await;
         assert!(sending.segment, "loopback takes segmented sends");
