@@ -380,6 +380,12 @@ impl ZoneIndex {
         if let Some(set) = node.get(qtype) {
             return Lookup::Found { set: set.view(key) };
         }
+        // RRSIG and NSEC may live beside a CNAME (RFC 2181 §10.1 as updated by RFC 4035
+        // §2.5), so a question for them is the owner's own, like one for the CNAME: NODATA
+        // here, as Knot answers, not the target's.
+        if matches!(qtype, RecordType::RRSIG | RecordType::NSEC) {
+            return Lookup::NoData;
+        }
         if let Some(set) = node.get(RecordType::CNAME) {
             return Lookup::Cname { set: set.view(key) };
         }

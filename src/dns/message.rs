@@ -248,6 +248,12 @@ fn answer_locally(
     }
     let query = &request.queries[0];
     let qtype = query.query_type();
+    let class = query.query_class();
+    // A class no one here answers in is refused before the type is looked at, as Knot does
+    // (class CH, which Knot answers, goes on to the type's checks and is refused below).
+    if !matches!(class, DNSClass::IN | DNSClass::ANY | DNSClass::CH) {
+        return Local::Reply(response.error(ResponseCode::Refused));
+    }
     match (qtype, transport) {
         // RFC 5936 §4.2: "AXFR sessions over UDP transport are not defined", so not
         // implemented (Knot answers NOTIMP too).
@@ -266,7 +272,7 @@ fn answer_locally(
         (RecordType::ZERO, _) => return Local::Reply(response.error(ResponseCode::NotImp)),
         _ => {}
     }
-    match query.query_class() {
+    match class {
         // RFC 1035 §3.2.5: QCLASS 255 (*) is "any class", and all of r53's data is class IN.
         DNSClass::IN | DNSClass::ANY => {}
         // r53 serves class IN only.

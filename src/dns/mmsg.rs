@@ -135,7 +135,10 @@ const UDP_SEGMENT: libc::c_int = 103;
 /// `UDP_SEGMENT`, a socket without checksums or a route whose MTU is below a segment, EIO from a
 /// device that cannot checksum for it. Other errors (no route, a firewall) concern the peer.
 fn refuses_segments(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::EINVAL | libc::EIO | libc::EOPNOTSUPP))
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EINVAL | libc::EIO | libc::EOPNOTSUPP)
+    )
 }
 
 /// Room for one `sendmmsg`, kept from batch to batch so that sending allocates nothing.

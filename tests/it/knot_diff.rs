@@ -442,6 +442,11 @@ fn corpus() -> Vec<Case> {
         ("www.example.com", RecordType::Unknown(65280)),
         ("www.example.com", RRSIG),
         ("www.example.com", NSEC),
+        // RRSIG and NSEC may sit beside a CNAME: asked at its owner, they are not followed.
+        ("alias.example.com", RRSIG),
+        ("dangling.example.com", NSEC),
+        ("to-deleg.example.com", RRSIG),
+        ("x.cnamewild.example.com", NSEC),
         ("www.example.com", NSEC3),
         ("example.com", DNSKEY),
         ("www.example.com", RecordType::Unknown(0)),
@@ -731,6 +736,16 @@ fn corpus() -> Vec<Case> {
             &format!("www.example.com A class {label}"),
             "www.example.com",
             A,
+            Dress { class, ..plain },
+            BOTH,
+        );
+    }
+    // A class no one serves is refused before the type is judged (type 0 is NOTIMP in IN).
+    for (class, label) in [(DNSClass::HS, "HS"), (DNSClass::NONE, "NONE")] {
+        c.dressed(
+            &format!("www.example.com TYPE0 class {label}"),
+            "www.example.com",
+            RecordType::Unknown(0),
             Dress { class, ..plain },
             BOTH,
         );
