@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
@@ -578,7 +579,8 @@ impl<'q> Response<'q> {
                 for (index, section) in sections.iter().enumerate() {
                     let mark = encoder.offset();
                     let noted = ttls.as_ref().map_or(0, |t| t.len());
-                    let emitted = emit_rrset(&mut encoder, section, |offset| {
+                    let question = self.question.map(Query::name);
+                    let emitted = emit_rrset(&mut encoder, section, question, |offset| {
                         if let Some(ttls) = ttls.as_mut() {
                             ttls.push(TtlAt {
                                 section: slot as u8,
@@ -649,22 +651,77 @@ impl<'q> Response<'q> {
 
 /// Emits every record of one RRset, telling `ttl_at` where each TTL went; on error the
 /// caller rolls back to before the set.
+///
+/// Names are compared for compression byte for byte, so a name that ends like the question
+/// but in other letter case is first spelt as the question is ([`spelt_like`]); it then
+/// shrinks to a pointer, as from Knot, which compresses without regard to case. Otherwise a
+/// mixed-case question would make bigger answers (fewer optional records in 512 bytes) and
+/// the response cache's copy would depend on the case of the question that made it.
 fn emit_rrset(
     encoder: &mut BinEncoder<'_>,
     section: &Section<'_>,
+    question: Option<&Name>,
     mut ttl_at: impl FnMut(usize),
 ) -> Result<u16, hickory_proto::ProtoError> {
     let set = section.rrset.as_ref();
+    let owner = section.owner.as_ref();
+    let respelt = question.and_then(|q| spelt_like(owner, q));
+    let owner = respelt.as_ref().unwrap_or(owner);
     for rdata in &set.records {
-        ttl_at(emit_record(
-            encoder,
-            section.owner.as_ref(),
-            set.rtype,
-            set.ttl,
-            rdata,
-        )?);
+        let rdata = match question {
+            Some(q) => rdata_spelt_like(rdata, q),
+            None => Cow::Borrowed(rdata),
+        };
+        ttl_at(emit_record(encoder, owner, set.rtype, set.ttl, &rdata)?);
     }
     Ok(set.records.len() as u16)
+}
+
+/// `name` with the labels it shares with the end of `question` (compared without regard to
+/// case) spelt as in `question`; `None` when they are spelt so already.
+fn spelt_like(name: &Name, question: &Name) -> Option<Name> {
+    let mut shared = 0;
+    let mut respell = false;
+    for (a, b) in name.iter().rev().zip(question.iter().rev()) {
+        if !a.eq_ignore_ascii_case(b) {
+            break;
+        }
+        respell |= a != b;
+        shared += 1;
+    }
+    if !respell {
+        return None;
+    }
+    let own = name.num_labels() as usize - shared;
+    let asked = question.num_labels() as usize - shared;
+    let labels = name.iter().take(own).chain(question.iter().skip(asked));
+    let mut respelt = Name::from_labels(labels).ok()?;
+    respelt.set_fqdn(name.is_fqdn());
+    Some(respelt)
+}
+
+/// The record data with its compressible names (RFC 3597 §4: NS, CNAME, PTR, MX, SOA) spelt
+/// like the question where they end like it.
+fn rdata_spelt_like<'r>(rdata: &'r RData, question: &Name) -> Cow<'r, RData> {
+    let respelt = match rdata {
+        RData::NS(ns) => spelt_like(&ns.0, question).map(|n| RData::NS(NS(n))),
+        RData::CNAME(cname) => spelt_like(&cname.0, question).map(|n| RData::CNAME(CNAME(n))),
+        RData::PTR(ptr) => spelt_like(&ptr.0, question).map(|n| RData::PTR(PTR(n))),
+        RData::MX(mx) => spelt_like(&mx.exchange, question)
+            .map(|exchange| RData::MX(MX::new(mx.preference, exchange))),
+        RData::SOA(soa) => {
+            let mname = spelt_like(&soa.mname, question);
+            let rname = spelt_like(&soa.rname, question);
+            (mname.is_some() || rname.is_some()).then(|| {
+                let mut soa = soa.clone();
+                soa.mname = mname.unwrap_or(soa.mname);
+                soa.rname = rname.unwrap_or(soa.rname);
+                RData::SOA(soa)
+            })
+        }
+        _ => None,
+    };
+    respelt.map_or(Cow::Borrowed(rdata), Cow::Owned)
 }
 
 /// Emits one record; returns where its TTL is.
@@ -695,6 +752,35 @@ fn emit_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_spelt_like_the_question_where_they_end_like_it() {
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        let q = name("X.SibBig.EXAMPLE.com.");
+        let spelt = spelt_like(&name("ns01.sibbig.example.com."), &q).unwrap();
+        assert!(spelt.eq_case(&name("ns01.SibBig.EXAMPLE.com.")), "{spelt}");
+        // Already spelt so, or sharing nothing: left alone.
+        assert!(spelt_like(&name("ns01.SibBig.EXAMPLE.com."), &q).is_none());
+        assert!(spelt_like(&name("www.example.net."), &q).is_none());
+        // Only the shared end changes: a label that differs stops the match.
+        let spelt = spelt_like(&name("sibbig.Example.com."), &name("SIBBIG.other.COM.")).unwrap();
+        assert!(spelt.eq_case(&name("sibbig.Example.COM.")), "{spelt}");
+        let soa = RData::SOA(hickory_proto::rr::rdata::SOA::new(
+            name("ns1.example.com."),
+            name("hostmaster.example.com."),
+            1,
+            2,
+            3,
+            4,
+            5,
+        ));
+        let RData::SOA(spelt) = rdata_spelt_like(&soa, &q).into_owned() else {
+            panic!("an SOA stays an SOA");
+        };
+        assert!(spelt.mname.eq_case(&name("ns1.EXAMPLE.com.")));
+        assert!(spelt.rname.eq_case(&name("hostmaster.EXAMPLE.com.")));
+        assert_eq!((spelt.serial, spelt.minimum), (1, 5));
+    }
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 

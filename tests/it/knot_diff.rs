@@ -347,6 +347,10 @@ impl Corpus {
     }
 }
 
+/// A name near the 255-byte limit, under a big delegation, in capitals: its referral fits
+/// 512 bytes only if the NS owners compress against the question.
+const LONG_MIXED_CASE: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.a.a.a.a.a.a.NS08.BIGDELEG.EXAMPLE.COM";
+
 /// A header: id, flags (QR=0, opcode, RD), counts.
 fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
     let mut h = id.to_be_bytes().to_vec();
@@ -588,6 +592,12 @@ fn corpus() -> Vec<Case> {
             ("x.bigdeleg.example.com", A),
             ("bigdeleg.example.com", NS),
             ("x.sibbig.example.com", A),
+            // In other letter case than the zone's: names compress against the question
+            // whatever their case, so the same records fit as for a lower-case question.
+            ("X.SibBig.EXAMPLE.com", HTTPS),
+            ("Q2.NS07.BIGDELEG.EXAMPLE.COM", RecordType::Unknown(12345)),
+            (LONG_MIXED_CASE, A),
+            ("MANYMX.example.COM", MX),
             ("manymx.example.com", MX),
             ("example.com", ANY),
             ("www.example.com", A),
