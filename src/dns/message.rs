@@ -570,6 +570,13 @@ impl<'q> Response<'q> {
                     counts[0] = 1;
                 }
             }
+            // Names are respelt only for a question with capitals in it: r53 keeps its names
+            // in lower case (`model::normalize_name`), so for any other question there is
+            // nothing to respell, and the check is cheaper than the walk.
+            let respell = self.question.map(Query::name).filter(|q| {
+                q.iter()
+                    .any(|label| label.iter().any(u8::is_ascii_uppercase))
+            });
             let sections = [
                 (&answer.answers, 1usize),
                 (&answer.authorities, 2),
@@ -579,8 +586,7 @@ impl<'q> Response<'q> {
                 for (index, section) in sections.iter().enumerate() {
                     let mark = encoder.offset();
                     let noted = ttls.as_ref().map_or(0, |t| t.len());
-                    let question = self.question.map(Query::name);
-                    let emitted = emit_rrset(&mut encoder, section, question, |offset| {
+                    let emitted = emit_rrset(&mut encoder, section, respell, |offset| {
                         if let Some(ttls) = ttls.as_mut() {
                             ttls.push(TtlAt {
                                 section: slot as u8,
