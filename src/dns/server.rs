@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -364,6 +364,22 @@ async fn serve_udp(
     }
 }
 
+/// Writes out what `writer` holds, within `limit`.
+async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, limit: Duration) -> io::Result<()> {
+    tokio::time::timeout(limit, writer.flush())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "slow reader"))?
+}
+
+/// Whether `buffered` (bytes read from a TCP connection) starts with a whole length-prefixed
+/// message, so that answering it needs no read.
+fn holds_whole_message(buffered: &[u8]) -> bool {
+    match buffered {
+        [high, low, rest @ ..] => rest.len() >= usize::from(u16::from_be_bytes([*high, *low])),
+        _ => false,
+    }
+}
+
 /// The open TCP connections: the cap, and which connection to close when it is reached.
 struct TcpTable {
     max: usize,
@@ -515,16 +531,16 @@ async fn serve_connection(
     stream.set_nodelay(true)?;
     let peer: IpAddr = stream.peer_addr()?.ip();
     // Buffered both ways: pipelined queries arrive many to a read, and answers go out many
-    // to a write, flushed whenever no further query is already waiting in the buffer.
+    // to a write, flushed whenever no further whole query is already waiting in the buffer,
+    // and before the connection is given up: every query answered gets its answer (RFC 7766
+    // §6.2.1), whatever comes after it.
     let (reader, writer) = stream.split();
     let mut reader = BufReader::with_capacity(16 * 1024, reader);
     let mut writer = BufWriter::with_capacity(16 * 1024, writer);
     let mut buf = Vec::with_capacity(512);
     loop {
-        if reader.buffer().is_empty() {
-            tokio::time::timeout(options.tcp_read_timeout, writer.flush())
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "slow reader"))??;
+        if !holds_whole_message(reader.buffer()) {
+            flush(&mut writer, options.tcp_read_timeout).await?;
         }
         // Waiting for a query (idle, or part-way through one) makes the connection one that
         // may be closed when the table is full; answering does not.
@@ -569,11 +585,16 @@ async fn serve_connection(
             outcome
         };
         match outcome {
-            // Not a query we answer (too short, or a response): the stream can't be trusted.
-            None => return Ok(()),
+            // Not a query we answer (too short, or a response): the stream can't be trusted,
+            // but the answers to the queries before it are owed.
+            None => return flush(&mut writer, options.tcp_read_timeout).await,
             Some(Handled::Replied) => {}
-            // Queries on one connection are answered in turn (RFC 7766 allows either).
-            Some(Handled::Recurse(recursion)) => response = recursion.run().await,
+            // Queries on one connection are answered in turn (RFC 7766 allows either); the
+            // answers before this one go out while it waits for an upstream.
+            Some(Handled::Recurse(recursion)) => {
+                flush(&mut writer, options.tcp_read_timeout).await?;
+                response = recursion.run().await;
+            }
         }
         let write = async {
             writer

@@ -650,6 +650,45 @@ async fn pipelined_tcp_queries_are_all_answered() {
 }
 
 #[tokio::test]
+async fn tcp_queries_before_a_bad_or_unfinished_frame_are_still_answered() {
+    let s = server().await;
+    let mut response = query("www.example.com", RecordType::A);
+    response.metadata.message_type = MessageType::Response;
+    let tails: [(&str, Vec<u8>); 3] = [
+        ("an empty frame", vec![0, 0]),
+        ("one byte of the next frame", vec![0]),
+        ("a response, not a query", {
+            let wire = response.to_vec().unwrap();
+            let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&wire);
+            framed
+        }),
+    ];
+    for (what, tail) in tails {
+        let mut bytes = Vec::new();
+        for id in 1..=3u16 {
+            let mut q = query("www.example.com", RecordType::A);
+            q.metadata.id = id;
+            let wire = q.to_vec().unwrap();
+            bytes.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(&wire);
+        }
+        bytes.extend_from_slice(&tail);
+        let mut stream = TcpStream::connect(s.addr).await.unwrap();
+        // One write, so that the tail arrives in the same read as the queries.
+        stream.write_all(&bytes).await.unwrap();
+        for id in 1..=3u16 {
+            // Well within the 5 s read timeout the unfinished frame could otherwise wait for.
+            let raw = tokio::time::timeout(Duration::from_secs(2), read_tcp(&mut stream))
+                .await
+                .unwrap_or_else(|_| panic!("answer {id} before {what} came late"))
+                .unwrap_or_else(|| panic!("answer {id} before {what} was lost"));
+            assert_eq!(Message::from_vec(&raw).unwrap().metadata.id, id, "{what}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn idle_tcp_connection_is_closed() {
     let options = DnsOptions {
         tcp_idle_timeout: Duration::from_millis(300),
