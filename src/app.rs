@@ -24,12 +24,13 @@ use crate::service::Service;
 use crate::store::SledStore;
 use crate::zonefile;
 
-/// Logging: `RUST_LOG`-style filter (default info, hickory at warn since it logs every
-/// response at info), `LOG_FORMAT=json` for containers.
+/// Logging: `RUST_LOG`-style filter (default info; hickory-server at warn since it logs
+/// every response at info, hickory-proto at error since it warns about malformed input any
+/// client can send, once per message), `LOG_FORMAT=json` for containers.
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,hickory_server=warn,hickory_proto=warn,sled=warn")
+        EnvFilter::new("info,hickory_server=warn,hickory_proto=error,sled=warn")
     });
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()

@@ -143,10 +143,50 @@ fn parse_and_answer(
     let message = match Message::read(&mut decoder) {
         // Bytes after the last record the header counts make the message malformed too
         // (Knot answers FORMERR to them as well).
-        Ok(m) if decoder.is_empty() => m,
+        // So do EDNS options that overrun their OPT record, which hickory drops quietly.
+        Ok(m) if decoder.is_empty() && (m.edns.is_none() || edns_options_fit(request)) => m,
         _ => return Outcome::Reply(error_from_raw(request, ResponseCode::FormErr)),
     };
     respond_to(catalog, message, id, transport, client, recursion, reusable)
+}
+
+/// Whether the options of every OPT record in `request` (one that hickory read whole) fill
+/// its RDATA exactly, each option's data as long as its length says (RFC 6891 §6.1.2).
+fn edns_options_fit(request: &[u8]) -> bool {
+    let walk = || -> Result<bool, hickory_proto::ProtoError> {
+        let mut d = BinDecoder::new(request);
+        d.read_slice(4)?;
+        let mut counts = [0u16; 4];
+        for count in &mut counts {
+            *count = d.read_u16()?.unverified(/*a count; each record is read in turn*/);
+        }
+        for _ in 0..counts[0] {
+            Query::read(&mut d)?;
+        }
+        let records = counts[1..].iter().map(|&c| usize::from(c)).sum::<usize>();
+        for _ in 0..records {
+            Name::read(&mut d)?;
+            let rtype = d.read_u16()?.unverified(/*compared only*/);
+            d.read_slice(6)?; // class, TTL
+            let len = usize::from(d.read_u16()?.unverified(/*read as a slice, bounds-checked*/));
+            let mut rdata = d.read_slice(len)?.unverified(/*walked below, bounds-checked*/);
+            if rtype != u16::from(RecordType::OPT) {
+                continue;
+            }
+            while !rdata.is_empty() {
+                let [_, _, high, low, rest @ ..] = rdata else {
+                    return Ok(false);
+                };
+                let option_len = usize::from(u16::from_be_bytes([*high, *low]));
+                if rest.len() < option_len {
+                    return Ok(false);
+                }
+                rdata = &rest[option_len..];
+            }
+        }
+        Ok(true)
+    };
+    walk().unwrap_or(false)
 }
 
 /// An error for a message that could not be read whole: the ID, opcode and RD echoed (RFC
@@ -839,6 +879,33 @@ mod tests {
         assert_eq!(m.queries.len(), 1);
         assert_eq!(m.queries[0].name().to_ascii(), "www.example.com.");
         assert!(m.edns.is_none());
+    }
+
+    #[test]
+    fn edns_options_must_fill_their_opt_record_exactly() {
+        let catalog = Catalog::default();
+        let rcode = |options: &[u8]| {
+            let mut opt = vec![0, 0, 41, 4, 0xd0, 0, 0, 0, 0];
+            opt.extend_from_slice(&(options.len() as u16).to_be_bytes());
+            opt.extend_from_slice(options);
+            let out = reply(&catalog, &www_query(1, &opt), Transport::Udp).unwrap();
+            Message::from_vec(&out).unwrap().metadata.response_code
+        };
+        // A cookie (option 10) of 8 bytes, whole; then one claiming a byte more than there is,
+        // and then one cut short in its header.
+        let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert_ne!(rcode(&cookie), ResponseCode::FormErr);
+        assert_ne!(
+            rcode(&[&cookie[..], &[0, 12, 0, 0]].concat()),
+            ResponseCode::FormErr
+        );
+        let mut overrun = cookie;
+        overrun[3] = 9;
+        assert_eq!(rcode(&overrun), ResponseCode::FormErr);
+        assert_eq!(
+            rcode(&[&cookie[..], &[0, 12, 0]].concat()),
+            ResponseCode::FormErr
+        );
     }
 
     #[test]
