@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR};
+use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, TSIG};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
@@ -189,6 +189,36 @@ fn edns_options_fit(request: &[u8]) -> bool {
     walk().unwrap_or(false)
 }
 
+/// Appends to the composed response `out` the TSIG record of an unsigned BADKEY error for the
+/// request signed with `tsig` (RFC 8945 §5.2 and §5.3.2: the key's and algorithm's names,
+/// the request's time and fudge, no MAC, the request's ID, error 17), counting it in ARCOUNT.
+fn push_badkey_tsig(out: &mut Vec<u8>, tsig: &hickory_proto::rr::Record<TSIG>, id: u16) {
+    let (Ok(owner), Ok(algorithm)) = (
+        tsig.name.to_bytes(),
+        tsig.data.algorithm.to_name().to_bytes(),
+    ) else {
+        return;
+    };
+    const BADKEY: u16 = 17;
+    let mut rdata = algorithm;
+    rdata.extend_from_slice(&tsig.data.time.to_be_bytes()[2..]); // 48 bits
+    rdata.extend_from_slice(&tsig.data.fudge.to_be_bytes());
+    rdata.extend_from_slice(&0u16.to_be_bytes()); // MAC size
+    rdata.extend_from_slice(&id.to_be_bytes());
+    rdata.extend_from_slice(&BADKEY.to_be_bytes());
+    rdata.extend_from_slice(&0u16.to_be_bytes()); // other len
+    let Some(arcount) = u16::from_be_bytes([out[10], out[11]]).checked_add(1) else {
+        return;
+    };
+    out.extend_from_slice(&owner);
+    out.extend_from_slice(&u16::from(RecordType::TSIG).to_be_bytes());
+    out.extend_from_slice(&u16::from(DNSClass::ANY).to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(&rdata);
+    out[10..12].copy_from_slice(&arcount.to_be_bytes());
+}
+
 /// An error for a message that could not be read whole: the ID, opcode and RD echoed (RFC
 /// 1035 §4.1.1), and the question when it reads cleanly, so that the client can match the
 /// response to its query (Knot does the same). No OPT: the EDNS part may be what is broken.
@@ -273,6 +303,14 @@ fn answer_locally(
     reusable: &mut bool,
 ) -> Local {
     let mut response = Response::new(request, id);
+    // RFC 8945 §5.2: r53 holds no TSIG keys, so a signed request's key is unknown: NOTAUTH,
+    // with an unsigned TSIG that says BADKEY. (An unsigned answer would tell the client
+    // nothing about why its signature is missing.)
+    if let Some(tsig) = request.signature() {
+        let mut out = response.error(ResponseCode::NotAuth);
+        push_badkey_tsig(&mut out, tsig, id);
+        return Local::Reply(out);
+    }
     if request.metadata.op_code != OpCode::Query {
         return Local::Reply(response.error(ResponseCode::NotImp));
     }
@@ -879,6 +917,33 @@ mod tests {
         assert_eq!(m.queries.len(), 1);
         assert_eq!(m.queries[0].name().to_ascii(), "www.example.com.");
         assert!(m.edns.is_none());
+    }
+
+    #[test]
+    fn a_request_signed_with_an_unknown_key_gets_notauth_and_an_unsigned_badkey() {
+        let catalog = Catalog::default();
+        let mut tsig = b"\x04tkey\x00\x00\xfa\x00\xff\x00\x00\x00\x00".to_vec();
+        let mut rdata = b"\x0bhmac-sha256\x00".to_vec();
+        rdata.extend_from_slice(&[0, 0, 0x65, 0x53, 0xf1, 0x00, 0x01, 0x2c, 0, 4, 1, 2, 3, 4]);
+        rdata.extend_from_slice(&[0x12, 0x34, 0, 0, 0, 0]); // original ID, error, other
+        tsig.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        tsig.extend_from_slice(&rdata);
+        let out = reply(&catalog, &www_query(1, &tsig), Transport::Udp).unwrap();
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
+        assert_eq!(m.queries[0].name().to_ascii(), "www.example.com.");
+        let signature = m.signature().expect("a TSIG record");
+        assert_eq!(signature.name.to_ascii(), "tkey.");
+        let data = &signature.data;
+        assert_eq!(
+            data.error,
+            Some(hickory_proto::rr::rdata::tsig::TsigError::BadKey)
+        );
+        assert!(data.mac.is_empty(), "unsigned");
+        assert_eq!(
+            (data.oid, data.time, data.fudge),
+            (0x1234, 0x6553_f100, 300)
+        );
     }
 
     #[test]

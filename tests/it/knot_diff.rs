@@ -361,6 +361,23 @@ fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
     h
 }
 
+/// A TSIG record (hmac-sha256, a MAC of zeros) signing the message with ID `id` by `key`.
+fn tsig_record(key: &str, id: u16) -> Vec<u8> {
+    let mut rdata = question("hmac-sha256", 0, 0);
+    rdata.truncate(rdata.len() - 4); // the name alone
+    rdata.extend_from_slice(&1_700_000_000u64.to_be_bytes()[2..]); // time signed, 48 bits
+    rdata.extend_from_slice(&300u16.to_be_bytes()); // fudge
+    rdata.extend_from_slice(&32u16.to_be_bytes());
+    rdata.extend_from_slice(&[0; 32]); // MAC
+    rdata.extend_from_slice(&id.to_be_bytes());
+    rdata.extend_from_slice(&[0, 0, 0, 0]); // error, other length
+    let mut record = question(key, 250, 255); // owner, TSIG, class ANY
+    record.extend_from_slice(&0u32.to_be_bytes());
+    record.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    record.extend(rdata);
+    record
+}
+
 /// A question in wire form.
 fn question(name: &str, qtype: u16, class: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -826,6 +843,11 @@ fn corpus() -> Vec<Case> {
     two_edns.extend(opt(1232, 0));
     c.raw("two questions EDNS", two_edns, BOTH);
     c.raw("zero questions", header(0x7003, flags, [0, 0, 0, 0]), BOTH);
+    // Signed with a key neither server has (RFC 8945 §5.2: NOTAUTH, TSIG error BADKEY).
+    let mut signed = header(0x7010, flags, [1, 0, 0, 1]);
+    signed.extend(question("www.example.com", 1, 1));
+    signed.extend(tsig_record("tkey", 0x7010));
+    c.raw("signed with an unknown TSIG key", signed, BOTH);
     let mut zero_edns = header(0x7004, flags, [0, 0, 0, 1]);
     zero_edns.extend(opt(1232, 0));
     c.raw("zero questions EDNS", zero_edns, BOTH);
