@@ -246,6 +246,7 @@ impl SendBatch {
                 // send into datagrams of the first's length, and the last may be shorter.
                 let open = |m: &Message| {
                     !m.closed
+                        && m.len <= MAX_SEGMENT
                         && m.count < MAX_SEGMENTS
                         && m.count * m.len + len <= MAX_SEGMENTED
                         && chunk[m.first].1 == *peer
@@ -438,6 +439,12 @@ mod tests {
         );
         assert!(sending.messages[0].closed && !sending.messages[1].closed);
 
+        // A short answer never ends a message of answers too long to segment.
+        let (_, datagrams) = batch(&peers, &[(0, 1500), (0, 30)]);
+        sending.group(&datagrams);
+        assert_eq!(sending.messages.len(), 2);
+
+        let (_, datagrams) = batch(&peers, &MIXED);
         sending.segment = false;
         sending.group(&datagrams);
         assert_eq!(sending.messages.len(), MIXED.len());
