@@ -14,8 +14,9 @@ use ipnet::IpNet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, TSIG};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use super::cache::Countdown;
@@ -191,32 +192,25 @@ fn edns_options_fit(request: &[u8]) -> bool {
 
 /// Appends to the composed response `out` the TSIG record of an unsigned BADKEY error for the
 /// request signed with `tsig` (RFC 8945 §5.2 and §5.3.2: the key's and algorithm's names,
-/// the request's time and fudge, no MAC, the request's ID, error 17), counting it in ARCOUNT.
-fn push_badkey_tsig(out: &mut Vec<u8>, tsig: &hickory_proto::rr::Record<TSIG>, id: u16) {
-    let (Ok(owner), Ok(algorithm)) = (
-        tsig.name.to_bytes(),
-        tsig.data.algorithm.to_name().to_bytes(),
-    ) else {
-        return;
-    };
-    const BADKEY: u16 = 17;
-    let mut rdata = algorithm;
-    rdata.extend_from_slice(&tsig.data.time.to_be_bytes()[2..]); // 48 bits
-    rdata.extend_from_slice(&tsig.data.fudge.to_be_bytes());
-    rdata.extend_from_slice(&0u16.to_be_bytes()); // MAC size
-    rdata.extend_from_slice(&id.to_be_bytes());
-    rdata.extend_from_slice(&BADKEY.to_be_bytes());
-    rdata.extend_from_slice(&0u16.to_be_bytes()); // other len
-    let Some(arcount) = u16::from_be_bytes([out[10], out[11]]).checked_add(1) else {
-        return;
-    };
-    out.extend_from_slice(&owner);
-    out.extend_from_slice(&u16::from(RecordType::TSIG).to_be_bytes());
-    out.extend_from_slice(&u16::from(DNSClass::ANY).to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
-    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    out.extend_from_slice(&rdata);
-    out[10..12].copy_from_slice(&arcount.to_be_bytes());
+/// the request's time and fudge, no MAC, the request's ID), counting it in ARCOUNT.
+fn push_badkey_tsig(out: &mut Vec<u8>, tsig: &Record<TSIG>, id: u16) {
+    let signed = &tsig.data;
+    let badkey = TSIG::new(
+        signed.algorithm.clone(),
+        signed.time,
+        signed.fudge,
+        Vec::new(),
+        id,
+        Some(TsigError::BadKey),
+        Vec::new(),
+    );
+    let mut record = Record::from_rdata(tsig.name.clone(), 0, RData::TSIG(badkey));
+    record.dns_class = DNSClass::ANY;
+    let arcount = u16::from_be_bytes([out[10], out[11]]).checked_add(1);
+    if let (Ok(bytes), Some(arcount)) = (record.to_bytes(), arcount) {
+        out.extend_from_slice(&bytes);
+        out[10..12].copy_from_slice(&arcount.to_be_bytes());
+    }
 }
 
 /// An error for a message that could not be read whole: the ID, opcode and RD echoed (RFC
