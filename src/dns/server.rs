@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -364,11 +364,15 @@ async fn serve_udp(
     }
 }
 
-/// Writes out what `writer` holds, within `limit`.
-async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, limit: Duration) -> io::Result<()> {
-    tokio::time::timeout(limit, writer.flush())
+/// `work`, unless it takes longer than `limit`: then a TimedOut error saying `what`.
+async fn within<T>(
+    limit: Duration,
+    what: &'static str,
+    work: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, work)
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "slow reader"))?
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, what))?
 }
 
 /// Whether `buffered` (bytes read from a TCP connection) starts with a whole length-prefixed
@@ -540,7 +544,7 @@ async fn serve_connection(
     let mut buf = Vec::with_capacity(512);
     loop {
         if !holds_whole_message(reader.buffer()) {
-            flush(&mut writer, options.tcp_read_timeout).await?;
+            within(options.tcp_read_timeout, "slow reader", writer.flush()).await?;
         }
         // Waiting for a query (idle, or part-way through one) makes the connection one that
         // may be closed when the table is full; answering does not.
@@ -561,10 +565,7 @@ async fn serve_connection(
             reader.read_exact(&mut buf).await?;
             Ok::<_, io::Error>(())
         };
-        match tokio::time::timeout(options.tcp_read_timeout, body).await {
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "slow query")),
-            Ok(r) => r?,
-        }
+        within(options.tcp_read_timeout, "slow query", body).await?;
         table.set_waiting(id, None);
         let mut response = Vec::new();
         let outcome = {
@@ -587,12 +588,12 @@ async fn serve_connection(
         match outcome {
             // Not a query we answer (too short, or a response): the stream can't be trusted,
             // but the answers to the queries before it are owed.
-            None => return flush(&mut writer, options.tcp_read_timeout).await,
+            None => return within(options.tcp_read_timeout, "slow reader", writer.flush()).await,
             Some(Handled::Replied) => {}
             // Queries on one connection are answered in turn (RFC 7766 allows either); the
             // answers before this one go out while it waits for an upstream.
             Some(Handled::Recurse(recursion)) => {
-                flush(&mut writer, options.tcp_read_timeout).await?;
+                within(options.tcp_read_timeout, "slow reader", writer.flush()).await?;
                 response = recursion.run().await;
             }
         }
@@ -602,8 +603,6 @@ async fn serve_connection(
                 .await?;
             writer.write_all(&response).await
         };
-        tokio::time::timeout(options.tcp_read_timeout, write)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "slow reader"))??;
+        within(options.tcp_read_timeout, "slow reader", write).await?;
     }
 }
