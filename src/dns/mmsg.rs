@@ -238,7 +238,8 @@ impl SendBatch {
     /// room; otherwise it is a message of its own.
     fn group(&mut self, chunk: &[(std::ops::Range<usize>, SocketAddr)]) {
         self.messages.clear();
-        self.order.clear();
+        // The message each datagram joined.
+        let mut message_of = [0usize; BATCH];
         for (i, (range, peer)) in chunk.iter().enumerate() {
             let len = range.len();
             let joins = if self.segment && len <= MAX_SEGMENT {
@@ -276,23 +277,18 @@ impl SendBatch {
                     self.messages.len() - 1
                 }
             };
-            self.order.push(m);
+            message_of[i] = m;
         }
-        // `order` holds each datagram's message; turn it into the datagrams of message 0, then
-        // of message 1, and so on, each message's in the order they came.
+        // The datagrams of message 0, then of message 1, and so on, each message's in the
+        // order they came.
+        self.order.clear();
+        self.order.extend(0..chunk.len());
+        self.order.sort_unstable_by_key(|&i| (message_of[i], i));
         let mut next = 0;
         for message in &mut self.messages {
             message.start = next;
             next += message.count;
         }
-        let mut filled: [usize; BATCH] = [0; BATCH];
-        let mut order = [0usize; BATCH];
-        for (i, &m) in self.order.iter().enumerate() {
-            order[self.messages[m].start + filled[m]] = i;
-            filled[m] += 1;
-        }
-        let n = self.order.len();
-        self.order.copy_from_slice(&order[..n]);
     }
 
     /// Fills the `sendmmsg` headers for the messages `group` made.
