@@ -591,6 +591,15 @@ mod tests {
         (store, snapshot)
     }
 
+    /// Opens the store at `dir` (which has a snapshot, and uses it), writes `writes` and
+    /// flushes, then drops the store without a snapshot, as after kill -9.
+    fn write_after_a_start_from_the_snapshot(dir: &Path, writes: Vec<Write>) {
+        let (store, snapshot) = reopen(dir);
+        assert!(snapshot.is_some());
+        store.apply(&Batch(writes).encode().unwrap()).unwrap();
+        store.flush().unwrap();
+    }
+
     /// After an open, whatever the snapshot held: no file, no token, nothing a later open
     /// could use.
     fn assert_no_snapshot_left(store: &SledStore, dir: &Path) {
@@ -706,16 +715,13 @@ mod tests {
         // Kept aside, as if the start below had not removed it (or it were restored from a
         // backup): it no longer holds everything the store does.
         let old = std::fs::read(snapshot::path(dir.path())).unwrap();
-        {
-            let (store, snapshot) = reopen(dir.path());
-            assert!(snapshot.is_some());
-            let write = Batch(vec![Write::PutRrset(
+        write_after_a_start_from_the_snapshot(
+            dir.path(),
+            vec![Write::PutRrset(
                 small.id.clone(),
                 a_set("new.small.example.", "192.0.2.8"),
-            )]);
-            store.apply(&write.encode().unwrap()).unwrap();
-            store.flush().unwrap();
-        }
+            )],
+        );
         std::fs::write(snapshot::path(dir.path()), old).unwrap();
         let (store, snapshot) = reopen(dir.path());
         assert!(snapshot.is_none(), "a stale snapshot was used");
@@ -731,17 +737,13 @@ mod tests {
         let (small, _) = two_zones(dir.path());
         write_snapshot(dir.path());
         let deleted = a_set("www.small.example.", "192.0.2.9").key();
-        {
-            let (store, snapshot) = reopen(dir.path());
-            assert!(snapshot.is_some());
-            let write = Batch(vec![
+        write_after_a_start_from_the_snapshot(
+            dir.path(),
+            vec![
                 Write::DeleteRrset(small.id.clone(), deleted.clone()),
                 Write::PutRrset(small.id.clone(), a_set("new.small.example.", "192.0.2.8")),
-            ]);
-            store.apply(&write.encode().unwrap()).unwrap();
-            store.flush().unwrap();
-            // Dropped without a snapshot, as after kill -9.
-        }
+            ],
+        );
         let (store, snapshot) = reopen(dir.path());
         assert!(snapshot.is_none());
         let held = contents(&store.load().unwrap());
