@@ -331,7 +331,9 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         allow: options.recursion.as_ref().and_then(|r| r.allow.clone()),
     };
     let shutdown = CancellationToken::new();
-    let mut tasks = listeners.serve(service.catalog(), dns_options, shutdown.clone());
+    let mut tasks = listeners
+        .serve(service.catalog(), dns_options, shutdown.clone())
+        .context("cannot start the DNS threads")?;
     tasks.spawn(sweep_leases(service.clone(), shutdown.clone()));
     let api_addr = match options.api_addr {
         Some(addr) => Some(

@@ -8,12 +8,10 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use socket2::SockAddr;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// Datagrams moved per system call.
 pub const BATCH: usize = 64;
@@ -69,19 +67,10 @@ impl RecvBatch {
         }
     }
 
-    /// Waits for datagrams and receives as many as are queued (at most [`BATCH`]).
-    pub async fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        loop {
-            socket.readable().await?;
-            match socket.try_io(Interest::READABLE, || self.recv_now(socket.as_raw_fd())) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn recv_now(&mut self, fd: i32) -> io::Result<usize> {
+    /// Receives as many datagrams as are queued on `socket` (a blocking one), at most
+    /// [`BATCH`]: with `wait`, sleeping until one comes (or the socket is shut down: then
+    /// 0); without, an error of kind `WouldBlock` when none is queued.
+    pub fn recv(&mut self, socket: &UdpSocket, wait: bool) -> io::Result<usize> {
         // Only what the last receive filled needs resetting: at a low rate a wake-up brings
         // one datagram, and preparing all BATCH headers each time was ~14% of the instructions.
         let filled = std::mem::take(&mut self.received);
@@ -91,10 +80,15 @@ impl RecvBatch {
         // all alive and unaliased for the call.
         let n = unsafe {
             libc::recvmmsg(
-                fd,
+                socket.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                // MSG_WAITFORONE: sleep until one datagram comes, then take what else is queued.
+                if wait {
+                    libc::MSG_WAITFORONE
+                } else {
+                    libc::MSG_DONTWAIT
+                },
                 std::ptr::null_mut(),
             )
         };
@@ -194,8 +188,8 @@ impl SendBatch {
 
     /// Sends `datagrams` (each a range of `bytes` and where it goes) with as few system calls
     /// as the socket takes; whatever the socket does not take at once (its buffer full) is
-    /// sent one by one, waiting.
-    pub async fn send(
+    /// sent one by one, waiting (`socket` is a blocking one).
+    pub fn send(
         &mut self,
         socket: &UdpSocket,
         bytes: &[u8],
@@ -206,8 +200,7 @@ impl SendBatch {
             self.prepare(bytes, chunk);
             let mut sent = 0;
             while sent < self.messages.len() {
-                let fd = socket.as_raw_fd();
-                match socket.try_io(Interest::WRITABLE, || self.send_now(fd, sent)) {
+                match self.send_now(socket.as_raw_fd(), sent) {
                     Ok(n) if n > 0 => sent += n,
                     outcome => {
                         // Full or failing: send the next message's datagrams the ordinary way
@@ -222,7 +215,7 @@ impl SendBatch {
                         }
                         for &i in &self.order[message.start..message.start + message.count] {
                             let (range, peer) = &chunk[i];
-                            if let Err(error) = socket.send_to(&bytes[range.clone()], *peer).await {
+                            if let Err(error) = socket.send_to(&bytes[range.clone()], *peer) {
                                 tracing::debug!(%error, %peer, "udp send");
                             }
                         }
@@ -359,7 +352,6 @@ impl SendBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket as StdUdpSocket;
     use std::time::Duration;
 
     /// Datagram `i` of `lens` is `lens[i].1` bytes, all of them `i`, for the peer `lens[i].0`.
@@ -377,8 +369,8 @@ mod tests {
         (bytes, datagrams)
     }
 
-    fn receiver(ip: &str) -> StdUdpSocket {
-        let socket = StdUdpSocket::bind((ip, 0)).unwrap();
+    fn receiver(ip: &str) -> UdpSocket {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -386,7 +378,7 @@ mod tests {
     }
 
     /// What `socket` received, `n` datagrams: their first byte (the datagram's index) and length.
-    fn received(socket: &StdUdpSocket, n: usize) -> Vec<(u8, usize)> {
+    fn received(socket: &UdpSocket, n: usize) -> Vec<(u8, usize)> {
         let mut buf = [0u8; 2048];
         (0..n)
             .map(|_| {
@@ -459,12 +451,12 @@ mod tests {
         );
     }
 
-    async fn send_and_check(sender: &UdpSocket, sending: &mut SendBatch) {
+    fn send_and_check(sender: &UdpSocket, sending: &mut SendBatch) {
         let ip = sender.local_addr().unwrap().ip().to_string();
         let (a, b) = (receiver(&ip), receiver(&ip));
         let peers = [a.local_addr().unwrap(), b.local_addr().unwrap()];
         let (bytes, datagrams) = batch(&peers, &MIXED);
-        sending.send(sender, &bytes, &datagrams).await;
+        sending.send(sender, &bytes, &datagrams);
         let mut got = received(&a, 8);
         got.sort();
         let want: Vec<(u8, usize)> = MIXED
@@ -477,33 +469,33 @@ mod tests {
         assert_eq!(received(&b, 1), vec![(2, 30)]);
         // Datagrams to one peer of one length arrive once each, in order.
         let (bytes, datagrams) = batch(&peers, &[(0, 30); 20]);
-        sending.send(sender, &bytes, &datagrams).await;
+        sending.send(sender, &bytes, &datagrams);
         let order: Vec<u8> = received(&a, 20).into_iter().map(|(i, _)| i).collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     }
 
-    #[tokio::test]
-    async fn a_segmented_batch_arrives_as_the_same_datagrams() {
-        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    #[test]
+    fn a_segmented_batch_arrives_as_the_same_datagrams() {
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut sending = SendBatch::new();
-        send_and_check(&sender, &mut sending).await;
+        send_and_check(&sender, &mut sending);
         assert!(sending.segment, "loopback takes segmented sends");
     }
 
-    #[tokio::test]
-    async fn a_segmented_batch_arrives_as_the_same_datagrams_over_ipv6() {
-        let Ok(sender) = UdpSocket::bind("[::1]:0").await else {
+    #[test]
+    fn a_segmented_batch_arrives_as_the_same_datagrams_over_ipv6() {
+        let Ok(sender) = UdpSocket::bind("[::1]:0") else {
             eprintln!("no IPv6 loopback here; skipped");
             return;
         };
         let mut sending = SendBatch::new();
-        send_and_check(&sender, &mut sending).await;
+        send_and_check(&sender, &mut sending);
         assert!(sending.segment, "loopback takes segmented sends");
     }
 
-    #[tokio::test]
-    async fn a_refused_segmented_send_goes_out_datagram_by_datagram() {
-        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    #[test]
+    fn a_refused_segmented_send_goes_out_datagram_by_datagram() {
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         // Linux refuses a segmented send (EINVAL) on a socket sending without UDP checksums.
         let on: libc::c_int = 1;
         // SAFETY: setsockopt reads an int from a live local for the call.
@@ -518,7 +510,7 @@ mod tests {
         };
         assert_eq!(rc, 0, "{}", io::Error::last_os_error());
         let mut sending = SendBatch::new();
-        send_and_check(&sender, &mut sending).await;
+        send_and_check(&sender, &mut sending);
         assert!(!sending.segment, "the refusal turned segmenting off");
     }
 }

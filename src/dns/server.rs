@@ -1,9 +1,9 @@
 //! The DNS socket loops: UDP and TCP on one address.
 //!
-//! UDP: one SO_REUSEPORT socket per worker, each with a task that receives, answers inline and
-//! sends. Answering is a short CPU-bound step with no IO, so doing it inline bounds the work
-//! in flight by the number of sockets (hickory-server's `Server` spawns a task per datagram
-//! with no limit, which is why r53 keeps its own loop).
+//! UDP: one SO_REUSEPORT socket per worker, each with a thread that receives, answers inline
+//! and sends ([`UdpLoop`]). Answering is a short CPU-bound step with no IO, so doing it inline
+//! bounds the work in flight by the number of sockets (hickory-server's `Server` spawns a task
+//! per datagram with no limit, which is why r53 keeps its own loop).
 //! TCP: one task per connection, queries answered in turn as they arrive (pipelining,
 //! RFC 7766 §6.2.1), an idle timeout between queries, a read timeout inside one, and a cap on
 //! connections; a slow client holds its own task and nothing else.
@@ -32,8 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
+use std::net::UdpSocket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -94,13 +95,15 @@ impl DnsListeners {
         self.tcp.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled.
+    /// Serves until `shutdown` is cancelled: TCP in a task, each UDP socket on a thread of its
+    /// own (see [`UdpLoop`]) for which a task in the set stands. Fails only if a thread cannot
+    /// be started.
     pub fn serve(
         self,
         catalog: SharedCatalog,
         options: DnsOptions,
         shutdown: CancellationToken,
-    ) -> JoinSet<()> {
+    ) -> io::Result<JoinSet<()>> {
         let mut tasks = JoinSet::new();
         // One table for all sockets: SO_REUSEPORT spreads a client's datagrams over them.
         let rrl = Rrl::new(options.rrl).map(Arc::new);
@@ -112,17 +115,56 @@ impl DnsListeners {
                 "response-rate limiting on UDP"
             );
         }
-        for socket in self.udp {
-            tasks.spawn(serve_udp(
-                socket,
-                catalog.clone(),
-                options.clone(),
-                rrl.clone(),
-                shutdown.clone(),
-            ));
+        for (i, socket) in self.udp.into_iter().enumerate() {
+            let socket = Arc::new(socket);
+            let stop = shutdown.child_token();
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let udp = UdpLoop {
+                socket: socket.clone(),
+                catalog: catalog.clone(),
+                options: options.clone(),
+                rrl: rrl.clone(),
+                stop: stop.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            };
+            std::thread::Builder::new()
+                .name(format!("r53-udp-{i}"))
+                .spawn(move || {
+                    udp.run();
+                    drop(done);
+                })?;
+            // When the server shuts down or the set is dropped, the thread is told to stop
+            // and woken from its wait; on shutdown the task ends once the thread has.
+            tasks.spawn(async move {
+                let stopping = stop.clone();
+                let wake = StopUdpLoop { socket, stop };
+                let mut finished = finished;
+                tokio::select! {
+                    _ = &mut finished => return,
+                    _ = stopping.cancelled() => {}
+                }
+                drop(wake);
+                let _ = finished.await;
+            });
         }
         tasks.spawn(serve_tcp(self.tcp, catalog, options, shutdown));
-        tasks
+        Ok(tasks)
+    }
+}
+
+/// Stops a [`UdpLoop`] when dropped: cancels its token, then shuts its socket for reading,
+/// which wakes a `recvmmsg` waiting on it (it returns at once from then on).
+struct StopUdpLoop {
+    socket: Arc<UdpSocket>,
+    stop: CancellationToken,
+}
+
+impl Drop for StopUdpLoop {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        // Linux wakes the socket's waiters and answers ENOTCONN for an unconnected UDP
+        // socket, having shut it all the same.
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Read);
     }
 }
 
@@ -132,9 +174,9 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    socket.set_nonblocking(true)?;
+    // Blocking: its loop has a thread to itself (`UdpLoop`) and waits in `recvmmsg`.
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -175,12 +217,19 @@ pub fn bind(addr: SocketAddr, options: &DnsOptions) -> io::Result<DnsListeners> 
     Err(last_err.unwrap_or_else(|| io::Error::other("no free port for UDP and TCP")))
 }
 
-/// Sends a UDP response, through the rate limiter when there is one.
-async fn send_udp(socket: &UdpSocket, rrl: Option<&Rrl>, mut response: Vec<u8>, peer: SocketAddr) {
+/// Sends a UDP response, through the rate limiter when there is one, without waiting: from a
+/// task, which must not block; with the socket's send buffer full it is dropped, as the
+/// network may drop it.
+fn send_udp(socket: &UdpSocket, rrl: Option<&Rrl>, mut response: Vec<u8>, peer: SocketAddr) {
     if !rrl_lets_out(rrl, &mut response, 0, peer) {
         return;
     }
-    if let Err(error) = socket.send_to(&response, peer).await {
+    let sent = socket2::SockRef::from(socket).send_to_with_flags(
+        &response,
+        &peer.into(),
+        libc::MSG_DONTWAIT,
+    );
+    if let Err(error) = sent {
         debug!(%error, %peer, "udp send");
     }
 }
@@ -283,84 +332,143 @@ fn rrl_lets_out(rrl: Option<&Rrl>, out: &mut Vec<u8>, start: usize, peer: Socket
     }
 }
 
-async fn serve_udp(
-    socket: UdpSocket,
+/// After a batch of at least this many datagrams, received while the loop waited, the loop
+/// is busy (see [`UdpLoop`]).
+const BUSY_BATCH: usize = 4;
+/// A busy loop that finds its socket empty pauses this long before it looks again.
+const BUSY_PAUSE: Duration = Duration::from_micros(100);
+/// A busy loop stays busy while each pause brings at least this many datagrams (160,000 a
+/// second on the socket); fewer, or none, and it goes back to waiting.
+const BUSY_STAYS: usize = 16;
+
+/// One UDP socket's loop, on a thread of its own: receive a batch, answer it inline, send it.
+///
+/// It waits for datagrams in the kernel (`recvmmsg`), so that a lone question is answered at
+/// once. Under load that wait is what costs most: every wake-up is a context switch, and
+/// whoever sends the datagram that ends it pays to wake the thread (on loopback, or in a
+/// virtual machine where that is an interrupt to another CPU, more than the answering).
+/// So once batches come several datagrams at a time ([`BUSY_BATCH`]) the loop is busy: when
+/// its socket is empty it pauses [`BUSY_PAUSE`] instead, with no one to wake it, while the
+/// queries pile up for one bigger batch. It waits again as soon as a pause brings few
+/// ([`BUSY_STAYS`]). Measured with dnsperf (`bench/`): ~20% less CPU per query for r53 and
+/// ~20% less for the client that loads it, at up to 100 us more latency only while the
+/// socket sees more than ~160,000 queries a second.
+struct UdpLoop {
+    socket: Arc<UdpSocket>,
     catalog: SharedCatalog,
     options: DnsOptions,
     rrl: Option<Arc<Rrl>>,
-    shutdown: CancellationToken,
-) {
-    let socket = Arc::new(socket);
-    // Questions the resolver must ask upstreams about wait, so they run in tasks of their
-    // own, as many at once as this allows; every other answer (authoritative, or from the
-    // resolver's cache) goes on inline and out in the batch.
-    let recursions = Arc::new(Semaphore::new(options.max_recursions));
-    let resolver = options.recursion.resolver.clone();
-    let mut batch = RecvBatch::new();
-    let mut sending = SendBatch::new();
-    // A batch's replies, one after another in one buffer, and where each is and goes.
-    let mut out: Vec<u8> = Vec::with_capacity(mmsg::BATCH * 512);
-    let mut replies: Vec<(std::ops::Range<usize>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
-    loop {
-        let received = tokio::select! {
-            received = batch.recv(&socket) => match received {
-                Ok(n) => n,
+    stop: CancellationToken,
+    /// Where questions that wait for an upstream are resolved.
+    runtime: tokio::runtime::Handle,
+}
+
+impl UdpLoop {
+    fn run(self) {
+        let Self {
+            socket,
+            catalog,
+            options,
+            rrl,
+            stop,
+            runtime,
+        } = self;
+        // Questions the resolver must ask upstreams about wait, so they run in tasks of their
+        // own, as many at once as this allows; every other answer (authoritative, or from
+        // the resolver's cache) goes on inline and out in the batch.
+        let recursions = Arc::new(Semaphore::new(options.max_recursions));
+        let resolver = options.recursion.resolver.clone();
+        let mut batch = RecvBatch::new();
+        let mut sending = SendBatch::new();
+        // A batch's replies, one after another in one buffer, and where each is and goes.
+        let mut out: Vec<u8> = Vec::with_capacity(mmsg::BATCH * 512);
+        let mut replies: Vec<(std::ops::Range<usize>, SocketAddr)> =
+            Vec::with_capacity(mmsg::BATCH);
+        // A pause is a timer: let it end on time, not up to the default 50 us slack late.
+        // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer and touches no memory.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
+        let mut busy = false;
+        let mut paused = false;
+        while !stop.is_cancelled() {
+            let received = match batch.recv(&socket, !busy) {
+                // No datagram, not even an empty one: the socket was shut down (`StopUdpLoop`).
+                Ok(0) => break,
+                Ok(n) => {
+                    busy = if paused {
+                        n >= BUSY_STAYS
+                    } else {
+                        busy || n >= BUSY_BATCH
+                    };
+                    paused = false;
+                    n
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock && busy => {
+                    if paused {
+                        busy = false;
+                    } else {
+                        std::thread::sleep(BUSY_PAUSE);
+                    }
+                    paused = !paused;
+                    continue;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
                     // ICMP errors from earlier sends surface here on some systems; keep going.
                     debug!(%error, "udp receive");
                     continue;
                 }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let snapshot = catalog.load();
-        let mut resolver_hits = 0;
-        for i in 0..received {
-            let Some((request, peer)) = batch.get(i) else {
-                continue;
             };
-            // RFC 1122-ish hygiene: never answer port 0 (nobody listens there).
-            if peer.port() == 0 {
-                continue;
-            }
-            let start = out.len();
-            let outcome = answer_cached(
-                &snapshot,
-                request,
-                Transport::Udp,
-                peer.ip(),
-                &options.recursion,
-                &mut resolver_hits,
-                &mut out,
-            );
-            match outcome {
-                None => continue,
-                Some(Handled::Replied) => {}
-                Some(Handled::Recurse(recursion)) => match recursions.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let socket = socket.clone();
-                        let rrl = rrl.clone();
-                        tokio::spawn(async move {
-                            let response = recursion.run().await;
-                            send_udp(&socket, rrl.as_deref(), response, peer).await;
-                            drop(permit);
-                        });
-                        continue;
+            let snapshot = catalog.load();
+            let mut resolver_hits = 0;
+            for i in 0..received {
+                let Some((request, peer)) = batch.get(i) else {
+                    continue;
+                };
+                // RFC 1122-ish hygiene: never answer port 0 (nobody listens there).
+                if peer.port() == 0 {
+                    continue;
+                }
+                let start = out.len();
+                let outcome = answer_cached(
+                    &snapshot,
+                    request,
+                    Transport::Udp,
+                    peer.ip(),
+                    &options.recursion,
+                    &mut resolver_hits,
+                    &mut out,
+                );
+                match outcome {
+                    None => continue,
+                    Some(Handled::Replied) => {}
+                    Some(Handled::Recurse(recursion)) => {
+                        match recursions.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                let socket = socket.clone();
+                                let rrl = rrl.clone();
+                                runtime.spawn(async move {
+                                    let response = recursion.run().await;
+                                    send_udp(&socket, rrl.as_deref(), response, peer);
+                                    drop(permit);
+                                });
+                                continue;
+                            }
+                            Err(_) => out.extend_from_slice(&recursion.busy()),
+                        }
                     }
-                    Err(_) => out.extend_from_slice(&recursion.busy()),
-                },
+                }
+                if rrl_lets_out(rrl.as_deref(), &mut out, start, peer) {
+                    replies.push((start..out.len(), peer));
+                }
             }
-            if rrl_lets_out(rrl.as_deref(), &mut out, start, peer) {
-                replies.push((start..out.len(), peer));
+            drop(snapshot);
+            if let Some(resolver) = &resolver {
+                resolver.note_hits(resolver_hits);
             }
+            sending.send(&socket, &out, &replies);
+            replies.clear();
+            out.clear();
         }
-        drop(snapshot);
-        if let Some(resolver) = &resolver {
-            resolver.note_hits(resolver_hits);
-        }
-        sending.send(&socket, &out, &replies).await;
-        replies.clear();
-        out.clear();
     }
 }
 

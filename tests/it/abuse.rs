@@ -463,6 +463,33 @@ impl Drop for Child {
 }
 
 impl Child {
+    /// Context switches so far of r53's UDP threads (named `r53-udp-N`), from
+    /// /proc/PID/task/*/status: a thread that sleeps until a datagram comes makes none while
+    /// none comes.
+    fn udp_thread_switches(&self) -> (usize, u64) {
+        let tasks =
+            std::fs::read_dir(format!("/proc/{}/task", self.0.id())).expect("r53 is running");
+        let mut threads = 0;
+        let mut switches = 0;
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("r53-udp-") {
+                continue;
+            }
+            threads += 1;
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            switches += status
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("voluntary_ctxt_switches:")
+                        .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                })
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        (threads, switches)
+    }
+
     /// Resident memory in KiB, from /proc/PID/status.
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
@@ -576,6 +603,34 @@ async fn memory_stays_bounded_under_a_random_name_flood() {
     // And it still answers correctly.
     let m = crate::support::query_udp(dns, &query("www.example.com.", RecordType::A)).await;
     assert_eq!(m.answers.len(), 1);
+}
+
+/// Under a flood the UDP loops pause between batches instead of waiting on the socket (see
+/// `UdpLoop` in src/dns/server.rs); once the flood is over they must go back to waiting in
+/// the kernel, where an idle server spends no CPU, and answer the next lone question at once.
+#[tokio::test]
+async fn after_a_flood_the_udp_threads_sleep_until_the_next_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, dns, _) = spawn_server(dir.path()).await;
+    let answered = random_name_flood(dns, 20_000).await;
+    assert!(answered >= 18_000, "only {answered} of 20000 answered");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (threads, before) = child.udp_thread_switches();
+    assert_eq!(threads, 2, "one thread per UDP socket (--udp-sockets 2)");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, after) = child.udp_thread_switches();
+    // A loop left pausing would wake 10,000 times a second; an idle one not at all (the odd
+    // switch is allowed for a stray datagram or the scheduler).
+    assert!(
+        after - before < 20,
+        "the idle UDP threads switched {} times in a second",
+        after - before
+    );
+    let probe = query("www.example.com.", RecordType::A).to_vec().unwrap();
+    assert!(
+        exchange_udp(dns, &probe).await.is_some(),
+        "a lone query is answered"
+    );
 }
 
 /// One API request of a mixed flood: listings, unknown routes, junk bodies, bad ids.

@@ -1094,3 +1094,50 @@ async fn repeated_questions_are_answered_alike_and_changes_show_at_once() {
     let values: Vec<String> = after.answers.iter().map(|r| r.data.to_string()).collect();
     assert_eq!(values, ["192.0.2.99"]);
 }
+
+/// Whether a UDP socket is still bound to `addr`'s port, from /proc/net/udp (local address
+/// and port in hex), without sending it anything that could wake its thread.
+fn udp_port_open(addr: std::net::SocketAddr) -> bool {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    let port = format!(":{:04X}", addr.port());
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .any(|local| local.ends_with(&port))
+}
+
+/// The UDP sockets are served by threads of their own, blocked in the kernel between
+/// batches: a shutdown must wake them, and the sockets must be closed when it returns.
+#[tokio::test]
+async fn shutdown_stops_the_udp_threads_and_closes_their_sockets() {
+    let s = TestServer::start(&[("example.com", &example_com())]).await;
+    let addr = s.addr;
+    assert!(s.udp("www.example.com", RecordType::A).await.answers.len() == 1);
+    tokio::time::timeout(Duration::from_secs(10), s.running.shutdown())
+        .await
+        .expect("shutdown returns")
+        .unwrap();
+    assert!(!udp_port_open(addr), "a UDP socket is still open");
+}
+
+/// The same when the server is dropped without a shutdown (a test ending, a task aborted).
+#[tokio::test]
+async fn dropping_the_server_stops_the_udp_threads() {
+    let s = TestServer::start(&[("example.com", &example_com())]).await;
+    let addr = s.addr;
+    assert!(s.udp("www.example.com", RecordType::A).await.answers.len() == 1);
+    drop(s);
+    let mut closed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !udp_port_open(addr) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "a UDP socket is still open 5 s after the server was dropped"
+    );
+}
