@@ -9,8 +9,8 @@
 //!
 //! Entries are valid for one catalog generation: a new snapshot (a change, an endpoint, a VPC)
 //! empties the cache. Answers that depend on the clock (an Alias to an endpoint with a lease)
-//! are never stored. One cache per worker thread, shared by the UDP and TCP paths that run on
-//! it: no locks.
+//! are never stored. One cache per thread: each UDP socket's thread has its own, and the TCP
+//! connections on a tokio worker thread share that thread's: no locks.
 //!
 //! Answers from the resolver's cache are kept too, with a [`Countdown`]: where their TTLs are
 //! in the message and how the resolver's entry ages. A hit writes the TTLs the resolver would
