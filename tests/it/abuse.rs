@@ -463,22 +463,20 @@ impl Drop for Child {
 }
 
 impl Child {
-    /// Context switches so far of r53's UDP threads (named `r53-udp-N`), from
-    /// /proc/PID/task/*/status: a thread that sleeps until a datagram comes makes none while
-    /// none comes.
-    fn udp_thread_switches(&self) -> (usize, u64) {
+    /// Context switches so far of each of r53's UDP threads (named `r53-udp-N`, in that
+    /// order), from /proc/PID/task/*/status: a thread that sleeps until a datagram comes
+    /// makes none while none comes, and about one per datagram when they come one by one.
+    fn udp_thread_switches(&self) -> Vec<u64> {
         let tasks =
             std::fs::read_dir(format!("/proc/{}/task", self.0.id())).expect("r53 is running");
-        let mut threads = 0;
-        let mut switches = 0;
+        let mut threads = Vec::new();
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             if !comm.starts_with("r53-udp-") {
                 continue;
             }
-            threads += 1;
             let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-            switches += status
+            let switches = status
                 .lines()
                 .filter_map(|l| {
                     l.strip_prefix("voluntary_ctxt_switches:")
@@ -486,8 +484,10 @@ impl Child {
                 })
                 .filter_map(|v| v.trim().parse::<u64>().ok())
                 .sum::<u64>();
+            threads.push((comm, switches));
         }
-        (threads, switches)
+        threads.sort();
+        threads.into_iter().map(|(_, switches)| switches).collect()
     }
 
     /// Resident memory in KiB, from /proc/PID/status.
@@ -615,10 +615,9 @@ async fn after_a_flood_the_udp_threads_sleep_until_the_next_question() {
     let answered = random_name_flood(dns, 20_000).await;
     assert!(answered >= 18_000, "only {answered} of 20000 answered");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (threads, before) = child.udp_thread_switches();
-    assert_eq!(threads, 2, "one thread per UDP socket (--udp-sockets 2)");
+    let before: u64 = child.udp_thread_switches().iter().sum();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (_, after) = child.udp_thread_switches();
+    let after: u64 = child.udp_thread_switches().iter().sum();
     // A loop left pausing would wake 10,000 times a second; an idle one not at all (the odd
     // switch is allowed for a stray datagram or the scheduler).
     assert!(
@@ -630,6 +629,42 @@ async fn after_a_flood_the_udp_threads_sleep_until_the_next_question() {
     assert!(
         exchange_udp(dns, &probe).await.is_some(),
         "a lone query is answered"
+    );
+}
+
+/// Each datagram goes to one of the UDP sockets at random (`spread_at_random` in
+/// src/dns/server.rs), not by the client's address and port: a single client's questions,
+/// asked one after another from one socket, wake both threads.
+#[tokio::test]
+async fn one_clients_questions_are_shared_by_every_udp_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, dns, _) = spawn_server(dir.path()).await;
+    let before = child.udp_thread_switches();
+    assert_eq!(
+        before.len(),
+        2,
+        "one thread per UDP socket (--udp-sockets 2)"
+    );
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(dns).await.unwrap();
+    let probe = query("www.example.com.", RecordType::A).to_vec().unwrap();
+    let mut buf = [0u8; 512];
+    let mut answered = 0;
+    for _ in 0..400 {
+        socket.send(&probe).await.unwrap();
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await
+        {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 400);
+    let after = child.udp_thread_switches();
+    let woken: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // By the client's hash, one thread would take all 400 and the other none; at random each
+    // takes about 200.
+    assert!(
+        woken.iter().all(|&w| w >= 50),
+        "one client's 400 questions woke the UDP threads {woken:?} times"
     );
 }
 
