@@ -85,7 +85,7 @@ pub struct ServeArgs {
     /// Directory of zone files (NAME.zone) imported at start when no zone of that name exists.
     #[arg(long, env = "R53_ZONES_DIR", default_value = "./zones")]
     pub zones_dir: PathBuf,
-    /// UDP sockets bound with SO_REUSEPORT (default: one per CPU).
+    /// UDP sockets bound with SO_REUSEPORT, each served by a thread (default: one per CPU).
     #[arg(long, env = "R53_UDP_SOCKETS")]
     pub udp_sockets: Option<usize>,
     /// Seconds a TCP connection may sit idle between queries.

@@ -50,7 +50,7 @@ use crate::catalog::{Catalog, SharedCatalog};
 
 #[derive(Debug, Clone)]
 pub struct DnsOptions {
-    /// UDP sockets (and receive tasks) bound to the address with SO_REUSEPORT.
+    /// UDP sockets bound to the address with SO_REUSEPORT, each served by a thread of its own.
     pub udp_sockets: usize,
     /// A TCP connection with no query for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
