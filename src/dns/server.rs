@@ -27,12 +27,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use std::net::UdpSocket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -105,7 +104,7 @@ impl DnsListeners {
         shutdown: CancellationToken,
     ) -> io::Result<JoinSet<()>> {
         let mut tasks = JoinSet::new();
-        // One table for all sockets: SO_REUSEPORT spreads a client's datagrams over them.
+        // One table for all sockets: a client's datagrams go to any of them (`spread_at_random`).
         let rrl = Rrl::new(options.rrl).map(Arc::new);
         if let Some(rrl) = &rrl {
             info!(
