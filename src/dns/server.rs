@@ -135,12 +135,11 @@ impl DnsListeners {
             // When the server shuts down or the set is dropped, the thread is told to stop
             // and woken from its wait; on shutdown the task ends once the thread has.
             tasks.spawn(async move {
-                let stopping = stop.clone();
                 let wake = StopUdpLoop { socket, stop };
                 let mut finished = finished;
                 tokio::select! {
                     _ = &mut finished => return,
-                    _ = stopping.cancelled() => {}
+                    _ = wake.stop.cancelled() => {}
                 }
                 drop(wake);
                 let _ = finished.await;
