@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -187,7 +187,8 @@ const RECV_BUFFER: usize = 4 << 20;
 /// The default (`rmem_default`, 208 KiB on most systems) holds a couple of hundred queries,
 /// and a busy loop lets them gather for a pause ([`UdpLoop`]): a client with a few hundred
 /// questions in flight lost some of them to a full buffer (dnsperf -q 300: 85 lost of 3.6
-/// million). NSD asks for 1 MiB the same way. A failure costs only the headroom.
+/// million). NSD 4.6 asks for 1 MiB (`ss -uamn` shows `rb2097152` on its sockets), Knot 3.2
+/// keeps the default. Failing to get it costs only the headroom.
 fn make_room(socket: &Socket) {
     let bytes = libc::c_int::try_from(RECV_BUFFER).unwrap_or(libc::c_int::MAX);
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
@@ -725,76 +726,116 @@ async fn serve_connection(
     stream.set_nodelay(true)?;
     let peer: IpAddr = stream.peer_addr()?.ip();
     // Buffered both ways: pipelined queries arrive many to a read, and answers go out many
-    // to a write, flushed whenever no further whole query is already waiting in the buffer,
-    // and before the connection is given up: every query answered gets its answer (RFC 7766
-    // §6.2.1), whatever comes after it.
-    let (reader, writer) = stream.split();
+    // to a write, written whenever no further whole query is already waiting in the buffer
+    // (or `TCP_OUT_FLUSH` bytes are owed), and before the connection is given up: every
+    // query answered gets its answer (RFC 7766 §6.2.1), whatever comes after it. A query
+    // already in the buffer is answered without a timer, a clock read or the connection
+    // table's lock: only waiting on the peer needs those.
+    let (reader, mut writer) = stream.split();
     let mut reader = BufReader::with_capacity(16 * 1024, reader);
-    let mut writer = BufWriter::with_capacity(16 * 1024, writer);
-    let mut buf = Vec::with_capacity(512);
+    // The answers owed, each with its length prefix.
+    let mut out: Vec<u8> = Vec::with_capacity(TCP_OUT_FLUSH);
+    let mut query = Vec::with_capacity(512);
     loop {
-        if !holds_whole_message(reader.buffer()) {
-            within(options.tcp_read_timeout, "slow reader", writer.flush()).await?;
+        let buffered = reader.buffer();
+        if holds_whole_message(buffered) {
+            let len = usize::from(u16::from_be_bytes([buffered[0], buffered[1]]));
+            query.clear();
+            query.extend_from_slice(&buffered[2..2 + len]);
+            reader.consume(2 + len);
+        } else {
+            send_owed(&mut writer, &mut out, options).await?;
+            // Waiting for a query (idle, or part-way through one) makes the connection one
+            // that may be closed when the table is full; answering does not.
+            table.set_waiting(id, Some(Instant::now()));
+            let mut len = [0u8; 2];
+            // The first byte waits up to the idle timeout; the rest of the query must follow
+            // within the read timeout.
+            match tokio::time::timeout(options.tcp_idle_timeout, reader.read_exact(&mut len[..1]))
+                .await
+            {
+                Err(_) => return Ok(()),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(r) => r?,
+            };
+            let body = async {
+                reader.read_exact(&mut len[1..]).await?;
+                query.resize(usize::from(u16::from_be_bytes(len)), 0);
+                reader.read_exact(&mut query).await?;
+                Ok::<_, io::Error>(())
+            };
+            within(options.tcp_read_timeout, "slow query", body).await?;
+            table.set_waiting(id, None);
         }
-        // Waiting for a query (idle, or part-way through one) makes the connection one that
-        // may be closed when the table is full; answering does not.
-        table.set_waiting(id, Some(Instant::now()));
-        let mut len = [0u8; 2];
-        // The first byte waits up to the idle timeout; the rest of the query must follow
-        // within the read timeout.
-        match tokio::time::timeout(options.tcp_idle_timeout, reader.read_exact(&mut len[..1])).await
-        {
-            Err(_) => return Ok(()),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(r) => r?,
-        };
-        let body = async {
-            reader.read_exact(&mut len[1..]).await?;
-            let n = u16::from_be_bytes(len) as usize;
-            buf.resize(n, 0);
-            reader.read_exact(&mut buf).await?;
-            Ok::<_, io::Error>(())
-        };
-        within(options.tcp_read_timeout, "slow query", body).await?;
-        table.set_waiting(id, None);
-        let mut response = Vec::new();
+        // The answer goes after a length prefix, filled in once its length is known.
+        let start = out.len();
+        out.extend_from_slice(&[0, 0]);
         let outcome = {
             let snapshot = catalog.load();
             let mut resolver_hits = 0;
             let outcome = answer_cached(
                 &snapshot,
-                &buf,
+                &query,
                 Transport::Tcp,
                 peer,
                 &options.recursion,
                 &mut resolver_hits,
-                &mut response,
+                &mut out,
             );
             if let Some(resolver) = &options.recursion.resolver {
                 resolver.note_hits(resolver_hits);
             }
             outcome
         };
-        match outcome {
+        // Where the answer's length prefix is.
+        let prefix = match outcome {
             // Not a query we answer (too short, or a response): the stream can't be trusted,
             // but the answers to the queries before it are owed.
-            None => return within(options.tcp_read_timeout, "slow reader", writer.flush()).await,
-            Some(Handled::Replied) => {}
+            None => {
+                out.truncate(start);
+                return send_owed(&mut writer, &mut out, options).await;
+            }
+            Some(Handled::Replied) => start,
             // Queries on one connection are answered in turn (RFC 7766 allows either); the
             // answers before this one go out while it waits for an upstream.
             Some(Handled::Recurse(recursion)) => {
-                within(options.tcp_read_timeout, "slow reader", writer.flush()).await?;
-                response = recursion.run().await;
+                out.truncate(start);
+                send_owed(&mut writer, &mut out, options).await?;
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(&recursion.run().await);
+                0
             }
-        }
-        let write = async {
-            writer
-                .write_all(&(response.len() as u16).to_be_bytes())
-                .await?;
-            writer.write_all(&response).await
         };
-        within(options.tcp_read_timeout, "slow reader", write).await?;
+        // Every response is composed within the 65,535 bytes a TCP message can carry.
+        let len = u16::try_from(out.len() - prefix - 2).unwrap_or(u16::MAX);
+        out[prefix..prefix + 2].copy_from_slice(&len.to_be_bytes());
+        if out.len() >= TCP_OUT_FLUSH {
+            send_owed(&mut writer, &mut out, options).await?;
+        }
     }
+}
+
+/// Answers owed on a TCP connection beyond this many bytes are written at once, without
+/// waiting for the queries buffered after them to be answered too.
+const TCP_OUT_FLUSH: usize = 16 * 1024;
+
+/// Writes the answers owed (`out`, emptied) within the read timeout ("slow reader").
+async fn send_owed(
+    writer: &mut tokio::net::tcp::WriteHalf<'_>,
+    out: &mut Vec<u8>,
+    options: &DnsOptions,
+) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    within(
+        options.tcp_read_timeout,
+        "slow reader",
+        writer.write_all(out),
+    )
+    .await?;
+    out.clear();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -816,6 +857,9 @@ mod tests {
         // The kernel reports twice what was asked (its bookkeeping share): with
         // CAP_NET_ADMIN all of it, else up to rmem_max.
         let least = 2 * RECV_BUFFER.min(rmem_max());
-        assert!(size >= least, "receive buffer {size} bytes, want at least {least}");
+        assert!(
+            size >= least,
+            "receive buffer {size} bytes, want at least {least}"
+        );
     }
 }

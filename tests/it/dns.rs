@@ -649,6 +649,49 @@ async fn pipelined_tcp_queries_are_all_answered() {
     assert_eq!(seen, (1000..1020).collect::<Vec<u16>>());
 }
 
+/// Hundreds of kilobytes of pipelined answers: 400 queries for a name with many records, in
+/// one write, all answered in turn and each framed whole (the server writes them in pieces of
+/// at least 16 KiB as they are made).
+#[tokio::test]
+async fn pipelined_tcp_answers_of_many_kilobytes_are_all_framed_whole() {
+    let s = server().await;
+    let mut bytes = Vec::new();
+    for id in 0..400u16 {
+        let mut q = query("many.example.com", RecordType::A);
+        q.metadata.id = id;
+        let wire = q.to_vec().unwrap();
+        bytes.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&wire);
+    }
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let (mut read, mut write) = stream.split();
+    // Written while the answers are read, so that neither side waits on a full buffer.
+    let writing = async { write.write_all(&bytes).await.unwrap() };
+    let reading = async {
+        let mut total = 0;
+        for id in 0..400u16 {
+            let mut len = [0u8; 2];
+            read.read_exact(&mut len).await.unwrap();
+            let mut raw = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            read.read_exact(&mut raw).await.unwrap();
+            total += raw.len();
+            let m = Message::from_vec(&raw).unwrap();
+            assert_eq!(m.metadata.id, id, "answers come in turn");
+            assert_eq!(m.answers.len(), 40);
+        }
+        total
+    };
+    let ((), total) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(writing, reading)
+    })
+    .await
+    .expect("all 400 answers");
+    assert!(
+        total > 4 * 16 * 1024,
+        "{total} bytes: more than a few writes' worth"
+    );
+}
+
 #[tokio::test]
 async fn tcp_queries_before_a_bad_or_unfinished_frame_are_still_answered() {
     let s = server().await;

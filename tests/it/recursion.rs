@@ -414,3 +414,54 @@ async fn repeated_answers_count_down_and_follow_flushes_and_expiry() {
     .await;
     assert_eq!(data(&expired), ["A 198.51.100.10"]);
 }
+
+/// Queries pipelined on one TCP connection, in one write: answers from r53's zone, one that
+/// waits for the upstream, one the resolver's cache then holds. Each comes back, in turn,
+/// framed by its own length: the answers owed before the upstream question go out while it
+/// waits, and nothing of them is sent twice or lost.
+#[tokio::test]
+async fn pipelined_tcp_answers_around_an_upstream_question_keep_their_order() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        dir.path(),
+        &[("example.com", LOCAL_ZONE)],
+        resolving(vec![upstream.dns_addr], None),
+    )
+    .await;
+    let asked = [
+        ("ns.example.com.", vec!["A 192.0.2.1"]),
+        ("www.upstream.test.", vec!["A 198.51.100.7"]),
+        ("ns.example.com.", vec!["A 192.0.2.1"]),
+        (
+            "out.example.com.",
+            vec!["CNAME www.upstream.test.", "A 198.51.100.7"],
+        ),
+        ("www.upstream.test.", vec!["A 198.51.100.7"]),
+    ];
+    let mut bytes = Vec::new();
+    for (i, (name, _)) in asked.iter().enumerate() {
+        let mut message = query(name, RecordType::A);
+        message.metadata.id = 100 + i as u16;
+        message.metadata.recursion_desired = true;
+        let wire = message.to_vec().unwrap();
+        bytes.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&wire);
+    }
+    let mut stream = tokio::net::TcpStream::connect(server.dns_addr)
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &bytes)
+        .await
+        .unwrap();
+    for (i, (name, want)) in asked.iter().enumerate() {
+        let raw = crate::support::read_tcp(&mut stream)
+            .await
+            .unwrap_or_else(|| panic!("answer {i} ({name})"));
+        let answer = Message::from_vec(&raw).unwrap();
+        assert_eq!(answer.metadata.id, 100 + i as u16, "answers come in turn");
+        assert_eq!(answer.queries[0].name().to_ascii(), *name);
+        assert_eq!(data(&answer), *want, "{name}");
+    }
+}
