@@ -470,7 +470,6 @@ impl UdpLoop {
         // A pause is a timer: let it end on time, not up to the default 50 us slack late.
         // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer and touches no memory.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
-        yield_on_wake();
         let mut busy = false;
         let mut paused = false;
         while !stop.is_cancelled() {
@@ -553,30 +552,6 @@ impl UdpLoop {
             replies.clear();
             out.clear();
         }
-    }
-}
-
-/// Makes the calling thread (a UDP loop's, or a tokio worker's: TCP connections and the API)
-/// one that does not preempt the task running where it wakes up (Linux `SCHED_BATCH`: the same CPU share as any other thread at its nice
-/// level; only wake-up preemption is off). A datagram or the end of a pause then puts the
-/// thread on an idle CPU if there is one, or has it wait for the running task to block or
-/// end its slice, rather than interrupting it.
-///
-/// Whoever sent the datagram is often that running task: a client on the same machine (a
-/// docker-compose stack's services, dnsperf in `bench/`) that is about to wait for its
-/// answer anyway. Preempting it only to have it preempt back costs two context switches; on
-/// this project's virtual machine, where `perf sched` showed woken tasks queued behind a busy
-/// CPU while the other sat idle for ~30% of a dnsperf run, dnsperf was preempted ~4,700
-/// times a second. With it, by hand: 2–11% more UDP queries a second in six runs against six,
-/// the p99 at 150,000 q/s unchanged (0.66–0.68 ms against 0.68–0.73), and a client asking
-/// one question at a time answered in a median 22 us instead of 56. A failure (a kernel
-/// without it) leaves the thread as it was.
-pub fn yield_on_wake() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler reads the sched_param on this stack frame during the call;
-    // pid 0 is the calling thread.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-        debug!(error = %io::Error::last_os_error(), "SCHED_BATCH for a serving thread");
     }
 }
 

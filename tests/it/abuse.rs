@@ -490,26 +490,6 @@ impl Child {
         threads.into_iter().map(|(_, switches)| switches).collect()
     }
 
-    /// The scheduling policy of each thread whose name starts with `prefix` (field 41 of
-    /// /proc/PID/task/TID/stat).
-    fn thread_policies(&self, prefix: &str) -> Vec<u32> {
-        let tasks =
-            std::fs::read_dir(format!("/proc/{}/task", self.0.id())).expect("r53 is running");
-        let mut policies = Vec::new();
-        for task in tasks.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with(prefix) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // After the command name in parentheses come fields 3 (state) onwards.
-            let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-            let policy = after.split(' ').nth(41 - 3).and_then(|v| v.parse().ok());
-            policies.push(policy.expect("a policy field"));
-        }
-        policies
-    }
-
     /// Resident memory in KiB, from /proc/PID/status.
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
@@ -655,19 +635,6 @@ async fn after_a_flood_the_udp_threads_sleep_until_the_next_question() {
 /// Each datagram goes to one of the UDP sockets at random (`spread_at_random` in
 /// src/dns/server.rs), not by the client's address and port: a single client's questions,
 /// asked one after another from one socket, wake both threads.
-/// The UDP threads and the runtime's workers (TCP, the API) run as SCHED_BATCH: waking,
-/// they do not preempt the client that sent the question (see `yield_on_wake`).
-#[tokio::test]
-async fn serving_threads_do_not_preempt_when_they_wake() {
-    let dir = tempfile::tempdir().unwrap();
-    let (child, _, _) = spawn_server(dir.path()).await;
-    let batch = libc::SCHED_BATCH as u32;
-    assert_eq!(child.thread_policies("r53-udp-"), [batch; 2]);
-    let workers = child.thread_policies("tokio-rt-worker");
-    assert!(!workers.is_empty(), "the runtime has workers");
-    assert!(workers.iter().all(|&p| p == batch), "{workers:?}");
-}
-
 #[tokio::test]
 async fn one_clients_questions_are_shared_by_every_udp_thread() {
     let dir = tempfile::tempdir().unwrap();
