@@ -30,7 +30,8 @@ use harness::{check_response, datagram, select, Harness, Rng, CLIENTS};
 
 const ZONE: &str = include_str!("../../zones/example.com.zone");
 
-/// Datagrams the flood lets go unanswered at once: about what the server's socket buffers hold.
+/// Datagrams the flood lets go unanswered at once: well within what the server's socket
+/// buffers hold.
 const WINDOW: u64 = 256;
 
 fn env_count(name: &str, default: u64) -> u64 {
