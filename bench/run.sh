@@ -475,7 +475,7 @@ if [ "$CALLGRIND" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- 1,000,000 records (optional)
-BIG_LINE=""
+BIG_LINE=""; BIG_KV=""
 if [ "$MILLION" = 1 ]; then
   say "1,000,000 records: start-up to first answer and memory (the main servers are stopped first)"
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -506,6 +506,7 @@ if [ "$MILLION" = 1 ]; then
   timed_start nsd "$NSD_PORT" nsd -d -c "$B/nsd/nsd.conf"; read -r n_t n_rss n_pss <<<"$TS"
   timed_start knot "$KNOT_PORT" knotd -c "$B/knot/knot.conf"; read -r k_t k_rss k_pss <<<"$TS"
   BIG_LINE="$BIG_RECORDS records: start-up to first answer / RSS / PSS: r53 (data in sled, after a clean stop: from the start-up snapshot) $r_t s / $r_rss MiB / $r_pss MiB (after a kill -9, scanning sled: $r_scan_t s / $r_scan_rss MiB; first start, importing the zone file: $r_imp s); NSD (zone file) $n_t s / $n_rss MiB / $n_pss MiB; Knot (zone file) $k_t s / $k_rss MiB / $k_pss MiB"
+  BIG_KV="r53_t=$r_t r53_rss=$r_rss r53_scan_t=$r_scan_t r53_scan_rss=$r_scan_rss knot_t=$k_t knot_rss=$k_rss"
   echo "   $BIG_LINE" >&2
 fi
 
@@ -514,7 +515,7 @@ say "results"
 python3 "$BENCH_DIR/table.py" "$RESULTS" \
   --start "r53=$R53_START" --start "NSD=$NSD_START" --start "Knot=$KNOT_START" \
   --api "$API_LINE" --vis "$VIS_LINE" --churn "$CHURN_LINE" --resolver "$RES_RESULTS" --resolver-meta "$RES_LINE" \
-  --callgrind "$CG_LINE" --extra "$BIG_LINE" \
+  --callgrind "$CG_LINE" --extra "$BIG_LINE" --million "$BIG_KV" \
   --header "$(date -u +%Y-%m-%dT%H:%MZ), commit $COMMIT$DIRTY, $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), bench.test. $NAMES names, dnsperf -c $CLIENTS -l $DURATION, $WORKERS workers each${CAPPED:+, each server capped at $CAPPED% of CPU 0, dnsperf on CPU 1}"
 if [ "$CALLGRIND" = 1 ] && [ -s "$WORK/cg-top.txt" ]; then
   echo; echo "callgrind, hottest functions (self instructions):"; cat "$WORK/cg-top.txt"

@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--churn", default="")
     ap.add_argument("--resolver", default="")
     ap.add_argument("--resolver-meta", default="")
+    ap.add_argument("--million", default="", help="key=value figures of the 1,000,000-record starts")
     args = ap.parse_args()
 
     rows = [l.split() for l in open(args.results) if l.strip()]
@@ -122,6 +123,61 @@ def main():
         print(args.extra)
     if args.callgrind:
         print(args.callgrind)
+    print()
+    goals(rows, agg, api, vis, args)
+
+
+def goals(rows, agg, api, vis, args):
+    """Issue 6's goals, each with this run's figure and whether it is met ("-" when this run
+    did not measure it). A summary of the lines above, not a test: the figures move from run
+    to run (see bench/README.md)."""
+    out = []
+
+    def add(goal, figure, met):
+        out.append((goal, figure, "-" if met is None else ("yes" if met else "no")))
+
+    def ratio(proto, other, col):
+        a, b = agg(proto, "r53", col), agg(proto, other, col)
+        return a / b if b and a == a and b == b else float("nan")
+
+    for proto, least in (("udp", 1.2), ("tcp", 1.0)):
+        if not any(r[0] == proto for r in rows):
+            continue
+        nsd, knot = ratio(proto, "NSD", 3), ratio(proto, "Knot", 3)
+        lost = agg(proto, "r53", 4, sum)
+        add(f"{proto.upper()} q/s at least {least:.1f}x NSD's and Knot's, nothing lost",
+            f"{nsd:.2f}x / {knot:.2f}x, {lost:.0f} lost", nsd >= least and knot >= least and lost == 0)
+        p99 = ratio(proto, "NSD", 9)
+        add(f"{proto.upper()} p99 at half NSD's maximum rate no higher than NSD's",
+            f"{p99:.2f}x NSD's", p99 <= 1.0 if p99 == p99 else None)
+    if vis:
+        median = num(vis.get("median_us"))
+        add("API change to visible answer under 1 ms at the median", f"{median:.0f} us", median < 1000)
+    if api:
+        rate = num(api["requests"]) / (num(api["duration_us"]) / 1e6)
+        add("at least 5,000 durable API changes/s with 8 clients", f"{rate:.0f}/s", rate >= 5000)
+    big = kv("M " + args.million) if args.million else {}
+    if big:
+        t, rss = num(big.get("r53_t")), num(big.get("r53_rss"))
+        kt, krss = num(big.get("knot_t")), num(big.get("knot_rss"))
+        add("1,000,000 records: start-up and RSS no worse than Knot's (after a clean stop)",
+            f"{t:.2f} s / {rss:.0f} MiB vs {kt:.2f} s / {krss:.0f} MiB", t <= kt and rss <= krss)
+        st, srss = num(big.get("r53_scan_t")), num(big.get("r53_scan_rss"))
+        add("the same after a kill -9 (sled scanned)",
+            f"{st:.2f} s / {srss:.0f} MiB vs {kt:.2f} s / {krss:.0f} MiB", st <= kt and srss <= krss)
+    if args.resolver:
+        res = [l.split() for l in open(args.resolver) if l.strip()]
+        r53 = [num(r[2]) for r in res if r[1] == "r53"]
+        unbound = [num(r[2]) for r in res if r[1] == "Unbound"]
+        if r53 and unbound:
+            q = statistics.mean(r53) / statistics.mean(unbound)
+            add("resolver cache hits/s at least Unbound's", f"{q:.2f}x", q >= 1.0)
+    if not out:
+        return
+    print("| issue 6 goal | this run | met |")
+    print("|---|---|---|")
+    for goal, figure, met in out:
+        print(f"| {goal} | {figure} | {met} |")
 
 
 if __name__ == "__main__":
