@@ -285,7 +285,7 @@ impl ResourceRecordSetDto {
                 "{field} is not supported by this r53 yet (change {index})"
             )));
         }
-        let name = parse_name(&self.name)?;
+        let name = parse_name(&self.name).map_err(in_batch)?;
         let rtype = parse_type(&self.rtype).ok_or_else(|| {
             ApiError::InvalidInput(format!(
                 "1 validation error detected: Value '{}' at 'changeBatch.changes.{index}.member.resourceRecordSet.type' failed to satisfy constraint: Member must satisfy enum value set: [SOA, A, TXT, NS, CNAME, MX, NAPTR, PTR, SRV, SPF, AAAA, CAA, DS, TLSA, SSHFP, SVCB, HTTPS]",
@@ -306,7 +306,7 @@ impl ResourceRecordSetDto {
                     .hosted_zone_id
                     .trim_start_matches("/hostedzone/")
                     .to_owned(),
-                dns_name: parse_name(&alias.dns_name)?,
+                dns_name: parse_name(&alias.dns_name).map_err(in_batch)?,
                 evaluate_target_health: alias.evaluate_target_health,
             };
             return Ok((ResourceRecordSet::alias(&name, rtype, target), 0));
@@ -343,7 +343,7 @@ impl ResourceRecordSetDto {
         let mut rdatas = Vec::with_capacity(records.len());
         for record in &records {
             value_chars += record.value.chars().count();
-            let rdata = model::parse_value(rtype, &record.value)?;
+            let rdata = model::parse_value(rtype, &record.value).map_err(in_batch)?;
             if rdatas.contains(&rdata) {
                 return Err(ApiError::InvalidChangeBatch(vec![format!(
                     "Duplicate Resource Record: '{}'",
@@ -397,6 +397,12 @@ impl ResourceRecordSetDto {
             ..Default::default()
         }
     }
+}
+
+/// A name or value Route 53 cannot read inside a change batch is InvalidChangeBatch, not
+/// InvalidInput (`[Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address ...']`).
+fn in_batch(e: model::InvalidInput) -> ApiError {
+    ApiError::InvalidChangeBatch(vec![e.0])
 }
 
 /// Route 53 writes names fully qualified, with `*` escaped as `\052`.

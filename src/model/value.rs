@@ -14,15 +14,31 @@ use crate::zonefile;
 /// Route 53 caps a single value at 4000 characters.
 pub const MAX_VALUE_CHARS: usize = 4000;
 
-/// A name or value Route 53 would refuse as InvalidInput; the message is the one to show.
+/// A name or value Route 53 would refuse; the message is the one to show. Inside a change
+/// batch Route 53 refuses it as InvalidChangeBatch, elsewhere (a listing's start name) as
+/// InvalidInput: the caller chooses the code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidInput(pub String);
 
+/// A value Route 53's record reader refuses:
+/// `Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address (Value is not a valid
+/// IPv4 address) encountered with '192.0.2.256''`.
 fn fatal(problem: &str, explanation: &str, value: &str) -> InvalidInput {
+    in_record(fatal_name(problem, explanation, value))
+}
+
+/// A name Route 53's reader refuses, which it reports without the record wrapper:
+/// `FATAL problem: DomainLabelEmpty (Domain label is empty) encountered with 'a..example.com'`.
+fn fatal_name(problem: &str, explanation: &str, value: &str) -> InvalidInput {
     InvalidInput(format!(
-        "Invalid Resource Record: 'FATAL problem: {problem} ({explanation}) encountered with '{value}''"
+        "FATAL problem: {problem} ({explanation}) encountered with '{value}'"
     ))
+}
+
+/// A problem found in a record's value, worded as Route 53 reports it.
+fn in_record(e: InvalidInput) -> InvalidInput {
+    InvalidInput(format!("Invalid Resource Record: '{}'", e.0))
 }
 
 /// Parses a DNS name as given in a change batch: relative names are taken as fully
@@ -35,14 +51,22 @@ pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
     let body = unescaped.strip_suffix('.').unwrap_or(&unescaped);
     // Wire length: one length octet per label plus the labels, plus the root.
     if body.len() + 2 > 255 {
-        return Err(fatal("DomainNameTooLong", "Domain name is too long", text));
+        return Err(fatal_name(
+            "DomainNameTooLong",
+            "Domain name is too long",
+            text,
+        ));
     }
     for (i, label) in body.split('.').enumerate() {
         if label.is_empty() && !body.is_empty() {
-            return Err(fatal("DomainLabelEmpty", "Domain label is empty", text));
+            return Err(fatal_name(
+                "DomainLabelEmpty",
+                "Domain label is empty",
+                text,
+            ));
         }
         if label.len() > 63 {
-            return Err(fatal(
+            return Err(fatal_name(
                 "DomainLabelTooLong",
                 "Domain label is too long",
                 text,
@@ -80,12 +104,19 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
     };
     match rtype {
         RecordType::A => {
+            if fields.len() > 1 {
+                return Err(fatal(
+                    "ARRDATANotSingleField",
+                    "Value contains spaces",
+                    value,
+                ));
+            }
             return value
                 .parse::<Ipv4Addr>()
                 .map(|a| RData::A(a.into()))
                 .map_err(|_| {
                     fatal(
-                        "ARRNotIPv4Address",
+                        "ARRDATAIllegalIPv4Address",
                         "Value is not a valid IPv4 address",
                         value,
                     )
@@ -97,7 +128,7 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                 .map(|a| RData::AAAA(a.into()))
                 .map_err(|_| {
                     fatal(
-                        "AAAARRNotIPv6Address",
+                        "AAAARRDATAIllegalIPv6Address",
                         "Value is not a valid IPv6 address",
                         value,
                     )
@@ -183,7 +214,7 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                 "Value must be one domain name",
                 value,
             )?;
-            parse_name(fields[0])?;
+            parse_name(fields[0]).map_err(in_record)?;
         }
         RecordType::SOA => {
             expect_fields(
@@ -197,6 +228,11 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
     }
     // Names in values are fully qualified whether or not they end in a dot, as in Route 53.
     zonefile::parse_rdata(rtype, value, &Name::root()).map_err(|e| {
+        if matches!(rtype, RecordType::TXT | SPF)
+            && e.contains(zonefile::CHARACTER_STRING_TOO_LONG)
+        {
+            return fatal("CharacterStringTooLong", "Value is too long", value);
+        }
         InvalidInput(format!(
             "Invalid Resource Record: 'FATAL problem: InvalidRData ({e}) encountered with '{value}''"
         ))
@@ -234,12 +270,27 @@ mod tests {
         assert!(parse_name(&long).is_err());
     }
 
+    /// Route 53's problem names and wording, as its InvalidChangeBatch messages have them.
     #[test]
-    fn bad_addresses_are_invalid_input() {
+    fn bad_values_are_worded_as_route53_words_them() {
         let e = parse_value(RecordType::A, "192.0.2.256").unwrap_err();
-        assert_eq!(e.0, "Invalid Resource Record: 'FATAL problem: ARRNotIPv4Address (Value is not a valid IPv4 address) encountered with '192.0.2.256''");
-        assert!(parse_value(RecordType::AAAA, "2001:db8::g").is_err());
+        assert_eq!(e.0, "Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address (Value is not a valid IPv4 address) encountered with '192.0.2.256''");
+        let e = parse_value(RecordType::A, "192.0.2.1, 192.0.2.2").unwrap_err();
+        assert_eq!(e.0, "Invalid Resource Record: 'FATAL problem: ARRDATANotSingleField (Value contains spaces) encountered with '192.0.2.1, 192.0.2.2''");
+        let e = parse_value(RecordType::AAAA, "2001:db8::g").unwrap_err();
+        assert_eq!(e.0, "Invalid Resource Record: 'FATAL problem: AAAARRDATAIllegalIPv6Address (Value is not a valid IPv6 address) encountered with '2001:db8::g''");
         assert!(parse_value(RecordType::A, "2001:db8::1").is_err());
+        let long = format!("\"{}\"", "x".repeat(256));
+        let e = parse_value(RecordType::TXT, &long).unwrap_err();
+        assert_eq!(
+            e.0,
+            format!("Invalid Resource Record: 'FATAL problem: CharacterStringTooLong (Value is too long) encountered with '{long}''")
+        );
+        let e = parse_value(RecordType::CNAME, "a..example.com").unwrap_err();
+        assert_eq!(e.0, "Invalid Resource Record: 'FATAL problem: DomainLabelEmpty (Domain label is empty) encountered with 'a..example.com''");
+        // A name on its own is reported without the record wrapper.
+        let e = parse_name("a..example.com").unwrap_err();
+        assert_eq!(e.0, "FATAL problem: DomainLabelEmpty (Domain label is empty) encountered with 'a..example.com'");
     }
 
     #[test]

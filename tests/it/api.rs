@@ -359,8 +359,10 @@ async fn invalid_change_batch_messages_match_route53() {
     );
 }
 
+/// Route 53 refuses a value it cannot read as InvalidChangeBatch (`[Invalid Resource Record:
+/// 'FATAL problem: ...']`), not InvalidInput.
 #[tokio::test]
-async fn malformed_values_are_invalid_input() {
+async fn malformed_values_are_invalid_change_batches() {
     let api = Api::new();
     let id = api.create_zone("example.com").await;
     let cases = [
@@ -373,6 +375,8 @@ async fn malformed_values_are_invalid_input() {
         ("TXT", "not quoted"),
         ("CAA", "0 issue letsencrypt.org"),
         ("CAA", "256 issue \"letsencrypt.org\""),
+        ("A", "192.0.2.1, 192.0.2.2"),
+        ("CNAME", "a..example.com"),
     ];
     for (rtype, value) in cases {
         let (status, body) = api
@@ -382,9 +386,29 @@ async fn malformed_values_are_invalid_input() {
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{rtype} {value}: {body}");
-        assert_eq!(error_code(&body), "InvalidInput", "{rtype} {value}: {body}");
+        assert_eq!(
+            error_code(&body),
+            "InvalidChangeBatch",
+            "{rtype} {value}: {body}"
+        );
         assert!(error_message(&body).contains(value), "{body}");
     }
+    let (_, body) = api
+        .change(
+            &id,
+            json!([rrset(
+                "CREATE",
+                "v.example.com.",
+                "A",
+                300,
+                &["192.0.2.300"]
+            )]),
+        )
+        .await;
+    assert_eq!(
+        body["Error"]["Messages"],
+        json!(["Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address (Value is not a valid IPv4 address) encountered with '192.0.2.300''"])
+    );
 }
 
 #[tokio::test]
@@ -393,19 +417,41 @@ async fn ttl_names_and_wildcards_are_checked() {
     let id = api.create_zone("example.com").await;
     let long_label = format!("{}.example.com.", "a".repeat(64));
     let long_name = format!("{}example.com.", "abcdefghij.".repeat(23));
+    // The request's shape is InvalidInput; a name Route 53 cannot read is InvalidChangeBatch.
     let cases = [
-        rrset("CREATE", "t.example.com.", "A", -1, &["192.0.2.1"]),
-        rrset("CREATE", "t.example.com.", "A", 2147483648, &["192.0.2.1"]),
-        rrset("CREATE", &long_label, "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", &long_name, "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", "a.*.example.com.", "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", "x*.example.com.", "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", "t.example.com.", "BOGUS", 300, &["192.0.2.1"]),
+        (
+            rrset("CREATE", "t.example.com.", "A", -1, &["192.0.2.1"]),
+            "InvalidInput",
+        ),
+        (
+            rrset("CREATE", "t.example.com.", "A", 2147483648, &["192.0.2.1"]),
+            "InvalidInput",
+        ),
+        (
+            rrset("CREATE", "t.example.com.", "BOGUS", 300, &["192.0.2.1"]),
+            "InvalidInput",
+        ),
+        (
+            rrset("CREATE", &long_label, "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
+        (
+            rrset("CREATE", &long_name, "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
+        (
+            rrset("CREATE", "a.*.example.com.", "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
+        (
+            rrset("CREATE", "x*.example.com.", "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
     ];
-    for change in cases {
+    for (change, code) in cases {
         let (status, body) = api.change(&id, json!([change])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{change}: {body}");
-        assert_eq!(error_code(&body), "InvalidInput", "{change}: {body}");
+        assert_eq!(error_code(&body), code, "{change}: {body}");
     }
     // The edges of the TTL range and a wildcard are fine; Route 53 lists `*` as `\052`.
     let (status, body) = api
