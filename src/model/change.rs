@@ -333,9 +333,10 @@ fn check_placement(
                 )
             })
         }
+        // Route 53 words the other side of the rule differently: the CNAME is named.
         other => exists(&RrKey::new(&set.name, RecordType::CNAME)).then(|| {
             format!(
-                "RRSet of type {} with DNS name {} is not permitted as it conflicts with other records with the same DNS name in zone {}",
+                "RRSet of type {} with DNS name {} is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone {}",
                 type_name(other),
                 set.name,
                 zone.name
@@ -461,6 +462,22 @@ mod tests {
             set("example.com.", RecordType::CNAME, 300, &["example.net."]),
         )]);
         assert_eq!(m, ["RRSet of type CNAME with DNS name example.com. is not permitted at apex in zone example.com."]);
+    }
+
+    #[test]
+    fn data_beside_a_cname_names_the_cname() {
+        let mut current = current();
+        let cname = set("c.example.com.", RecordType::CNAME, 300, &["example.net."]);
+        current.insert(cname.key(), cname);
+        let batch = ChangeBatch {
+            comment: None,
+            changes: vec![change(
+                Action::Create,
+                set("c.example.com.", RecordType::TXT, 300, &["\"x\""]),
+            )],
+        };
+        let m = plan(&zone(), &current, &batch, &|_, _| false).unwrap_err();
+        assert_eq!(m, ["RRSet of type TXT with DNS name c.example.com. is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone example.com."]);
     }
 
     #[test]

@@ -312,11 +312,18 @@ async fn invalid_change_batch_messages_match_route53() {
     let (status, _) = api
         .change(
             &id,
-            json!([rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.1"])]),
+            json!([
+                rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.1"]),
+                rrset("CREATE", "c.example.com.", "CNAME", 300, &["example.net."]),
+            ]),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     let cases = [
+        (
+            rrset("CREATE", "c.example.com.", "A", 300, &["192.0.2.1"]),
+            "RRSet of type A with DNS name c.example.com. is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone example.com.",
+        ),
         (
             rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.9"]),
             "Tried to create resource record set [name='a.example.com.', type='A'] but it already exists",
