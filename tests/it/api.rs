@@ -578,6 +578,8 @@ async fn failed_batch_leaves_no_trace() {
     assert_eq!(api.list(&id, "").await, before);
 }
 
+/// Route 53 sorts names as their labels reversed, in ASCII (`com.example.b-c.` before
+/// `com.example.b.`), then types by mnemonic (MX, NS, SOA at the apex).
 #[tokio::test]
 async fn list_pages_in_route53_order() {
     let api = Api::new();
@@ -590,6 +592,8 @@ async fn list_pages_in_route53_order() {
                 rrset("CREATE", "b.example.com.", "AAAA", 300, &["2001:db8::1"]),
                 rrset("CREATE", "a.b.example.com.", "A", 300, &["192.0.2.2"]),
                 rrset("CREATE", "z.example.com.", "TXT", 300, &["\"z\""]),
+                rrset("CREATE", "b-c.example.com.", "A", 300, &["192.0.2.3"]),
+                rrset("CREATE", "*.example.com.", "A", 300, &["192.0.2.4"]),
                 rrset(
                     "CREATE",
                     "example.com.",
@@ -624,9 +628,11 @@ async fn list_pages_in_route53_order() {
     assert_eq!(
         seen,
         [
+            "example.com. MX",
             "example.com. NS",
             "example.com. SOA",
-            "example.com. MX",
+            "\\052.example.com. A",
+            "b-c.example.com. A",
             "b.example.com. A",
             "b.example.com. AAAA",
             "a.b.example.com. A",
