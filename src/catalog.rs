@@ -16,14 +16,12 @@ use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use smallvec::SmallVec;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::model::{
-    type_name, Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet, RrKey, Vpc,
-    WireName,
+    reversed_name, type_name, Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet,
+    RrKey, Vpc, WireName,
 };
 
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
@@ -59,30 +57,6 @@ fn listing_key(key: &[u8], rtype: RecordType) -> (Vec<u8>, String) {
         type_name(rtype)
     };
     (reversed_name(key), mnemonic)
-}
-
-/// A name's labels from the right, each followed by a dot, letters lower-cased, from its key
-/// (see [`WireName`]): `www.example.com.` is `com.example.www.`. Compared as bytes, this is
-/// not DNSSEC's canonical order: the trailing dot of a label sorts after `-`, `*` and the other
-/// characters below `.`, so `a-b.example.com.` comes before `a.example.com.` (Route 53 notes
-/// this), and `\052` and other escapes are compared as the bytes they stand for.
-fn reversed_name(key: &[u8]) -> Vec<u8> {
-    let mut labels: SmallVec<[&[u8]; 8]> = SmallVec::new();
-    let mut rest = key;
-    while let Some((&len, tail)) = rest.split_first() {
-        if len == 0 || tail.len() < len as usize {
-            break;
-        }
-        let (label, tail) = tail.split_at(len as usize);
-        labels.push(label);
-        rest = tail;
-    }
-    let mut out = Vec::with_capacity(key.len());
-    for label in labels.iter().rev() {
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-        out.push(b'.');
-    }
-    out
 }
 
 /// The key of `name` (see [`WireName`]), or of the root for a name too long to exist.

@@ -1,4 +1,5 @@
-//! Hosted zones: CreateHostedZone, GetHostedZone, ListHostedZones, DeleteHostedZone.
+//! Hosted zones: CreateHostedZone, GetHostedZone, ListHostedZones, ListHostedZonesByName,
+//! DeleteHostedZone, and their VPC associations.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -15,7 +16,7 @@ use super::types::{
     VpcAssociationRequest, VpcDto,
 };
 use super::ApiState;
-use crate::model::{normalize_name, HostedZoneId};
+use crate::model::{normalize_name, reversed_name, HostedZone, HostedZoneId, WireName};
 use crate::service::{NewHostedZone, ZoneState};
 use crate::zonefile;
 
@@ -29,6 +30,7 @@ pub fn router() -> Router<ApiState> {
             post(disassociate),
         )
         .route("/2013-04-01/hostedzonesbyvpc", get(by_vpc))
+        .route("/2013-04-01/hostedzonesbyname", get(by_name))
 }
 
 pub fn zone_id(raw: &str) -> Result<HostedZoneId, ApiError> {
@@ -224,6 +226,104 @@ async fn list(
             marker: params.marker,
             is_truncated: next_marker.is_some(),
             next_marker,
+            max_items: limit.to_string(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct ByNameParams {
+    #[serde(default)]
+    dnsname: Option<String>,
+    #[serde(default)]
+    hostedzoneid: Option<String>,
+    #[serde(default)]
+    maxitems: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ByNameResponse {
+    hosted_zones: Vec<HostedZoneDto>,
+    #[serde(rename = "DNSName", skip_serializing_if = "Option::is_none")]
+    dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosted_zone_id: Option<String>,
+    is_truncated: bool,
+    #[serde(rename = "NextDNSName", skip_serializing_if = "Option::is_none")]
+    next_dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_hosted_zone_id: Option<String>,
+    max_items: String,
+}
+
+/// The order ListHostedZonesByName lists zones in: names with their labels reversed, as ASCII
+/// (`com.example.www.`), then ids (zones may share a name).
+fn by_name_key(name: &Name) -> Vec<u8> {
+    WireName::new(name).map_or_else(Vec::new, |w| reversed_name(w.key()))
+}
+
+/// ListHostedZonesByName: every zone in name order, from `dnsname` (and, for a page after the
+/// first, `hostedzoneid`) on.
+async fn by_name(
+    State(state): State<ApiState>,
+    Params(params): Params<ByNameParams>,
+) -> Result<Response, ApiError> {
+    let limit = max_items(params.maxitems.as_deref(), 100)?;
+    let start_name = match &params.dnsname {
+        Some(raw) => Some(
+            zonefile::parse_name(raw, &Name::root())
+                .ok()
+                .filter(|n| n.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::InvalidDomainName(format!("{raw} is not a valid domain name"))
+                })?,
+        ),
+        None => None,
+    };
+    let start_id = match (&start_name, &params.hostedzoneid) {
+        (None, Some(_)) => {
+            return Err(ApiError::InvalidInput(
+                "The input is not valid: hostedzoneid requires dnsname".into(),
+            ))
+        }
+        (_, Some(raw)) => Some(zone_id(raw).map_err(|_| {
+            ApiError::InvalidInput(format!("The hostedzoneid {raw} is not a hosted zone id"))
+        })?),
+        (_, None) => None,
+    };
+    let start = start_name.as_ref().map(by_name_key);
+    let mut zones: Vec<(Vec<u8>, HostedZone, usize)> = state
+        .service
+        .zone_summaries()
+        .await
+        .into_iter()
+        .map(|(zone, count)| (by_name_key(&zone.name), zone, count))
+        .collect();
+    zones.sort_by(|a, b| (&a.0, &a.1.id).cmp(&(&b.0, &b.1.id)));
+    let from = zones.partition_point(|(key, zone, _)| match (&start, &start_id) {
+        (Some(name), Some(id)) => (key, &zone.id) < (name, id),
+        (Some(name), None) => key < name,
+        (None, _) => false,
+    });
+    let mut page = Vec::new();
+    let mut next = None;
+    for (_, zone, count) in &zones[from..] {
+        if page.len() == limit {
+            next = Some(zone);
+            break;
+        }
+        page.push(HostedZoneDto::new(zone, *count));
+    }
+    Ok(reply(
+        StatusCode::OK,
+        &ByNameResponse {
+            hosted_zones: page,
+            dns_name: params.dnsname,
+            hosted_zone_id: params.hostedzoneid,
+            is_truncated: next.is_some(),
+            next_dns_name: next.map(|z| z.name.to_ascii()),
+            next_hosted_zone_id: next.map(|z| z.id.to_string()),
             max_items: limit.to_string(),
         },
     ))

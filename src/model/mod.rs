@@ -19,5 +19,5 @@ pub use record_set::{
 };
 pub use value::{parse_name, parse_value, InvalidInput};
 pub use vpc::{check_vpc_id, Vpc, VpcAssociation};
-pub use wire_name::WireName;
+pub use wire_name::{reversed_name, WireName};
 pub use zone::{HostedZone, HostedZoneId, SchemaError};

@@ -252,6 +252,101 @@ async fn get_list_and_delete_hosted_zones() {
     );
 }
 
+/// ListHostedZonesByName: names with their labels reversed as ASCII, then ids; pages go on
+/// from NextDNSName and NextHostedZoneId.
+#[tokio::test]
+async fn hosted_zones_by_name_page_in_route53_order() {
+    let api = Api::new();
+    let mut ids = std::collections::HashMap::new();
+    for name in [
+        "www.example.com",
+        "example.com",
+        "a-b.example.com",
+        "example.net",
+    ] {
+        ids.insert(name, api.create_zone(name).await);
+    }
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone",
+            Some(json!({"Name": "example.net", "CallerReference": "twin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let twin = bare_id(&body["HostedZone"]["Id"]);
+    let mut net = [ids["example.net"].clone(), twin];
+    net.sort();
+    let mut seen = Vec::new();
+    let mut query = "?maxitems=2".to_owned();
+    loop {
+        let (status, page) = api
+            .call(
+                Method::GET,
+                &format!("/2013-04-01/hostedzonesbyname{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["MaxItems"], "2");
+        for zone in page["HostedZones"].as_array().unwrap() {
+            seen.push((
+                zone["Name"].as_str().unwrap().to_owned(),
+                zone["Id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        if page["IsTruncated"] != true {
+            assert!(page.get("NextDNSName").is_none(), "{page}");
+            break;
+        }
+        query = format!(
+            "?maxitems=2&dnsname={}&hostedzoneid={}",
+            page["NextDNSName"].as_str().unwrap(),
+            page["NextHostedZoneId"].as_str().unwrap()
+        );
+    }
+    let zone = |name: &str, id: &str| (name.to_owned(), format!("/hostedzone/{id}"));
+    assert_eq!(
+        seen,
+        [
+            zone("example.com.", &ids["example.com"]),
+            zone("a-b.example.com.", &ids["a-b.example.com"]),
+            zone("www.example.com.", &ids["www.example.com"]),
+            zone("example.net.", &net[0]),
+            zone("example.net.", &net[1]),
+        ]
+    );
+    // A name alone starts at the first zone at or after it, and is echoed.
+    let (_, page) = api
+        .call(
+            Method::GET,
+            "/2013-04-01/hostedzonesbyname?dnsname=EXAMPLE.net",
+            None,
+        )
+        .await;
+    assert_eq!(page["DNSName"], "EXAMPLE.net");
+    assert_eq!(page["HostedZones"].as_array().unwrap().len(), 2);
+    assert_eq!(page["IsTruncated"], false);
+    let (status, body) = api
+        .call(
+            Method::GET,
+            &format!("/2013-04-01/hostedzonesbyname?hostedzoneid={}", net[0]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "InvalidInput");
+    let (status, body) = api
+        .call(
+            Method::GET,
+            "/2013-04-01/hostedzonesbyname?dnsname=a..b",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "InvalidDomainName");
+}
+
 #[tokio::test]
 async fn zone_with_records_cannot_be_deleted() {
     let api = Api::new();
