@@ -710,6 +710,32 @@ impl Service {
         Ok(change)
     }
 
+    /// UpdateHostedZoneComment: the zone's comment becomes `comment` (none removes it). The
+    /// zone and its record set count as they are after.
+    pub async fn update_comment(
+        &self,
+        id: &HostedZoneId,
+        comment: Option<String>,
+    ) -> Result<(HostedZone, usize), ServiceError> {
+        let mut state = self.state.lock().await;
+        let current = state
+            .zones
+            .get(id)
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
+        let count = current.rrsets.len();
+        let mut zone = current.zone().clone();
+        zone.comment = comment;
+        self.apply(Batch(vec![Write::PutZone(zone.clone())]))
+            .await?;
+        if let Some(z) = state.zones.get_mut(id) {
+            z.rrsets = Arc::new(z.rrsets.with_zone(zone.clone()));
+        }
+        let seq = state.stage();
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok((zone, count))
+    }
+
     /// The private zones associated with a VPC (ListHostedZonesByVPC).
     pub async fn zones_by_vpc(&self, vpc_id: &str) -> Vec<HostedZone> {
         let state = self.read().await;

@@ -1,5 +1,6 @@
-//! Hosted zones: CreateHostedZone, GetHostedZone, ListHostedZones, ListHostedZonesByName,
-//! DeleteHostedZone, and their VPC associations.
+//! Hosted zones: CreateHostedZone, GetHostedZone, GetHostedZoneCount, ListHostedZones,
+//! ListHostedZonesByName, UpdateHostedZoneComment, DeleteHostedZone, and their VPC
+//! associations.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -13,7 +14,7 @@ use super::error::ApiError;
 use super::extract::{reply, JsonBody, Params, PathId};
 use super::types::{
     check_vpc_id, ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto,
-    VpcAssociationRequest, VpcDto,
+    UpdateHostedZoneCommentRequest, VpcAssociationRequest, VpcDto,
 };
 use super::ApiState;
 use crate::model::{normalize_name, reversed_name, HostedZone, HostedZoneId, WireName};
@@ -23,7 +24,11 @@ use crate::zonefile;
 pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/2013-04-01/hostedzone", get(list).post(create))
-        .route("/2013-04-01/hostedzone/{id}", get(fetch).delete(remove))
+        .route("/2013-04-01/hostedzonecount", get(count))
+        .route(
+            "/2013-04-01/hostedzone/{id}",
+            get(fetch).post(update_comment).delete(remove),
+        )
         .route("/2013-04-01/hostedzone/{id}/associatevpc", post(associate))
         .route(
             "/2013-04-01/hostedzone/{id}/disassociatevpc",
@@ -159,6 +164,43 @@ async fn fetch(State(state): State<ApiState>, PathId(id): PathId) -> Result<Resp
                 .then(|| zone.zone().vpcs.iter().map(VpcDto::from_model).collect()),
         },
     ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostedZoneResponse {
+    hosted_zone: HostedZoneDto,
+}
+
+/// UpdateHostedZoneComment: answers the zone as it is now.
+async fn update_comment(
+    State(state): State<ApiState>,
+    PathId(id): PathId,
+    JsonBody(request): JsonBody<UpdateHostedZoneCommentRequest>,
+) -> Result<Response, ApiError> {
+    let id = zone_id(&id)?;
+    let (zone, count) = state.service.update_comment(&id, request.comment).await?;
+    Ok(reply(
+        StatusCode::OK,
+        &HostedZoneResponse {
+            hosted_zone: HostedZoneDto::new(&zone, count),
+        },
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostedZoneCountResponse {
+    hosted_zone_count: usize,
+}
+
+/// GetHostedZoneCount: every hosted zone, public and private.
+async fn count(State(state): State<ApiState>) -> Response {
+    let hosted_zone_count = state.service.zone_summaries().await.len();
+    reply(
+        StatusCode::OK,
+        &HostedZoneCountResponse { hosted_zone_count },
+    )
 }
 
 #[derive(Deserialize)]

@@ -108,6 +108,14 @@ pub struct HostedZoneConfigDto {
     pub private_zone: bool,
 }
 
+/// UpdateHostedZoneComment: no Comment removes the zone's comment.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateHostedZoneCommentRequest {
+    #[serde(default, deserialize_with = "present")]
+    pub comment: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ChangeResourceRecordSetsRequest {

@@ -252,6 +252,50 @@ async fn get_list_and_delete_hosted_zones() {
     );
 }
 
+/// UpdateHostedZoneComment sets and removes the comment, as GetHostedZone then shows;
+/// GetHostedZoneCount counts every zone.
+#[tokio::test]
+async fn zone_comments_are_updated_and_zones_counted() {
+    let api = Api::new();
+    let (_, body) = api
+        .call(Method::GET, "/2013-04-01/hostedzonecount", None)
+        .await;
+    assert_eq!(body, json!({"HostedZoneCount": 0}));
+    let id = api.create_zone("example.com").await;
+    api.create_zone("example.net").await;
+    let (status, body) = api
+        .call(Method::GET, "/2013-04-01/hostedzonecount", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"HostedZoneCount": 2}));
+
+    let path = format!("/2013-04-01/hostedzone/{id}");
+    let (status, body) = api
+        .call(Method::POST, &path, Some(json!({"Comment": "team zone"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["HostedZone"]["Id"], format!("/hostedzone/{id}"));
+    assert_eq!(body["HostedZone"]["Config"]["Comment"], "team zone");
+    assert_eq!(body["HostedZone"]["ResourceRecordSetCount"], 2);
+    let (_, body) = api.call(Method::GET, &path, None).await;
+    assert_eq!(body["HostedZone"]["Config"]["Comment"], "team zone");
+    let (status, body) = api.call(Method::POST, &path, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["HostedZone"]["Config"].get("Comment").is_none(),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone/ZNOSUCHZONE",
+            Some(json!({"Comment": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "NoSuchHostedZone");
+}
+
 /// ListHostedZonesByName: names with their labels reversed as ASCII, then ids; pages go on
 /// from NextDNSName and NextHostedZoneId.
 #[tokio::test]
