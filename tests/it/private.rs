@@ -288,6 +288,16 @@ async fn vpc_association_follows_route53s_rules() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ChangeInfo"]["Status"], "INSYNC");
+    // Again: Route 53's ConflictingDomainExists is a 400 (its model gives it no other status).
+    let (status, body) = http(
+        api,
+        "POST",
+        &format!("/2013-04-01/hostedzone/{zone}/associatevpc"),
+        Some(vpc("vpc-b")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "ConflictingDomainExists");
     let now_inside = ask_from(
         OUTSIDE,
         s.running.dns_addr,
