@@ -5,7 +5,7 @@
 //! pure: the service runs it under its writer lock and commits the result.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -127,11 +127,16 @@ pub fn plan(
         return Err(messages);
     }
 
-    // Route 53 refuses a batch that touches one record set twice.
-    let mut seen = BTreeSet::new();
+    // Route 53 refuses a batch that touches one record set twice (deleting it twice, say),
+    // but for a DELETE followed by a CREATE, the way record sets were replaced before UPSERT.
+    let mut seen: BTreeMap<RrKey, Vec<Action>> = BTreeMap::new();
     for change in &batch.changes {
         let key = change.rrset.key();
-        if !seen.insert(key.clone()) {
+        let before = seen.entry(key.clone()).or_default();
+        let replaced = before.as_slice() == [Action::Delete] && change.action == Action::Create;
+        let repeated = !before.is_empty() && !replaced;
+        before.push(change.action);
+        if repeated {
             messages.push(format!(
                 "The request contains an invalid set of changes for a resource record set '{} {}'",
                 type_name(key.rtype),
@@ -184,14 +189,8 @@ pub fn plan(
                         "Tried to delete resource record set {} but the values provided do not match the current values",
                         describe(set)
                     )),
-                    Some(_) if set.name == zone.name && set.rtype == RecordType::SOA => {
-                        messages.push("A HostedZone must contain exactly one SOA record.".into())
-                    }
-                    Some(_) if set.name == zone.name && set.rtype == RecordType::NS => messages
-                        .push(
-                            "A HostedZone must contain at least one NS record for the zone itself."
-                                .into(),
-                        ),
+                    // The apex SOA and NS may be deleted and created again in one batch: what
+                    // the zone must hold is judged once the whole batch is applied, below.
                     Some(_) => {
                         view.insert(key, None);
                     }
@@ -212,6 +211,23 @@ pub fn plan(
             }
         }
         view.insert(key, Some(set));
+    }
+    // Route 53's words say what the zone must hold after the batch, not that the apex SOA or
+    // NS cannot be deleted: DELETE and CREATE of either in one batch replaces it.
+    // Only a batch that deletes one is judged, so that a zone imported without apex NS can
+    // still be changed.
+    let deletes = |rtype| {
+        batch.changes.iter().any(|c| {
+            c.action == Action::Delete && c.rrset.rtype == rtype && c.rrset.name == zone.name
+        })
+    };
+    let gone = |rtype| lookup(&view, current, &RrKey::new(&zone.name, rtype)).is_none();
+    if deletes(RecordType::SOA) && gone(RecordType::SOA) {
+        messages.push("A HostedZone must contain exactly one SOA record.".into());
+    }
+    if deletes(RecordType::NS) && gone(RecordType::NS) {
+        messages
+            .push("A HostedZone must contain at least one NS record for the zone itself.".into());
     }
     if !messages.is_empty() {
         return Err(messages);
@@ -513,6 +529,12 @@ mod tests {
             change(Action::Upsert, s),
         ]);
         assert_eq!(m, ["The request contains an invalid set of changes for a resource record set 'A new.example.com.'"]);
+        let www = set("www.example.com.", RecordType::A, 300, &["192.0.2.1"]);
+        let m = messages(vec![
+            change(Action::Delete, www.clone()),
+            change(Action::Delete, www),
+        ]);
+        assert_eq!(m, ["The request contains an invalid set of changes for a resource record set 'A www.example.com.'"]);
     }
 
     #[test]
@@ -525,6 +547,25 @@ mod tests {
             m,
             ["RRSet with DNS name www.example.org. is not permitted in zone example.com."]
         );
+    }
+
+    #[test]
+    fn apex_ns_can_be_replaced_in_one_batch() {
+        let old = set(
+            "example.com.",
+            RecordType::NS,
+            172800,
+            &["ns1.example.net."],
+        );
+        let new = set("example.com.", RecordType::NS, 3600, &["ns2.example.net."]);
+        let batch = ChangeBatch {
+            comment: None,
+            changes: vec![change(Action::Delete, old), change(Action::Create, new)],
+        };
+        let plan = plan(&zone(), &current(), &batch, &|_, _| false).unwrap();
+        assert_eq!(plan.put.len(), 1);
+        assert_eq!(plan.put[0].ttl, 3600);
+        assert!(plan.delete.is_empty());
     }
 
     #[test]

@@ -622,6 +622,51 @@ async fn ttl_names_and_wildcards_are_checked() {
     assert_eq!(sets["ResourceRecordSets"][0]["Name"], "\\052.example.com.");
 }
 
+/// The apex SOA and NS cannot be deleted, but a DELETE and a CREATE of one in the same batch
+/// replace it, as they do in Route 53 (the way record sets were changed before UPSERT).
+#[tokio::test]
+async fn apex_soa_is_replaced_by_delete_and_create_in_one_batch() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let page = api
+        .list(&id, "?name=example.com.&type=SOA&maxitems=1")
+        .await;
+    let soa = page["ResourceRecordSets"][0].clone();
+    let value = soa["ResourceRecords"][0]["Value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ttl = soa["TTL"].as_i64().unwrap();
+    let delete = rrset("DELETE", "example.com.", "SOA", ttl, &[&value]);
+    let (status, body) = api.change(&id, json!([delete.clone()])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["Error"]["Messages"],
+        json!(["A HostedZone must contain exactly one SOA record."])
+    );
+    let newer = value.replace(" 1 7200 ", " 2 7200 ");
+    assert_ne!(newer, value);
+    let create = rrset("CREATE", "example.com.", "SOA", 60, &[&newer]);
+    let (status, body) = api.change(&id, json!([delete.clone(), create])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page = api
+        .list(&id, "?name=example.com.&type=SOA&maxitems=1")
+        .await;
+    assert_eq!(page["ResourceRecordSets"][0]["TTL"], 60);
+    assert_eq!(
+        page["ResourceRecordSets"][0]["ResourceRecords"][0]["Value"],
+        newer.as_str()
+    );
+    // Deleting it twice is still refused.
+    let old = rrset("DELETE", "example.com.", "SOA", 60, &[&newer]);
+    let (status, body) = api.change(&id, json!([old.clone(), old])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_message(&body).contains("invalid set of changes"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn malformed_json_names_the_field() {
     let api = Api::new();
