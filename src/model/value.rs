@@ -134,17 +134,14 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                     )
                 });
         }
-        RecordType::TXT | SPF => {
-            // Route 53 wants every character-string quoted; the zone-file reader also takes
-            // bare words.
-            let v = value.trim();
-            if !(v.len() >= 2 && v.starts_with('"') && v.ends_with('"')) {
-                return Err(fatal(
-                    "InvalidCharacterString",
-                    "Value should be enclosed in quotation marks",
-                    value,
-                ));
-            }
+        // Route 53 wants every character-string quoted; the zone-file reader also takes bare
+        // words.
+        RecordType::TXT | SPF if !all_quoted(value) => {
+            return Err(fatal(
+                "InvalidCharacterString",
+                "Value should be enclosed in quotation marks",
+                value,
+            ));
         }
         RecordType::MX => {
             expect_fields(
@@ -199,7 +196,7 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                 ));
             }
             let rest = value.trim_start()[fields[0].len()..].trim_start()[fields[1].len()..].trim();
-            if !(rest.len() >= 2 && rest.starts_with('"') && rest.ends_with('"')) {
+            if rest.is_empty() || !all_quoted(rest) {
                 return Err(fatal(
                     "InvalidCharacterString",
                     "Value should be enclosed in quotation marks",
@@ -237,6 +234,42 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
             "Invalid Resource Record: 'FATAL problem: InvalidRData ({e}) encountered with '{value}''"
         ))
     })
+}
+
+/// Whether `value` is one or more quoted strings, separated by blanks, and nothing else: a
+/// quote inside a string must be escaped (`"a \"b\""`). `"x="y""` is two strings with a bare
+/// word between them, which Route 53 refuses as InvalidCharacterString.
+fn all_quoted(value: &str) -> bool {
+    let mut chars = value.trim().chars();
+    let mut strings = 0;
+    loop {
+        match chars.next() {
+            None => return strings > 0,
+            Some(c) if c.is_whitespace() => continue,
+            Some('"') => {}
+            Some(_) => return false,
+        }
+        // Inside a string: up to the closing quote, escapes skipped.
+        loop {
+            match chars.next() {
+                None => return false,
+                Some('\\') => {
+                    if chars.next().is_none() {
+                        return false;
+                    }
+                }
+                Some('"') => break,
+                Some(_) => {}
+            }
+        }
+        strings += 1;
+        // A string ends at a blank or the end of the value.
+        match chars.clone().next() {
+            None => {}
+            Some(c) if c.is_whitespace() => {}
+            Some(_) => return false,
+        }
+    }
 }
 
 fn u16_field(field: &str, problem: &str, what: &str, value: &str) -> Result<u16, InvalidInput> {
@@ -302,6 +335,36 @@ mod tests {
         };
         let strings: Vec<&[u8]> = txt.txt_data.iter().map(|s| &s[..]).collect();
         assert_eq!(strings, [&b"a\"b"[..], b"c\\d", b"AB"]);
+    }
+
+    #[test]
+    fn every_character_string_must_be_quoted() {
+        for good in [
+            r#""a""#,
+            r#""""#,
+            r#""a" "b""#,
+            r#"  "a b"   "c"  "#,
+            r#""a \"b\" c""#,
+            r#""a\\""#,
+        ] {
+            assert!(all_quoted(good), "{good}");
+            assert!(parse_value(RecordType::TXT, good).is_ok(), "{good}");
+        }
+        // The first as external-dns once sent it: inner quotes not escaped.
+        for bad in [
+            r#""heritage=external-dns,external-dns/owner="zone",x=y""#,
+            r#""a" b"#,
+            r#"a "b""#,
+            r#""a"b"#,
+            r#""a"#,
+            r#""a\""#,
+            "",
+        ] {
+            assert!(!all_quoted(bad), "{bad}");
+            let e = parse_value(RecordType::TXT, bad).unwrap_err();
+            assert!(e.0.contains("InvalidCharacterString"), "{bad}: {e}");
+        }
+        assert!(parse_value(RecordType::CAA, r#"0 issue "ca.example" x"#).is_err());
     }
 
     #[test]
