@@ -103,7 +103,8 @@ impl From<ServiceError> for ApiError {
             }
             e @ ServiceError::NoSuchRule(_) => ApiError::NotFound("NoSuchRule", e.to_string()),
             // A 400 in Route 53, unlike r53's own VPCAssociationExists.
-            e @ ServiceError::ConflictingVpcAssociation(_) => {
+            e @ (ServiceError::ConflictingVpcAssociation(_)
+            | ServiceError::SameNameInVpc { .. }) => {
                 ApiError::BadRequest("ConflictingDomainExists", e.to_string())
             }
             other @ (ServiceError::Store(_) | ServiceError::Internal(_)) => {

@@ -384,6 +384,50 @@ async fn bad_private_zone_requests_are_refused() {
     }
 }
 
+/// A VPC sees one private zone of a name: a second one for the same VPC, created or
+/// associated, is ConflictingDomainExists (400) in Route 53's words; in another VPC it is fine.
+#[tokio::test]
+async fn a_vpc_sees_one_private_zone_of_a_name() {
+    let s = setup().await;
+    let twin = json!({"Name": "example.com", "CallerReference": "twin",
+        "VPC": {"VPCRegion": "us-east-1", "VPCId": "vpc-a"}});
+    let (status, body) = http(s.api, "POST", "/2013-04-01/hostedzone", Some(twin)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "ConflictingDomainExists");
+    assert_eq!(
+        body["Error"]["Message"],
+        format!(
+            "The VPC vpc-a in region us-east-1 has already been associated with the hosted zone {} with the same domain name.",
+            s.private_zone
+        )
+    );
+    let (status, _) = http(
+        s.api,
+        "PUT",
+        "/v1/vpcs/vpc-b",
+        Some(json!({"Cidrs": ["127.0.0.3/32"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let other = create_private(s.api, "example.com", "vpc-b").await;
+    let (status, body) = http(
+        s.api,
+        "POST",
+        &format!("/2013-04-01/hostedzone/{other}/associatevpc"),
+        Some(json!({"VPC": {"VPCRegion": "us-east-1", "VPCId": "vpc-a"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "ConflictingDomainExists");
+    assert!(
+        body["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains(&s.private_zone),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_caller_reference_retry_must_be_the_same_request() {
     let s = setup().await;
