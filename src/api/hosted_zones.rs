@@ -17,9 +17,8 @@ use super::types::{
     UpdateHostedZoneCommentRequest, VpcAssociationRequest, VpcDto,
 };
 use super::ApiState;
-use crate::model::{normalize_name, reversed_name, HostedZone, HostedZoneId, WireName};
+use crate::model::{parse_name, reversed_name, route53_name, HostedZone, HostedZoneId, WireName};
 use crate::service::{NewHostedZone, ZoneState};
-use crate::zonefile;
 
 pub fn router() -> Router<ApiState> {
     Router::new()
@@ -97,13 +96,12 @@ async fn create(
             "1 validation error detected: Value at 'callerReference' failed to satisfy constraint: Member must have length between 1 and 128".into(),
         ));
     }
-    let name = zonefile::parse_name(&request.name, &Name::root())
+    let name = parse_name(&request.name)
         .ok()
-        .filter(|n| !n.is_root() && n.len() <= 255)
+        .filter(|n| !n.is_root())
         .ok_or_else(|| {
             ApiError::InvalidDomainName(format!("{} is not a valid domain name", request.name))
         })?;
-    let name = normalize_name(&name);
     if name.iter().any(|label| label.contains(&b'*')) {
         return Err(ApiError::InvalidDomainName(format!(
             "{} is not a valid domain name: a hosted zone name cannot contain an asterisk",
@@ -313,14 +311,9 @@ async fn by_name(
 ) -> Result<Response, ApiError> {
     let limit = max_items(params.maxitems.as_deref(), 100)?;
     let start_name = match &params.dnsname {
-        Some(raw) => Some(
-            zonefile::parse_name(raw, &Name::root())
-                .ok()
-                .filter(|n| n.len() <= 255)
-                .ok_or_else(|| {
-                    ApiError::InvalidDomainName(format!("{raw} is not a valid domain name"))
-                })?,
-        ),
+        Some(raw) => Some(parse_name(raw).ok().ok_or_else(|| {
+            ApiError::InvalidDomainName(format!("{raw} is not a valid domain name"))
+        })?),
         None => None,
     };
     let start_id = match (&start_name, &params.hostedzoneid) {
@@ -364,7 +357,7 @@ async fn by_name(
             dns_name: params.dnsname,
             hosted_zone_id: params.hostedzoneid,
             is_truncated: next.is_some(),
-            next_dns_name: next.map(|z| z.name.to_ascii()),
+            next_dns_name: next.map(|z| route53_name(&z.name)),
             next_hosted_zone_id: next.map(|z| z.id.to_string()),
             max_items: limit.to_string(),
         },
@@ -503,7 +496,7 @@ async fn by_vpc(
         }
         summaries.push(ZoneSummary {
             hosted_zone_id: zone.id.to_string(),
-            name: zone.name.to_ascii(),
+            name: route53_name(&zone.name),
             owner: Owner {
                 owning_account: "r53",
             },

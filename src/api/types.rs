@@ -5,14 +5,13 @@
 
 use std::time::SystemTime;
 
-use hickory_proto::rr::Name;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::model::{
-    self, parse_name, parse_type, type_name, Action, AliasTarget, Change, ChangeBatch, ChangeInfo,
-    Endpoint, EndpointAddress, EndpointKind, EndpointZones, HostedZone, ResourceRecordSet,
-    VpcAssociation,
+    self, parse_name, parse_type, route53_name, type_name, Action, AliasTarget, Change,
+    ChangeBatch, ChangeInfo, Endpoint, EndpointAddress, EndpointKind, EndpointZones, HostedZone,
+    ResourceRecordSet, VpcAssociation,
 };
 use crate::zonefile;
 
@@ -384,7 +383,7 @@ impl ResourceRecordSetDto {
                 rtype: type_name(set.rtype),
                 alias_target: Some(AliasTargetDto {
                     hosted_zone_id: alias.hosted_zone_id.clone(),
-                    dns_name: alias.dns_name.to_ascii(),
+                    dns_name: route53_name(&alias.dns_name),
                     evaluate_target_health: alias.evaluate_target_health,
                 }),
                 ..Default::default()
@@ -413,18 +412,6 @@ fn in_batch(e: model::InvalidInput) -> ApiError {
     ApiError::InvalidChangeBatch(vec![e.0])
 }
 
-/// Route 53 writes names fully qualified, with `*` escaped as `\052`.
-pub fn route53_name(name: &Name) -> String {
-    let text = name.to_ascii();
-    if text == "*." {
-        return "\\052.".into();
-    }
-    match text.strip_prefix("*.") {
-        Some(rest) => format!("\\052.{rest}"),
-        None => text,
-    }
-}
-
 // ---- responses ----
 
 pub fn timestamp(t: SystemTime) -> String {
@@ -445,7 +432,7 @@ impl HostedZoneDto {
     pub fn new(zone: &HostedZone, rrset_count: usize) -> Self {
         Self {
             id: format!("/hostedzone/{}", zone.id),
-            name: zone.name.to_ascii(),
+            name: route53_name(&zone.name),
             caller_reference: zone.caller_reference.clone(),
             config: HostedZoneConfigDto {
                 comment: zone.comment.clone(),

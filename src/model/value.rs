@@ -41,9 +41,119 @@ fn in_record(e: InvalidInput) -> InvalidInput {
     InvalidInput(format!("Invalid Resource Record: '{}'", e.0))
 }
 
-/// Parses a DNS name as given in a change batch: relative names are taken as fully
-/// qualified, `\052` is an asterisk, and `*` may only be the whole leftmost label.
+/// Parses a DNS name as Route 53 takes it (its "DNS domain name format"): names are fully
+/// qualified whether or not they end in a dot, letters are folded to lower case, and a
+/// backslash escape is three octal digits (`\\052` is `*`, `ex\\344mple` is `exämple`) or
+/// stands for the character after it (`\\.`). `*` may only be the whole leftmost label.
+///
+/// Octal, not RFC 1035's decimal: Route 53 writes names so in its listings (see
+/// [`route53_name`]), and what it lists must read back as the same name.
 pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
+    if text.is_empty() {
+        return Err(InvalidInput("DNS name must not be empty".into()));
+    }
+    let bad_escape = || {
+        InvalidInput(format!(
+            "Invalid DNS name '{text}': a backslash must be followed by three octal digits or by the character it escapes"
+        ))
+    };
+    let mut labels: Vec<Vec<u8>> = Vec::new();
+    let mut label = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut ends_with_dot = false;
+    while let Some(c) = chars.next() {
+        ends_with_dot = false;
+        match c {
+            '.' => {
+                labels.push(std::mem::take(&mut label));
+                ends_with_dot = true;
+            }
+            '\\' => match chars.next() {
+                Some(d) if d.is_ascii_digit() => {
+                    let mut code = d.to_digit(8).ok_or_else(bad_escape)?;
+                    for _ in 0..2 {
+                        let digit = chars.next().and_then(|d| d.to_digit(8));
+                        code = code * 8 + digit.ok_or_else(bad_escape)?;
+                    }
+                    label.push(u8::try_from(code).map_err(|_| bad_escape())?);
+                }
+                Some(other) => {
+                    let mut buf = [0; 4];
+                    label.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
+                }
+                None => return Err(bad_escape()),
+            },
+            other => {
+                let mut buf = [0; 4];
+                label.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    if !ends_with_dot {
+        labels.push(label);
+    }
+    // "." alone is the root.
+    if labels.len() == 1 && labels[0].is_empty() && text == "." {
+        labels.clear();
+    }
+    // Wire length: one length octet per label plus the labels, plus the root.
+    if labels.iter().map(|l| l.len() + 1).sum::<usize>() + 1 > 255 {
+        return Err(fatal_name(
+            "DomainNameTooLong",
+            "Domain name is too long",
+            text,
+        ));
+    }
+    for (i, label) in labels.iter().enumerate() {
+        if label.is_empty() {
+            return Err(fatal_name(
+                "DomainLabelEmpty",
+                "Domain label is empty",
+                text,
+            ));
+        }
+        if label.len() > 63 {
+            return Err(fatal_name(
+                "DomainLabelTooLong",
+                "Domain label is too long",
+                text,
+            ));
+        }
+        if label.contains(&b'*') && (i != 0 || label != b"*") {
+            return Err(InvalidInput(format!(
+                "Invalid DNS name '{text}': an asterisk is only permitted as the whole leftmost label"
+            )));
+        }
+    }
+    let name = Name::from_labels(labels)
+        .map_err(|e| InvalidInput(format!("Invalid DNS name '{text}': {e}")))?;
+    Ok(normalize_name(&name))
+}
+
+/// A name as Route 53 writes it: fully qualified, and every character other than `a`-`z`,
+/// `0`-`9`, `-` and `_` as a backslash and three octal digits, so `*.example.com.` is
+/// `\\052.example.com.` ("Route 53 API actions return the characters as escape codes in the
+/// format \\three-digit octal code"). [`parse_name`] reads it back.
+pub fn route53_name(name: &Name) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for label in name.iter() {
+        for &byte in label {
+            match byte.to_ascii_lowercase() {
+                b @ (b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_') => out.push(b as char),
+                b => out.push_str(&format!("\\{b:03o}")),
+            }
+        }
+        out.push('.');
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+/// Reads a name inside a value (a CNAME's target, an MX's exchange) as the zone-file reader
+/// does, with RFC 1035's decimal escapes, and checks it as a record name is checked.
+fn parse_value_name(text: &str) -> Result<Name, InvalidInput> {
     let unescaped = text.replace("\\052", "*");
     if unescaped.is_empty() {
         return Err(InvalidInput("DNS name must not be empty".into()));
@@ -211,7 +321,7 @@ pub fn parse_value(rtype: RecordType, value: &str) -> Result<RData, InvalidInput
                 "Value must be one domain name",
                 value,
             )?;
-            parse_name(fields[0]).map_err(in_record)?;
+            parse_value_name(fields[0]).map_err(in_record)?;
         }
         RecordType::SOA => {
             expect_fields(
@@ -292,6 +402,22 @@ mod tests {
             parse_name("\\052.example.com.").unwrap().to_string(),
             "*.example.com."
         );
+    }
+
+    #[test]
+    fn escapes_are_octal_and_names_are_written_back_so() {
+        let name = parse_name("ex\\344mple.\\101\\.b.com").unwrap();
+        let labels: Vec<&[u8]> = name.iter().collect();
+        assert_eq!(labels, [&b"ex\xe4mple"[..], b"a.b", b"com"]);
+        assert_eq!(route53_name(&name), "ex\\344mple.a\\056b.com.");
+        assert_eq!(parse_name(&route53_name(&name)).unwrap(), name);
+        let wildcard = parse_name("*.Example.com").unwrap();
+        assert_eq!(route53_name(&wildcard), "\\052.example.com.");
+        assert_eq!(parse_name("\\052.example.com.").unwrap(), wildcard);
+        assert_eq!(route53_name(&parse_name(".").unwrap()), ".");
+        for bad in ["a\\09.com", "a\\400.com", "a\\1", "a\\"] {
+            assert!(parse_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

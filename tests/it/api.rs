@@ -974,20 +974,20 @@ async fn bad_method_and_query_get_route53_shaped_errors() {
     assert_eq!(error_code(&body), "InvalidInput");
 }
 
+/// Route 53's escapes in names are a backslash and three octal digits, in and out: `\101` is
+/// `a`, and a listing writes every character but `a-z0-9-_` so (`/` is `\057`), which reads
+/// back as the same name. Zone names too (`ex\344mple.com`).
 #[tokio::test]
-async fn decimal_escapes_in_names_are_decimal() {
+async fn escapes_in_names_are_octal_as_route53_writes_them() {
     let api = Api::new();
     let id = api.create_zone("example.com").await;
     let (status, body) = api
         .change(
             &id,
-            json!([rrset(
-                "CREATE",
-                "a\\065.example.com.",
-                "A",
-                300,
-                &["192.0.2.1"]
-            )]),
+            json!([
+                rrset("CREATE", "a\\101.example.com.", "A", 300, &["192.0.2.1"]),
+                rrset("CREATE", "0/26.example.com.", "A", 300, &["192.0.2.2"]),
+            ]),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -995,4 +995,34 @@ async fn decimal_escapes_in_names_are_decimal() {
         .list(&id, "?name=aa.example.com.&type=A&maxitems=1")
         .await;
     assert_eq!(sets["ResourceRecordSets"][0]["Name"], "aa.example.com.");
+    let sets = api
+        .list(&id, "?name=0%5C05726.example.com.&type=A&maxitems=1")
+        .await;
+    assert_eq!(
+        sets["ResourceRecordSets"][0]["Name"],
+        "0\\05726.example.com."
+    );
+    let (status, body) = api
+        .change(
+            &id,
+            json!([rrset(
+                "DELETE",
+                "0\\05726.example.com.",
+                "A",
+                300,
+                &["192.0.2.2"]
+            )]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let umlaut = api.create_zone("ex\\344mple.com").await;
+    let (_, zone) = api
+        .call(
+            Method::GET,
+            &format!("/2013-04-01/hostedzone/{umlaut}"),
+            None,
+        )
+        .await;
+    assert_eq!(zone["HostedZone"]["Name"], "ex\\344mple.com.");
 }
