@@ -365,8 +365,9 @@ impl ResourceRecordSetDto {
         ) && rdatas.len() > 1
         {
             return Err(ApiError::InvalidChangeBatch(vec![format!(
-                "RRSet of type {} with DNS name {name} has more than one resource record, which is not permitted",
-                type_name(rtype)
+                "RRSet of type {} with DNS name {} has more than one resource record, which is not permitted",
+                type_name(rtype),
+                route53_name(&name)
             )]));
         }
         Ok((

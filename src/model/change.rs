@@ -15,8 +15,8 @@ use rand::Rng;
 use hickory_proto::rr::Name;
 
 use super::{
-    type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, RecordSets, ResourceRecordSet,
-    RrKey,
+    route53_name, type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, RecordSets,
+    ResourceRecordSet, RrKey,
 };
 
 /// Route 53's per-batch limits (ChangeResourceRecordSets quotas).
@@ -87,7 +87,11 @@ pub struct Plan {
 }
 
 fn describe(set: &ResourceRecordSet) -> String {
-    format!("[name='{}', type='{}']", set.name, type_name(set.rtype))
+    format!(
+        "[name='{}', type='{}']",
+        route53_name(&set.name),
+        type_name(set.rtype)
+    )
 }
 
 /// Checks `batch` against the zone's current record sets, in order, as Route 53 does: each
@@ -140,7 +144,7 @@ pub fn plan(
             messages.push(format!(
                 "The request contains an invalid set of changes for a resource record set '{} {}'",
                 type_name(key.rtype),
-                key.name
+                route53_name(&key.name)
             ));
         }
     }
@@ -166,7 +170,8 @@ pub fn plan(
         if !zone.name.zone_of(&set.name) {
             messages.push(format!(
                 "RRSet with DNS name {} is not permitted in zone {}",
-                set.name, zone.name
+                route53_name(&set.name),
+                route53_name(&zone.name)
             ));
             continue;
         }
@@ -278,20 +283,20 @@ fn check_alias(
     let not_found = || {
         format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but that target was not found",
-            alias.dns_name
+            route53_name(&alias.dns_name)
         )
     };
     if matches!(set.rtype, RecordType::NS | RecordType::SOA) {
         return Some(format!(
             "RRSet of type {rtype} with DNS name {} cannot be an alias",
-            set.name
+            route53_name(&set.name)
         ));
     }
     if let Some(kind) = EndpointZones::kind_of_zone(target_zone) {
         if !matches!(set.rtype, RecordType::A | RecordType::AAAA) {
             return Some(format!(
                 "Tried to create an alias of type {rtype} that targets {}, but an alias to a {} must be of type A or AAAA",
-                alias.dns_name,
+                route53_name(&alias.dns_name),
                 kind.as_str()
             ));
         }
@@ -300,19 +305,19 @@ fn check_alias(
     if target_zone != zone.id.as_str() {
         return Some(format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias can only target a record set in the same hosted zone ({}) or a registered endpoint",
-            alias.dns_name, zone.id
+            route53_name(&alias.dns_name), zone.id
         ));
     }
     if !zone.name.zone_of(&alias.dns_name) {
         return Some(format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but the alias target name does not lie within the target zone",
-            alias.dns_name
+            route53_name(&alias.dns_name)
         ));
     }
     if alias.dns_name == set.name {
         return Some(format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias cannot target itself",
-            alias.dns_name
+            route53_name(&alias.dns_name)
         ));
     }
     target_set(&RrKey::new(&alias.dns_name, set.rtype))
@@ -331,11 +336,11 @@ fn check_placement(
     match set.rtype {
         RecordType::CNAME if at_apex => Some(format!(
             "RRSet of type CNAME with DNS name {} is not permitted at apex in zone {}",
-            set.name, zone.name
+            route53_name(&set.name), route53_name(&zone.name)
         )),
         RecordType::SOA if !at_apex => Some(format!(
             "RRSet of type SOA with DNS name {} is not permitted because a SOA record is only permitted at the zone apex",
-            set.name
+            route53_name(&set.name)
         )),
         RecordType::CNAME => {
             let others = ALL_TYPES
@@ -345,7 +350,7 @@ fn check_placement(
             others.then(|| {
                 format!(
                     "RRSet of type CNAME with DNS name {} is not permitted as it conflicts with other records with the same DNS name in zone {}",
-                    set.name, zone.name
+                    route53_name(&set.name), route53_name(&zone.name)
                 )
             })
         }
@@ -354,8 +359,8 @@ fn check_placement(
             format!(
                 "RRSet of type {} with DNS name {} is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone {}",
                 type_name(other),
-                set.name,
-                zone.name
+                route53_name(&set.name),
+                route53_name(&zone.name)
             )
         }),
     }
@@ -459,6 +464,16 @@ mod tests {
             set("nope.example.com.", RecordType::A, 300, &["192.0.2.9"]),
         )]);
         assert_eq!(m, ["Tried to delete resource record set [name='nope.example.com.', type='A'] but it was not found"]);
+    }
+
+    /// Route 53 names a wildcard `\052` in its messages, as in its listings.
+    #[test]
+    fn messages_write_names_as_route53_does() {
+        let m = messages(vec![change(
+            Action::Delete,
+            set("*.example.com.", RecordType::A, 300, &["192.0.2.9"]),
+        )]);
+        assert_eq!(m, ["Tried to delete resource record set [name='\\052.example.com.', type='A'] but it was not found"]);
     }
 
     #[test]
