@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{reply, JsonBody, Params, PathId};
 use super::types::{
-    check_vpc_id, ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto, HostedZoneDto,
-    UpdateHostedZoneCommentRequest, VpcAssociationRequest, VpcDto,
+    check_comment, check_vpc_id, ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto,
+    HostedZoneDto, UpdateHostedZoneCommentRequest, VpcAssociationRequest, VpcDto,
 };
 use super::ApiState;
 use crate::model::{parse_name, reversed_name, route53_name, HostedZone, HostedZoneId, WireName};
@@ -76,6 +76,7 @@ async fn create(
     JsonBody(request): JsonBody<CreateHostedZoneRequest>,
 ) -> Result<Response, ApiError> {
     let config = request.hosted_zone_config.unwrap_or_default();
+    check_comment(config.comment.as_deref(), "hostedZoneConfig.comment")?;
     let vpc = match request.vpc {
         Some(vpc) => Some(vpc.into_model()?),
         None if config.private_zone => {
@@ -177,6 +178,7 @@ async fn update_comment(
     JsonBody(request): JsonBody<UpdateHostedZoneCommentRequest>,
 ) -> Result<Response, ApiError> {
     let id = zone_id(&id)?;
+    check_comment(request.comment.as_deref(), "comment")?;
     let (zone, count) = state.service.update_comment(&id, request.comment).await?;
     Ok(reply(
         StatusCode::OK,

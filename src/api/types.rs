@@ -71,6 +71,20 @@ pub fn check_region(region: &str, field: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Route 53 holds a comment (a ResourceDescription) to 256 characters.
+pub const MAX_COMMENT_CHARS: usize = 256;
+
+/// InvalidInput for a comment longer than Route 53 keeps, in its validation wording;
+/// `field` is where the comment is (`changeBatch.comment`).
+pub fn check_comment(comment: Option<&str>, field: &str) -> Result<(), ApiError> {
+    match comment {
+        Some(c) if c.chars().count() > MAX_COMMENT_CHARS => Err(ApiError::InvalidInput(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {MAX_COMMENT_CHARS}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A VPC id as the API takes it: InvalidVPCId when malformed.
 pub fn check_vpc_id(id: &str) -> Result<(), ApiError> {
     model::check_vpc_id(id).map_err(|e| ApiError::InvalidVpcId(e.0))
@@ -241,6 +255,7 @@ impl ChangeBatchDto {
     /// Validates the batch's shape and values (InvalidInput) into a model batch; the rules
     /// that depend on the zone's contents are the service's (InvalidChangeBatch).
     pub fn into_model(self) -> Result<ChangeBatch, ApiError> {
+        check_comment(self.comment.as_deref(), "changeBatch.comment")?;
         if self.changes.is_empty() {
             return Err(ApiError::InvalidInput(
                 "1 validation error detected: Value '[]' at 'changeBatch.changes' failed to satisfy constraint: Member must have length greater than or equal to 1".into(),

@@ -285,6 +285,44 @@ async fn zone_comments_are_updated_and_zones_counted() {
         body["HostedZone"]["Config"].get("Comment").is_none(),
         "{body}"
     );
+    // Route 53 keeps comments to 256 characters, here as at creation and in a change batch.
+    let long = "x".repeat(257);
+    let (status, body) = api
+        .call(Method::POST, &path, Some(json!({ "Comment": long })))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "InvalidInput");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone",
+            Some(json!({"Name": "long.test", "CallerReference": "long",
+                "HostedZoneConfig": {"Comment": long}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_message(&body).contains("hostedZoneConfig.comment"),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/2013-04-01/hostedzone/{id}/rrset"),
+            Some(json!({"ChangeBatch": {"Comment": long, "Changes": [
+                rrset("CREATE", "c.example.com.", "A", 300, &["192.0.2.1"])]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_message(&body).contains("changeBatch.comment"),
+        "{body}"
+    );
+    let ok = "x".repeat(256);
+    let (status, body) = api
+        .call(Method::POST, &path, Some(json!({ "Comment": ok })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = api
         .call(
             Method::POST,
