@@ -209,6 +209,12 @@ struct ListParams {
     marker: Option<String>,
     #[serde(default, alias = "MaxItems", alias = "maxItems")]
     maxitems: Option<String>,
+    /// `PrivateHostedZone` lists private zones only.
+    #[serde(default)]
+    hostedzonetype: Option<String>,
+    /// Zones of a reusable delegation set, which r53 has none of.
+    #[serde(default)]
+    delegationsetid: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -236,7 +242,8 @@ pub fn max_items(raw: Option<&str>, cap: usize) -> Result<usize, ApiError> {
     }
 }
 
-/// Zones in id order; `Marker` is the id of the first zone of the page.
+/// Zones in id order (private ones only with `hostedzonetype=PrivateHostedZone`); `Marker` is
+/// the id of the first zone of the page.
 async fn list(
     State(state): State<ApiState>,
     Params(params): Params<ListParams>,
@@ -248,11 +255,28 @@ async fn list(
         })?),
         None => None,
     };
+    let private_only = match params.hostedzonetype.as_deref() {
+        None => false,
+        Some("PrivateHostedZone") => true,
+        Some(other) => {
+            return Err(ApiError::InvalidInput(format!(
+                "1 validation error detected: Value '{other}' at 'hostedZoneType' failed to satisfy constraint: Member must satisfy enum value set: [PrivateHostedZone]"
+            )))
+        }
+    };
+    // r53 makes no reusable delegation sets, so no id names one.
+    if params.delegationsetid.is_some() {
+        return Err(ApiError::BadRequest(
+            "NoSuchDelegationSet",
+            "A reusable delegation set with the specified ID does not exist.".into(),
+        ));
+    }
     let zones = state.service.zone_summaries().await;
     let mut page: Vec<HostedZoneDto> = Vec::new();
     let mut next_marker = None;
     for (zone, count) in zones
         .iter()
+        .filter(|(z, _)| !private_only || z.private)
         .filter(|(z, _)| marker.as_ref().is_none_or(|m| &z.id >= m))
     {
         if page.len() == limit {

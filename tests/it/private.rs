@@ -428,6 +428,63 @@ async fn a_vpc_sees_one_private_zone_of_a_name() {
     );
 }
 
+/// ListHostedZones with hostedzonetype=PrivateHostedZone lists the private zones only; a
+/// reusable delegation set's zones (r53 has no such sets) are NoSuchDelegationSet.
+#[tokio::test]
+async fn hosted_zones_are_listed_by_type() {
+    let s = setup().await;
+    let names = |body: &Value| -> Vec<(String, bool)> {
+        body["HostedZones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|z| {
+                (
+                    z["Name"].as_str().unwrap().to_owned(),
+                    z["Config"]["PrivateZone"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (_, all) = http(s.api, "GET", "/2013-04-01/hostedzone", None).await;
+    assert!(names(&all).iter().any(|(_, private)| !private), "{all}");
+    let (status, private) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzone?hostedzonetype=PrivateHostedZone",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{private}");
+    let mut listed = names(&private);
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("corp.internal.".to_owned(), true),
+            ("example.com.".to_owned(), true)
+        ]
+    );
+    let (status, body) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzone?hostedzonetype=PublicHostedZone",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "InvalidInput");
+    let (status, body) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzone?delegationsetid=NZ8X2CISAMPLE",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "NoSuchDelegationSet");
+}
+
 #[tokio::test]
 async fn a_caller_reference_retry_must_be_the_same_request() {
     let s = setup().await;
