@@ -506,6 +506,15 @@ async fn by_vpc(
             "1 validation error detected: Value at 'nextToken' failed to satisfy constraint: Member must have length less than or equal to 64".into(),
         ));
     }
+    // The tokens r53 hands out are zone ids; anything else was not one of them.
+    if let Some(token) = &params.nexttoken {
+        if HostedZoneId::parse(token).is_err() {
+            return Err(ApiError::BadRequest(
+                "InvalidPaginationToken",
+                "The value that you specified to get the second or subsequent page of results is invalid.".into(),
+            ));
+        }
+    }
     let limit = max_items(params.maxitems.as_deref(), 100)?;
     let zones = state.service.zones_by_vpc(&vpc_id).await;
     let mut summaries = Vec::new();

@@ -483,6 +483,16 @@ async fn hosted_zones_are_listed_by_type() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["Error"]["Code"], "NoSuchDelegationSet");
+    // A ListHostedZonesByVPC token r53 did not hand out.
+    let (status, body) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzonesbyvpc?vpcid=vpc-a&vpcregion=us-east-1&nexttoken=not-a-token",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "InvalidPaginationToken");
 }
 
 #[tokio::test]
