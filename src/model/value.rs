@@ -43,8 +43,8 @@ fn in_record(e: InvalidInput) -> InvalidInput {
 
 /// Parses a DNS name as Route 53 takes it (its "DNS domain name format"): names are fully
 /// qualified whether or not they end in a dot, letters are folded to lower case, and a
-/// backslash escape is three octal digits (`\\052` is `*`, `ex\\344mple` is `exämple`) or
-/// stands for the character after it (`\\.`). `*` may only be the whole leftmost label.
+/// backslash escape is three octal digits (`\052` is `*`, `ex\344mple` is `exämple`) or
+/// stands for the character after it (`\.`). `*` may only be the whole leftmost label.
 ///
 /// Octal, not RFC 1035's decimal: Route 53 writes names so in its listings (see
 /// [`route53_name`]), and what it lists must read back as the same name.
@@ -132,8 +132,8 @@ pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
 
 /// A name as Route 53 writes it: fully qualified, and every character other than `a`-`z`,
 /// `0`-`9`, `-` and `_` as a backslash and three octal digits, so `*.example.com.` is
-/// `\\052.example.com.` ("Route 53 API actions return the characters as escape codes in the
-/// format \\three-digit octal code"). [`parse_name`] reads it back.
+/// `\052.example.com.` ("Route 53 API actions return the characters as escape codes in the
+/// format \three-digit octal code"). [`parse_name`] reads it back.
 pub fn route53_name(name: &Name) -> String {
     let mut out = String::with_capacity(name.len() + 8);
     for label in name.iter() {
