@@ -109,6 +109,14 @@ async fn create(
             request.name
         )));
     }
+    // Route 53 makes no public zone for a top-level domain ("You can't create a hosted zone
+    // for a top-level domain (TLD) such as .com"), in these words.
+    if vpc.is_none() && name.num_labels() == 1 {
+        return Err(ApiError::InvalidDomainName(format!(
+            "{} is reserved by AWS!",
+            request.name
+        )));
+    }
     let (zone, change) = state
         .service
         .create_hosted_zone(NewHostedZone {

@@ -166,6 +166,22 @@ async fn create_hosted_zone_makes_route53_soa_and_ns() {
     );
 }
 
+/// Route 53 makes no public zone for a top-level domain.
+#[tokio::test]
+async fn a_public_zone_for_a_tld_is_refused() {
+    let api = Api::new();
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone",
+            Some(json!({"Name": "test2", "CallerReference": "tld"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "InvalidDomainName");
+    assert_eq!(error_message(&body), "test2 is reserved by AWS!");
+}
+
 #[tokio::test]
 async fn caller_reference_reuse_for_another_zone_is_refused() {
     let api = Api::new();
