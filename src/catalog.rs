@@ -16,13 +16,12 @@ use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use smallvec::SmallVec;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::model::{
-    Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet, RrKey, Vpc, WireName,
+    reversed_name, type_name, Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet,
+    RrKey, Vpc, WireName,
 };
 
 /// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
@@ -46,37 +45,18 @@ use nodes::{Nodes, Stored};
 /// is computed at query time from its target.
 pub type Rrset = ResourceRecordSet;
 
-/// Route 53's listing order: names in canonical order, then types by number.
-fn listing_key(key: &[u8], rtype: RecordType) -> (Vec<u8>, u16) {
-    (canonical_key(key), u16::from(rtype))
-}
-
-/// Bytes that sort as `Name`'s order does (DNSSEC canonical order, RFC 4034 §6.1: labels
-/// compared from the root, case folded, a label before any it is a prefix of, a name before
-/// its descendants), from a name's key (see [`WireName`]): each label from the right, with
-/// the bytes 0 and 1 escaped as 1,1 and 1,2, then a 0.
-fn canonical_key(key: &[u8]) -> Vec<u8> {
-    let mut labels: SmallVec<[&[u8]; 8]> = SmallVec::new();
-    let mut rest = key;
-    while let Some((&len, tail)) = rest.split_first() {
-        if len == 0 || tail.len() < len as usize {
-            break;
-        }
-        let (label, tail) = tail.split_at(len as usize);
-        labels.push(label);
-        rest = tail;
-    }
-    let mut out = Vec::with_capacity(key.len() + 2);
-    for label in labels.iter().rev() {
-        for &byte in *label {
-            match byte.to_ascii_lowercase() {
-                low @ (0 | 1) => out.extend_from_slice(&[1, low + 1]),
-                other => out.push(other),
-            }
-        }
-        out.push(0);
-    }
-    out
+/// Route 53's listing order (ListResourceRecordSets: "sorts results first by DNS name with the
+/// labels reversed, for example: com.example.www. ... When multiple records have the same DNS
+/// name, ListResourceRecordSets sorts results by the record type", in ASCII order): the name
+/// as [`reversed_name`] spells it, then the type's mnemonic. Type 0 (a start with no type)
+/// sorts before every type.
+fn listing_key(key: &[u8], rtype: RecordType) -> (Vec<u8>, String) {
+    let mnemonic = if u16::from(rtype) == 0 {
+        String::new()
+    } else {
+        type_name(rtype)
+    };
+    (reversed_name(key), mnemonic)
 }
 
 /// The key of `name` (see [`WireName`]), or of the root for a name too long to exist.
@@ -242,8 +222,8 @@ impl ZoneIndex {
             .flat_map(|(key, node)| node.sets.iter().map(move |set| set.to_arc(key)))
     }
 
-    /// Every record set in Route 53's listing order (names in DNSSEC canonical order, then
-    /// types by number), from `start` on when given.
+    /// Every record set in Route 53's listing order (names with their labels reversed, as
+    /// ASCII, then types by mnemonic: see [`listing_key`]), from `start` on when given.
     pub fn listing(
         &self,
         start: Option<&RrKey>,
@@ -1267,34 +1247,61 @@ mod tests {
     }
 
     #[test]
-    fn canonical_keys_sort_as_names_do() {
-        let labels: [&[&[u8]]; 16] = [
-            &[b"example"],
-            &[b"a", b"example"],
-            &[b"yljkjljk", b"a", b"example"],
-            &[b"Z", b"a", b"example"],
-            &[b"zABC", b"a", b"EXAMPLE"],
-            &[b"z", b"example"],
-            &[b"\x01", b"z", b"example"],
-            &[b"*", b"z", b"example"],
-            &[b"\xc8", b"z", b"example"],
-            &[b"\x00", b"z", b"example"],
-            &[b"a\x00", b"z", b"example"],
-            &[b"a", b"z", b"example"],
-            &[b"ab", b"z", b"example"],
-            &[b"com"],
-            &[b"a", b"com"],
-            &[],
+    fn listing_keys_sort_as_route53_lists() {
+        let names = [
+            "example.com.",
+            "*.example.com.",
+            "a-b.example.com.",
+            "a.example.com.",
+            "x.a.example.com.",
+            "A0.example.com.",
+            "b.example.com.",
         ];
-        let names: Vec<Name> = labels
+        let mut keys: Vec<(Vec<u8>, String)> = names
             .iter()
-            .map(|l| Name::from_labels(l.iter().copied()).unwrap())
+            .map(|n| listing_key(&key_of(&Name::from_ascii(n).unwrap()), RecordType::A))
             .collect();
-        let mut by_name = names.clone();
-        by_name.sort();
-        let mut by_key = names;
-        by_key.sort_by_cached_key(|name| canonical_key(&key_of(name)));
-        assert_eq!(by_key, by_name);
+        keys.sort();
+        let listed: Vec<String> = keys
+            .iter()
+            .map(|(name, _)| String::from_utf8(name.clone()).unwrap())
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "com.example.",
+                "com.example.*.",
+                "com.example.a-b.",
+                "com.example.a.",
+                "com.example.a.x.",
+                "com.example.a0.",
+                "com.example.b.",
+            ]
+        );
+        // Types by mnemonic; no type before any.
+        let apex = key_of(&Name::from_ascii("example.com.").unwrap());
+        let mut types = [
+            RecordType::TXT,
+            RecordType::SOA,
+            RecordType::NS,
+            RecordType::AAAA,
+            RecordType::MX,
+            RecordType::A,
+            RecordType::from(0u16),
+        ];
+        types.sort_by_cached_key(|t| listing_key(&apex, *t));
+        assert_eq!(
+            types,
+            [
+                RecordType::from(0u16),
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::MX,
+                RecordType::NS,
+                RecordType::SOA,
+                RecordType::TXT,
+            ]
+        );
     }
 
     #[test]

@@ -58,12 +58,39 @@ pub enum ServiceError {
     LastVpcAssociation,
     #[error("The hosted zone is already associated with the VPC {0}.")]
     ConflictingVpcAssociation(String),
+    /// Route 53's words for a VPC that already sees a private zone of the same name.
+    #[error("The VPC {vpc_id} in region {region} has already been associated with the hosted zone {zone} with the same domain name.")]
+    SameNameInVpc {
+        vpc_id: String,
+        region: String,
+        zone: HostedZoneId,
+    },
     #[error("No forwarding rule for the domain {0}")]
     NoSuchRule(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A private zone named `name`, other than `except`, that the VPC already sees: Route 53 lets
+/// a VPC see one private zone of a name (ConflictingDomainExists).
+fn same_name_in_vpc(
+    zones: &BTreeMap<HostedZoneId, ZoneState>,
+    name: &Name,
+    vpc_id: &str,
+    except: Option<&HostedZoneId>,
+) -> Option<HostedZoneId> {
+    zones
+        .values()
+        .map(ZoneState::zone)
+        .find(|z| {
+            Some(&z.id) != except
+                && z.private
+                && z.name == *name
+                && z.vpcs.iter().any(|a| a.vpc_id == vpc_id)
+        })
+        .map(|z| z.id.clone())
 }
 
 /// What CreateHostedZone asks for.
@@ -420,6 +447,13 @@ impl Service {
             if !state.vpcs.contains_key(&vpc.vpc_id) {
                 return Err(ServiceError::InvalidVpcId(vpc.vpc_id));
             }
+            if let Some(other) = same_name_in_vpc(&state.zones, &name, &vpc.vpc_id, None) {
+                return Err(ServiceError::SameNameInVpc {
+                    vpc_id: vpc.vpc_id,
+                    region: vpc.region,
+                    zone: other,
+                });
+            }
             zone.private = true;
             zone.vpcs.push(vpc);
         }
@@ -684,6 +718,15 @@ impl Service {
         }
         let mut zone = current.zone().clone();
         let position = zone.vpcs.iter().position(|a| a.vpc_id == vpc.vpc_id);
+        if associate && position.is_none() {
+            if let Some(other) = same_name_in_vpc(&state.zones, &zone.name, &vpc.vpc_id, Some(id)) {
+                return Err(ServiceError::SameNameInVpc {
+                    vpc_id: vpc.vpc_id,
+                    region: vpc.region,
+                    zone: other,
+                });
+            }
+        }
         match (associate, position) {
             (true, Some(_)) => return Err(ServiceError::ConflictingVpcAssociation(vpc.vpc_id)),
             (true, None) => zone.vpcs.push(vpc),
@@ -708,6 +751,32 @@ impl Service {
         drop(state);
         self.wait_durable(seq).await?;
         Ok(change)
+    }
+
+    /// UpdateHostedZoneComment: the zone's comment becomes `comment` (none removes it). The
+    /// zone and its record set count as they are after.
+    pub async fn update_comment(
+        &self,
+        id: &HostedZoneId,
+        comment: Option<String>,
+    ) -> Result<(HostedZone, usize), ServiceError> {
+        let mut state = self.state.lock().await;
+        let current = state
+            .zones
+            .get(id)
+            .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
+        let count = current.rrsets.len();
+        let mut zone = current.zone().clone();
+        zone.comment = comment;
+        self.apply(Batch(vec![Write::PutZone(zone.clone())]))
+            .await?;
+        if let Some(z) = state.zones.get_mut(id) {
+            z.rrsets = Arc::new(z.rrsets.with_zone(zone.clone()));
+        }
+        let seq = state.stage();
+        drop(state);
+        self.wait_durable(seq).await?;
+        Ok((zone, count))
     }
 
     /// The private zones associated with a VPC (ListHostedZonesByVPC).

@@ -102,8 +102,10 @@ impl From<ServiceError> for ApiError {
                 ApiError::BadRequest("LastVPCAssociation", e.to_string())
             }
             e @ ServiceError::NoSuchRule(_) => ApiError::NotFound("NoSuchRule", e.to_string()),
-            e @ ServiceError::ConflictingVpcAssociation(_) => {
-                ApiError::Conflict("ConflictingDomainExists", e.to_string())
+            // A 400 in Route 53, unlike r53's own VPCAssociationExists.
+            e @ (ServiceError::ConflictingVpcAssociation(_)
+            | ServiceError::SameNameInVpc { .. }) => {
+                ApiError::BadRequest("ConflictingDomainExists", e.to_string())
             }
             other @ (ServiceError::Store(_) | ServiceError::Internal(_)) => {
                 ApiError::Internal(other.to_string())

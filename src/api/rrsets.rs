@@ -10,11 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{reply, JsonBody, Params, PathId};
 use super::hosted_zones::{max_items, zone_id};
-use super::types::{
-    route53_name, ChangeInfoDto, ChangeResourceRecordSetsRequest, ResourceRecordSetDto,
-};
+use super::types::{ChangeInfoDto, ChangeResourceRecordSetsRequest, ResourceRecordSetDto};
 use super::ApiState;
-use crate::model::{parse_name, parse_type, type_name, RrKey};
+use crate::model::{parse_name, parse_type, route53_name, type_name, RrKey};
 
 pub fn router() -> Router<ApiState> {
     Router::new()

@@ -5,14 +5,13 @@
 
 use std::time::SystemTime;
 
-use hickory_proto::rr::Name;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::model::{
-    self, parse_name, parse_type, type_name, Action, AliasTarget, Change, ChangeBatch, ChangeInfo,
-    Endpoint, EndpointAddress, EndpointKind, EndpointZones, HostedZone, ResourceRecordSet,
-    VpcAssociation,
+    self, parse_name, parse_type, route53_name, type_name, Action, AliasTarget, Change,
+    ChangeBatch, ChangeInfo, Endpoint, EndpointAddress, EndpointKind, EndpointZones, HostedZone,
+    ResourceRecordSet, VpcAssociation,
 };
 use crate::zonefile;
 
@@ -72,6 +71,20 @@ pub fn check_region(region: &str, field: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Route 53 holds a comment (a ResourceDescription) to 256 characters.
+pub const MAX_COMMENT_CHARS: usize = 256;
+
+/// InvalidInput for a comment longer than Route 53 keeps, in its validation wording;
+/// `field` is where the comment is (`changeBatch.comment`).
+pub fn check_comment(comment: Option<&str>, field: &str) -> Result<(), ApiError> {
+    match comment {
+        Some(c) if c.chars().count() > MAX_COMMENT_CHARS => Err(ApiError::InvalidInput(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {MAX_COMMENT_CHARS}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A VPC id as the API takes it: InvalidVPCId when malformed.
 pub fn check_vpc_id(id: &str) -> Result<(), ApiError> {
     model::check_vpc_id(id).map_err(|e| ApiError::InvalidVpcId(e.0))
@@ -106,6 +119,14 @@ pub struct HostedZoneConfigDto {
     pub comment: Option<String>,
     #[serde(default)]
     pub private_zone: bool,
+}
+
+/// UpdateHostedZoneComment: no Comment removes the zone's comment.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateHostedZoneCommentRequest {
+    #[serde(default, deserialize_with = "present")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,6 +255,7 @@ impl ChangeBatchDto {
     /// Validates the batch's shape and values (InvalidInput) into a model batch; the rules
     /// that depend on the zone's contents are the service's (InvalidChangeBatch).
     pub fn into_model(self) -> Result<ChangeBatch, ApiError> {
+        check_comment(self.comment.as_deref(), "changeBatch.comment")?;
         if self.changes.is_empty() {
             return Err(ApiError::InvalidInput(
                 "1 validation error detected: Value '[]' at 'changeBatch.changes' failed to satisfy constraint: Member must have length greater than or equal to 1".into(),
@@ -285,7 +307,7 @@ impl ResourceRecordSetDto {
                 "{field} is not supported by this r53 yet (change {index})"
             )));
         }
-        let name = parse_name(&self.name)?;
+        let name = parse_name(&self.name).map_err(in_batch)?;
         let rtype = parse_type(&self.rtype).ok_or_else(|| {
             ApiError::InvalidInput(format!(
                 "1 validation error detected: Value '{}' at 'changeBatch.changes.{index}.member.resourceRecordSet.type' failed to satisfy constraint: Member must satisfy enum value set: [SOA, A, TXT, NS, CNAME, MX, NAPTR, PTR, SRV, SPF, AAAA, CAA, DS, TLSA, SSHFP, SVCB, HTTPS]",
@@ -306,7 +328,7 @@ impl ResourceRecordSetDto {
                     .hosted_zone_id
                     .trim_start_matches("/hostedzone/")
                     .to_owned(),
-                dns_name: parse_name(&alias.dns_name)?,
+                dns_name: parse_name(&alias.dns_name).map_err(in_batch)?,
                 evaluate_target_health: alias.evaluate_target_health,
             };
             return Ok((ResourceRecordSet::alias(&name, rtype, target), 0));
@@ -343,7 +365,7 @@ impl ResourceRecordSetDto {
         let mut rdatas = Vec::with_capacity(records.len());
         for record in &records {
             value_chars += record.value.chars().count();
-            let rdata = model::parse_value(rtype, &record.value)?;
+            let rdata = model::parse_value(rtype, &record.value).map_err(in_batch)?;
             if rdatas.contains(&rdata) {
                 return Err(ApiError::InvalidChangeBatch(vec![format!(
                     "Duplicate Resource Record: '{}'",
@@ -358,8 +380,9 @@ impl ResourceRecordSetDto {
         ) && rdatas.len() > 1
         {
             return Err(ApiError::InvalidChangeBatch(vec![format!(
-                "RRSet of type {} with DNS name {name} has more than one resource record, which is not permitted",
-                type_name(rtype)
+                "RRSet of type {} with DNS name {} has more than one resource record, which is not permitted",
+                type_name(rtype),
+                route53_name(&name)
             )]));
         }
         Ok((
@@ -376,7 +399,7 @@ impl ResourceRecordSetDto {
                 rtype: type_name(set.rtype),
                 alias_target: Some(AliasTargetDto {
                     hosted_zone_id: alias.hosted_zone_id.clone(),
-                    dns_name: alias.dns_name.to_ascii(),
+                    dns_name: route53_name(&alias.dns_name),
                     evaluate_target_health: alias.evaluate_target_health,
                 }),
                 ..Default::default()
@@ -399,16 +422,10 @@ impl ResourceRecordSetDto {
     }
 }
 
-/// Route 53 writes names fully qualified, with `*` escaped as `\052`.
-pub fn route53_name(name: &Name) -> String {
-    let text = name.to_ascii();
-    if text == "*." {
-        return "\\052.".into();
-    }
-    match text.strip_prefix("*.") {
-        Some(rest) => format!("\\052.{rest}"),
-        None => text,
-    }
+/// A name or value Route 53 cannot read inside a change batch is InvalidChangeBatch, not
+/// InvalidInput (`[Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address ...']`).
+fn in_batch(e: model::InvalidInput) -> ApiError {
+    ApiError::InvalidChangeBatch(vec![e.0])
 }
 
 // ---- responses ----
@@ -431,7 +448,7 @@ impl HostedZoneDto {
     pub fn new(zone: &HostedZone, rrset_count: usize) -> Self {
         Self {
             id: format!("/hostedzone/{}", zone.id),
-            name: zone.name.to_ascii(),
+            name: route53_name(&zone.name),
             caller_reference: zone.caller_reference.clone(),
             config: HostedZoneConfigDto {
                 comment: zone.comment.clone(),

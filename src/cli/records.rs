@@ -12,7 +12,7 @@ use super::responses::{decode, ChangeReply, RecordSet, RecordSetPage};
 use super::zones::{change_table, resolve};
 use super::CliError;
 use crate::config::Output;
-use crate::model::{parse_name, parse_type, type_name, SPF};
+use crate::model::{parse_name, parse_type, route53_name, type_name, SPF};
 
 /// The most record sets ListResourceRecordSets gives in one page.
 const PAGE: &str = "300";
@@ -30,7 +30,7 @@ pub fn owner_name(zone: &Name, typed: &str) -> Result<Name, CliError> {
     if typed.ends_with('.') || zone.zone_of(&absolute) {
         return Ok(absolute);
     }
-    parse_name(&format!("{typed}.{}", zone.to_ascii())).map_err(invalid)
+    parse_name(&format!("{typed}.{}", route53_name(zone))).map_err(invalid)
 }
 
 /// The zone's name as a model name.
@@ -60,7 +60,7 @@ pub fn each_record_set(
 ) -> Result<(), CliError> {
     let path = format!("{VERSION_PATH}/hostedzone/{zone_id}/rrset");
     let mut next: Option<(String, Option<String>, Option<String>)> =
-        start.map(|(name, rtype)| (name.to_ascii(), rtype.map(type_name), None));
+        start.map(|(name, rtype)| (route53_name(name), rtype.map(type_name), None));
     loop {
         let mut query = vec![("maxitems", PAGE.to_owned())];
         if let Some((name, rtype, identifier)) = &next {
@@ -186,7 +186,7 @@ pub fn upsert(client: &Client, output: Output, request: Upsert<'_>) -> Result<()
         "Changes": [{
             "Action": "UPSERT",
             "ResourceRecordSet": {
-                "Name": name.to_ascii(),
+                "Name": route53_name(&name),
                 "Type": type_name(rtype),
                 "TTL": request.ttl,
                 "ResourceRecords": values,

@@ -19,7 +19,8 @@ use super::responses::{decode, ChangeReply, RecordSet};
 use super::zones::{create_zone, find_by_name, resolve};
 use super::CliError;
 use crate::model::{
-    parse_name, parse_type, parse_value, type_name, AliasTarget, ResourceRecordSet, RrKey,
+    parse_name, parse_type, parse_value, route53_name, type_name, AliasTarget, ResourceRecordSet,
+    RrKey,
 };
 use crate::zonefile;
 
@@ -104,7 +105,7 @@ fn rrset_json(set: &ResourceRecordSet) -> Result<Value, CliError> {
         .map(|r| value_text(set, r).map(|v| json!({ "Value": v })))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({
-        "Name": set.name.to_ascii(),
+        "Name": route53_name(&set.name),
         "Type": type_name(set.rtype),
         "TTL": set.ttl,
         "ResourceRecords": values,
@@ -169,7 +170,7 @@ pub fn import(client: &Client, file: &Path, name: &str) -> Result<(), CliError> 
         None => {
             let (reply, _) = create_zone(
                 client,
-                &origin.to_ascii(),
+                &route53_name(&origin),
                 Some(format!("imported from {file_name}")),
                 None,
             )?;

@@ -5,7 +5,7 @@
 //! pure: the service runs it under its writer lock and commits the result.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,8 +15,8 @@ use rand::Rng;
 use hickory_proto::rr::Name;
 
 use super::{
-    type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, RecordSets, ResourceRecordSet,
-    RrKey,
+    route53_name, type_name, AliasTarget, EndpointKind, EndpointZones, HostedZone, RecordSets,
+    ResourceRecordSet, RrKey,
 };
 
 /// Route 53's per-batch limits (ChangeResourceRecordSets quotas).
@@ -87,7 +87,11 @@ pub struct Plan {
 }
 
 fn describe(set: &ResourceRecordSet) -> String {
-    format!("[name='{}', type='{}']", set.name, type_name(set.rtype))
+    format!(
+        "[name='{}', type='{}']",
+        route53_name(&set.name),
+        type_name(set.rtype)
+    )
 }
 
 /// Checks `batch` against the zone's current record sets, in order, as Route 53 does: each
@@ -127,15 +131,20 @@ pub fn plan(
         return Err(messages);
     }
 
-    // Route 53 refuses a batch that touches one record set twice.
-    let mut seen = BTreeSet::new();
+    // Route 53 refuses a batch that touches one record set twice (deleting it twice, say),
+    // but for a DELETE followed by a CREATE, the way record sets were replaced before UPSERT.
+    let mut seen: BTreeMap<RrKey, Vec<Action>> = BTreeMap::new();
     for change in &batch.changes {
         let key = change.rrset.key();
-        if !seen.insert(key.clone()) {
+        let before = seen.entry(key.clone()).or_default();
+        let replaced = before.as_slice() == [Action::Delete] && change.action == Action::Create;
+        let repeated = !before.is_empty() && !replaced;
+        before.push(change.action);
+        if repeated {
             messages.push(format!(
                 "The request contains an invalid set of changes for a resource record set '{} {}'",
                 type_name(key.rtype),
-                key.name
+                route53_name(&key.name)
             ));
         }
     }
@@ -161,7 +170,8 @@ pub fn plan(
         if !zone.name.zone_of(&set.name) {
             messages.push(format!(
                 "RRSet with DNS name {} is not permitted in zone {}",
-                set.name, zone.name
+                route53_name(&set.name),
+                route53_name(&zone.name)
             ));
             continue;
         }
@@ -184,14 +194,8 @@ pub fn plan(
                         "Tried to delete resource record set {} but the values provided do not match the current values",
                         describe(set)
                     )),
-                    Some(_) if set.name == zone.name && set.rtype == RecordType::SOA => {
-                        messages.push("A HostedZone must contain exactly one SOA record.".into())
-                    }
-                    Some(_) if set.name == zone.name && set.rtype == RecordType::NS => messages
-                        .push(
-                            "A HostedZone must contain at least one NS record for the zone itself."
-                                .into(),
-                        ),
+                    // The apex SOA and NS may be deleted and created again in one batch: what
+                    // the zone must hold is judged once the whole batch is applied, below.
                     Some(_) => {
                         view.insert(key, None);
                     }
@@ -212,6 +216,23 @@ pub fn plan(
             }
         }
         view.insert(key, Some(set));
+    }
+    // Route 53's words say what the zone must hold after the batch, not that the apex SOA or
+    // NS cannot be deleted: DELETE and CREATE of either in one batch replaces it.
+    // Only a batch that deletes one is judged, so that a zone imported without apex NS can
+    // still be changed.
+    let deletes = |rtype| {
+        batch.changes.iter().any(|c| {
+            c.action == Action::Delete && c.rrset.rtype == rtype && c.rrset.name == zone.name
+        })
+    };
+    let gone = |rtype| lookup(&view, current, &RrKey::new(&zone.name, rtype)).is_none();
+    if deletes(RecordType::SOA) && gone(RecordType::SOA) {
+        messages.push("A HostedZone must contain exactly one SOA record.".into());
+    }
+    if deletes(RecordType::NS) && gone(RecordType::NS) {
+        messages
+            .push("A HostedZone must contain at least one NS record for the zone itself.".into());
     }
     if !messages.is_empty() {
         return Err(messages);
@@ -262,20 +283,20 @@ fn check_alias(
     let not_found = || {
         format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but that target was not found",
-            alias.dns_name
+            route53_name(&alias.dns_name)
         )
     };
     if matches!(set.rtype, RecordType::NS | RecordType::SOA) {
         return Some(format!(
             "RRSet of type {rtype} with DNS name {} cannot be an alias",
-            set.name
+            route53_name(&set.name)
         ));
     }
     if let Some(kind) = EndpointZones::kind_of_zone(target_zone) {
         if !matches!(set.rtype, RecordType::A | RecordType::AAAA) {
             return Some(format!(
                 "Tried to create an alias of type {rtype} that targets {}, but an alias to a {} must be of type A or AAAA",
-                alias.dns_name,
+                route53_name(&alias.dns_name),
                 kind.as_str()
             ));
         }
@@ -284,19 +305,19 @@ fn check_alias(
     if target_zone != zone.id.as_str() {
         return Some(format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias can only target a record set in the same hosted zone ({}) or a registered endpoint",
-            alias.dns_name, zone.id
+            route53_name(&alias.dns_name), zone.id
         ));
     }
     if !zone.name.zone_of(&alias.dns_name) {
         return Some(format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but the alias target name does not lie within the target zone",
-            alias.dns_name
+            route53_name(&alias.dns_name)
         ));
     }
     if alias.dns_name == set.name {
         return Some(format!(
             "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias cannot target itself",
-            alias.dns_name
+            route53_name(&alias.dns_name)
         ));
     }
     target_set(&RrKey::new(&alias.dns_name, set.rtype))
@@ -315,11 +336,11 @@ fn check_placement(
     match set.rtype {
         RecordType::CNAME if at_apex => Some(format!(
             "RRSet of type CNAME with DNS name {} is not permitted at apex in zone {}",
-            set.name, zone.name
+            route53_name(&set.name), route53_name(&zone.name)
         )),
         RecordType::SOA if !at_apex => Some(format!(
             "RRSet of type SOA with DNS name {} is not permitted because a SOA record is only permitted at the zone apex",
-            set.name
+            route53_name(&set.name)
         )),
         RecordType::CNAME => {
             let others = ALL_TYPES
@@ -329,16 +350,17 @@ fn check_placement(
             others.then(|| {
                 format!(
                     "RRSet of type CNAME with DNS name {} is not permitted as it conflicts with other records with the same DNS name in zone {}",
-                    set.name, zone.name
+                    route53_name(&set.name), route53_name(&zone.name)
                 )
             })
         }
+        // Route 53 words the other side of the rule differently: the CNAME is named.
         other => exists(&RrKey::new(&set.name, RecordType::CNAME)).then(|| {
             format!(
-                "RRSet of type {} with DNS name {} is not permitted as it conflicts with other records with the same DNS name in zone {}",
+                "RRSet of type {} with DNS name {} is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone {}",
                 type_name(other),
-                set.name,
-                zone.name
+                route53_name(&set.name),
+                route53_name(&zone.name)
             )
         }),
     }
@@ -444,6 +466,16 @@ mod tests {
         assert_eq!(m, ["Tried to delete resource record set [name='nope.example.com.', type='A'] but it was not found"]);
     }
 
+    /// Route 53 names a wildcard `\052` in its messages, as in its listings.
+    #[test]
+    fn messages_write_names_as_route53_does() {
+        let m = messages(vec![change(
+            Action::Delete,
+            set("*.example.com.", RecordType::A, 300, &["192.0.2.9"]),
+        )]);
+        assert_eq!(m, ["Tried to delete resource record set [name='\\052.example.com.', type='A'] but it was not found"]);
+    }
+
     #[test]
     fn cname_conflicts_and_apex_cname_are_refused() {
         let m = messages(vec![change(
@@ -461,6 +493,22 @@ mod tests {
             set("example.com.", RecordType::CNAME, 300, &["example.net."]),
         )]);
         assert_eq!(m, ["RRSet of type CNAME with DNS name example.com. is not permitted at apex in zone example.com."]);
+    }
+
+    #[test]
+    fn data_beside_a_cname_names_the_cname() {
+        let mut current = current();
+        let cname = set("c.example.com.", RecordType::CNAME, 300, &["example.net."]);
+        current.insert(cname.key(), cname);
+        let batch = ChangeBatch {
+            comment: None,
+            changes: vec![change(
+                Action::Create,
+                set("c.example.com.", RecordType::TXT, 300, &["\"x\""]),
+            )],
+        };
+        let m = plan(&zone(), &current, &batch, &|_, _| false).unwrap_err();
+        assert_eq!(m, ["RRSet of type TXT with DNS name c.example.com. is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone example.com."]);
     }
 
     #[test]
@@ -496,6 +544,12 @@ mod tests {
             change(Action::Upsert, s),
         ]);
         assert_eq!(m, ["The request contains an invalid set of changes for a resource record set 'A new.example.com.'"]);
+        let www = set("www.example.com.", RecordType::A, 300, &["192.0.2.1"]);
+        let m = messages(vec![
+            change(Action::Delete, www.clone()),
+            change(Action::Delete, www),
+        ]);
+        assert_eq!(m, ["The request contains an invalid set of changes for a resource record set 'A www.example.com.'"]);
     }
 
     #[test]
@@ -508,6 +562,25 @@ mod tests {
             m,
             ["RRSet with DNS name www.example.org. is not permitted in zone example.com."]
         );
+    }
+
+    #[test]
+    fn apex_ns_can_be_replaced_in_one_batch() {
+        let old = set(
+            "example.com.",
+            RecordType::NS,
+            172800,
+            &["ns1.example.net."],
+        );
+        let new = set("example.com.", RecordType::NS, 3600, &["ns2.example.net."]);
+        let batch = ChangeBatch {
+            comment: None,
+            changes: vec![change(Action::Delete, old), change(Action::Create, new)],
+        };
+        let plan = plan(&zone(), &current(), &batch, &|_, _| false).unwrap();
+        assert_eq!(plan.put.len(), 1);
+        assert_eq!(plan.put[0].ttl, 3600);
+        assert!(plan.delete.is_empty());
     }
 
     #[test]

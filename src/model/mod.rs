@@ -17,7 +17,7 @@ pub use endpoint::{Endpoint, EndpointAddress, EndpointKind, EndpointZones};
 pub use record_set::{
     normalize_name, parse_type, type_name, AliasTarget, RecordSets, ResourceRecordSet, RrKey, SPF,
 };
-pub use value::{parse_name, parse_value, InvalidInput};
+pub use value::{parse_name, parse_value, route53_name, InvalidInput};
 pub use vpc::{check_vpc_id, Vpc, VpcAssociation};
-pub use wire_name::WireName;
+pub use wire_name::{reversed_name, WireName};
 pub use zone::{HostedZone, HostedZoneId, SchemaError};

@@ -36,8 +36,9 @@ pub fn normalize_name(name: &Name) -> Name {
     name
 }
 
-/// The identity of a record set inside a zone, ordered as Route 53 lists them: names compared
-/// label by label from the right (DNSSEC canonical order, RFC 4034 §6.1), then by type.
+/// The identity of a record set inside a zone, ordered names first, compared label by label
+/// from the right (DNSSEC canonical order, RFC 4034 §6.1), then by type number. (Route 53's
+/// listing order differs: see `catalog::listing_key`.)
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RrKey {
     pub name: Name,

@@ -1,6 +1,8 @@
-//! Names in lower-cased wire form, the byte keys of the lookup-heavy maps.
+//! Names in lower-cased wire form, the byte keys of the lookup-heavy maps, and the reversed
+//! form Route 53 sorts names by.
 
 use hickory_proto::rr::Name;
+use smallvec::SmallVec;
 
 /// A name in wire form, lower-cased (length-prefixed labels, then the root's zero byte), on
 /// the stack: the form names are keyed by where they are looked up often (the zone index,
@@ -57,4 +59,29 @@ impl WireName {
             _ => &self.bytes[self.len - 1..self.len],
         }
     }
+}
+
+/// A name's labels from the right, each followed by a dot, letters lower-cased, from its key
+/// (see [`WireName`]): `www.example.com.` is `com.example.www.`. This is the form Route 53 sorts
+/// names by, as ASCII (ListResourceRecordSets, ListHostedZonesByName). Compared as bytes it is
+/// not DNSSEC's canonical order: the dot after a label sorts after `-`, `*` and the other
+/// characters below `.`, so `a-b.example.com.` comes before `a.example.com.` (Route 53 notes
+/// this); escapes are compared as the bytes they stand for.
+pub fn reversed_name(key: &[u8]) -> Vec<u8> {
+    let mut labels: SmallVec<[&[u8]; 8]> = SmallVec::new();
+    let mut rest = key;
+    while let Some((&len, tail)) = rest.split_first() {
+        if len == 0 || tail.len() < len as usize {
+            break;
+        }
+        let (label, tail) = tail.split_at(len as usize);
+        labels.push(label);
+        rest = tail;
+    }
+    let mut out = Vec::with_capacity(key.len());
+    for label in labels.iter().rev() {
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+        out.push(b'.');
+    }
+    out
 }

@@ -43,6 +43,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::model::{normalize_name, ResourceRecordSet, SPF};
 
+pub use rdata::CHARACTER_STRING_TOO_LONG;
+
 /// The record types a zone file may hold, with their mnemonics.
 const SUPPORTED_TYPES: [(&str, RecordType); 17] = [
     ("A", RecordType::A),

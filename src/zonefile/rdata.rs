@@ -19,6 +19,10 @@ use super::presentation::{decode_escapes, decode_hex, parse_decimal, parse_name}
 use super::{svcb, Problem};
 use crate::model::SPF;
 
+/// What a too-long <character-string>'s problem says, so that the API can report it as
+/// Route 53 does (CharacterStringTooLong).
+pub const CHARACTER_STRING_TOO_LONG: &str = "a character-string holds at most 255";
+
 /// The record-data fields of one entry, read front to back.
 pub(super) struct Fields<'a> {
     tokens: &'a [Token],
@@ -78,7 +82,7 @@ impl<'a> Fields<'a> {
         let bytes = self.bytes(what)?;
         if bytes.len() > 255 {
             return Err(self.problem(format!(
-                "{what} is {} bytes long; a character-string holds at most 255",
+                "{what} is {} bytes long; {CHARACTER_STRING_TOO_LONG}",
                 bytes.len()
             )));
         }

@@ -166,6 +166,22 @@ async fn create_hosted_zone_makes_route53_soa_and_ns() {
     );
 }
 
+/// Route 53 makes no public zone for a top-level domain.
+#[tokio::test]
+async fn a_public_zone_for_a_tld_is_refused() {
+    let api = Api::new();
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone",
+            Some(json!({"Name": "test2", "CallerReference": "tld"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "InvalidDomainName");
+    assert_eq!(error_message(&body), "test2 is reserved by AWS!");
+}
+
 #[tokio::test]
 async fn caller_reference_reuse_for_another_zone_is_refused() {
     let api = Api::new();
@@ -252,6 +268,183 @@ async fn get_list_and_delete_hosted_zones() {
     );
 }
 
+/// UpdateHostedZoneComment sets and removes the comment, as GetHostedZone then shows;
+/// GetHostedZoneCount counts every zone.
+#[tokio::test]
+async fn zone_comments_are_updated_and_zones_counted() {
+    let api = Api::new();
+    let (_, body) = api
+        .call(Method::GET, "/2013-04-01/hostedzonecount", None)
+        .await;
+    assert_eq!(body, json!({"HostedZoneCount": 0}));
+    let id = api.create_zone("example.com").await;
+    api.create_zone("example.net").await;
+    let (status, body) = api
+        .call(Method::GET, "/2013-04-01/hostedzonecount", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"HostedZoneCount": 2}));
+
+    let path = format!("/2013-04-01/hostedzone/{id}");
+    let (status, body) = api
+        .call(Method::POST, &path, Some(json!({"Comment": "team zone"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["HostedZone"]["Id"], format!("/hostedzone/{id}"));
+    assert_eq!(body["HostedZone"]["Config"]["Comment"], "team zone");
+    assert_eq!(body["HostedZone"]["ResourceRecordSetCount"], 2);
+    let (_, body) = api.call(Method::GET, &path, None).await;
+    assert_eq!(body["HostedZone"]["Config"]["Comment"], "team zone");
+    let (status, body) = api.call(Method::POST, &path, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["HostedZone"]["Config"].get("Comment").is_none(),
+        "{body}"
+    );
+    // Route 53 keeps comments to 256 characters, here as at creation and in a change batch.
+    let long = "x".repeat(257);
+    let (status, body) = api
+        .call(Method::POST, &path, Some(json!({ "Comment": long })))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "InvalidInput");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone",
+            Some(json!({"Name": "long.test", "CallerReference": "long",
+                "HostedZoneConfig": {"Comment": long}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_message(&body).contains("hostedZoneConfig.comment"),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/2013-04-01/hostedzone/{id}/rrset"),
+            Some(json!({"ChangeBatch": {"Comment": long, "Changes": [
+                rrset("CREATE", "c.example.com.", "A", 300, &["192.0.2.1"])]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_message(&body).contains("changeBatch.comment"),
+        "{body}"
+    );
+    let ok = "x".repeat(256);
+    let (status, body) = api
+        .call(Method::POST, &path, Some(json!({ "Comment": ok })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone/ZNOSUCHZONE",
+            Some(json!({"Comment": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "NoSuchHostedZone");
+}
+
+/// ListHostedZonesByName: names with their labels reversed as ASCII, then ids; pages go on
+/// from NextDNSName and NextHostedZoneId.
+#[tokio::test]
+async fn hosted_zones_by_name_page_in_route53_order() {
+    let api = Api::new();
+    let mut ids = std::collections::HashMap::new();
+    for name in [
+        "www.example.com",
+        "example.com",
+        "a-b.example.com",
+        "example.net",
+    ] {
+        ids.insert(name, api.create_zone(name).await);
+    }
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/2013-04-01/hostedzone",
+            Some(json!({"Name": "example.net", "CallerReference": "twin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let twin = bare_id(&body["HostedZone"]["Id"]);
+    let mut net = [ids["example.net"].clone(), twin];
+    net.sort();
+    let mut seen = Vec::new();
+    let mut query = "?maxitems=2".to_owned();
+    loop {
+        let (status, page) = api
+            .call(
+                Method::GET,
+                &format!("/2013-04-01/hostedzonesbyname{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["MaxItems"], "2");
+        for zone in page["HostedZones"].as_array().unwrap() {
+            seen.push((
+                zone["Name"].as_str().unwrap().to_owned(),
+                zone["Id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        if page["IsTruncated"] != true {
+            assert!(page.get("NextDNSName").is_none(), "{page}");
+            break;
+        }
+        query = format!(
+            "?maxitems=2&dnsname={}&hostedzoneid={}",
+            page["NextDNSName"].as_str().unwrap(),
+            page["NextHostedZoneId"].as_str().unwrap()
+        );
+    }
+    let zone = |name: &str, id: &str| (name.to_owned(), format!("/hostedzone/{id}"));
+    assert_eq!(
+        seen,
+        [
+            zone("example.com.", &ids["example.com"]),
+            zone("a-b.example.com.", &ids["a-b.example.com"]),
+            zone("www.example.com.", &ids["www.example.com"]),
+            zone("example.net.", &net[0]),
+            zone("example.net.", &net[1]),
+        ]
+    );
+    // A name alone starts at the first zone at or after it, and is echoed.
+    let (_, page) = api
+        .call(
+            Method::GET,
+            "/2013-04-01/hostedzonesbyname?dnsname=EXAMPLE.net",
+            None,
+        )
+        .await;
+    assert_eq!(page["DNSName"], "EXAMPLE.net");
+    assert_eq!(page["HostedZones"].as_array().unwrap().len(), 2);
+    assert_eq!(page["IsTruncated"], false);
+    let (status, body) = api
+        .call(
+            Method::GET,
+            &format!("/2013-04-01/hostedzonesbyname?hostedzoneid={}", net[0]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "InvalidInput");
+    let (status, body) = api
+        .call(
+            Method::GET,
+            "/2013-04-01/hostedzonesbyname?dnsname=a..b",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "InvalidDomainName");
+}
+
 #[tokio::test]
 async fn zone_with_records_cannot_be_deleted() {
     let api = Api::new();
@@ -312,11 +505,18 @@ async fn invalid_change_batch_messages_match_route53() {
     let (status, _) = api
         .change(
             &id,
-            json!([rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.1"])]),
+            json!([
+                rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.1"]),
+                rrset("CREATE", "c.example.com.", "CNAME", 300, &["example.net."]),
+            ]),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     let cases = [
+        (
+            rrset("CREATE", "c.example.com.", "A", 300, &["192.0.2.1"]),
+            "RRSet of type A with DNS name c.example.com. is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone example.com.",
+        ),
         (
             rrset("CREATE", "a.example.com.", "A", 300, &["192.0.2.9"]),
             "Tried to create resource record set [name='a.example.com.', type='A'] but it already exists",
@@ -359,8 +559,10 @@ async fn invalid_change_batch_messages_match_route53() {
     );
 }
 
+/// Route 53 refuses a value it cannot read as InvalidChangeBatch (`[Invalid Resource Record:
+/// 'FATAL problem: ...']`), not InvalidInput.
 #[tokio::test]
-async fn malformed_values_are_invalid_input() {
+async fn malformed_values_are_invalid_change_batches() {
     let api = Api::new();
     let id = api.create_zone("example.com").await;
     let cases = [
@@ -373,6 +575,8 @@ async fn malformed_values_are_invalid_input() {
         ("TXT", "not quoted"),
         ("CAA", "0 issue letsencrypt.org"),
         ("CAA", "256 issue \"letsencrypt.org\""),
+        ("A", "192.0.2.1, 192.0.2.2"),
+        ("CNAME", "a..example.com"),
     ];
     for (rtype, value) in cases {
         let (status, body) = api
@@ -382,9 +586,29 @@ async fn malformed_values_are_invalid_input() {
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{rtype} {value}: {body}");
-        assert_eq!(error_code(&body), "InvalidInput", "{rtype} {value}: {body}");
+        assert_eq!(
+            error_code(&body),
+            "InvalidChangeBatch",
+            "{rtype} {value}: {body}"
+        );
         assert!(error_message(&body).contains(value), "{body}");
     }
+    let (_, body) = api
+        .change(
+            &id,
+            json!([rrset(
+                "CREATE",
+                "v.example.com.",
+                "A",
+                300,
+                &["192.0.2.300"]
+            )]),
+        )
+        .await;
+    assert_eq!(
+        body["Error"]["Messages"],
+        json!(["Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address (Value is not a valid IPv4 address) encountered with '192.0.2.300''"])
+    );
 }
 
 #[tokio::test]
@@ -393,19 +617,41 @@ async fn ttl_names_and_wildcards_are_checked() {
     let id = api.create_zone("example.com").await;
     let long_label = format!("{}.example.com.", "a".repeat(64));
     let long_name = format!("{}example.com.", "abcdefghij.".repeat(23));
+    // The request's shape is InvalidInput; a name Route 53 cannot read is InvalidChangeBatch.
     let cases = [
-        rrset("CREATE", "t.example.com.", "A", -1, &["192.0.2.1"]),
-        rrset("CREATE", "t.example.com.", "A", 2147483648, &["192.0.2.1"]),
-        rrset("CREATE", &long_label, "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", &long_name, "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", "a.*.example.com.", "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", "x*.example.com.", "A", 300, &["192.0.2.1"]),
-        rrset("CREATE", "t.example.com.", "BOGUS", 300, &["192.0.2.1"]),
+        (
+            rrset("CREATE", "t.example.com.", "A", -1, &["192.0.2.1"]),
+            "InvalidInput",
+        ),
+        (
+            rrset("CREATE", "t.example.com.", "A", 2147483648, &["192.0.2.1"]),
+            "InvalidInput",
+        ),
+        (
+            rrset("CREATE", "t.example.com.", "BOGUS", 300, &["192.0.2.1"]),
+            "InvalidInput",
+        ),
+        (
+            rrset("CREATE", &long_label, "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
+        (
+            rrset("CREATE", &long_name, "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
+        (
+            rrset("CREATE", "a.*.example.com.", "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
+        (
+            rrset("CREATE", "x*.example.com.", "A", 300, &["192.0.2.1"]),
+            "InvalidChangeBatch",
+        ),
     ];
-    for change in cases {
+    for (change, code) in cases {
         let (status, body) = api.change(&id, json!([change])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{change}: {body}");
-        assert_eq!(error_code(&body), "InvalidInput", "{change}: {body}");
+        assert_eq!(error_code(&body), code, "{change}: {body}");
     }
     // The edges of the TTL range and a wildcard are fine; Route 53 lists `*` as `\052`.
     let (status, body) = api
@@ -428,6 +674,51 @@ async fn ttl_names_and_wildcards_are_checked() {
         .list(&id, "?name=%5C052.example.com.&type=A&maxitems=1")
         .await;
     assert_eq!(sets["ResourceRecordSets"][0]["Name"], "\\052.example.com.");
+}
+
+/// The apex SOA and NS cannot be deleted, but a DELETE and a CREATE of one in the same batch
+/// replace it, as they do in Route 53 (the way record sets were changed before UPSERT).
+#[tokio::test]
+async fn apex_soa_is_replaced_by_delete_and_create_in_one_batch() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let page = api
+        .list(&id, "?name=example.com.&type=SOA&maxitems=1")
+        .await;
+    let soa = page["ResourceRecordSets"][0].clone();
+    let value = soa["ResourceRecords"][0]["Value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ttl = soa["TTL"].as_i64().unwrap();
+    let delete = rrset("DELETE", "example.com.", "SOA", ttl, &[&value]);
+    let (status, body) = api.change(&id, json!([delete.clone()])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["Error"]["Messages"],
+        json!(["A HostedZone must contain exactly one SOA record."])
+    );
+    let newer = value.replace(" 1 7200 ", " 2 7200 ");
+    assert_ne!(newer, value);
+    let create = rrset("CREATE", "example.com.", "SOA", 60, &[&newer]);
+    let (status, body) = api.change(&id, json!([delete.clone(), create])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page = api
+        .list(&id, "?name=example.com.&type=SOA&maxitems=1")
+        .await;
+    assert_eq!(page["ResourceRecordSets"][0]["TTL"], 60);
+    assert_eq!(
+        page["ResourceRecordSets"][0]["ResourceRecords"][0]["Value"],
+        newer.as_str()
+    );
+    // Deleting it twice is still refused.
+    let old = rrset("DELETE", "example.com.", "SOA", 60, &[&newer]);
+    let (status, body) = api.change(&id, json!([old.clone(), old])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_message(&body).contains("invalid set of changes"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -525,6 +816,8 @@ async fn failed_batch_leaves_no_trace() {
     assert_eq!(api.list(&id, "").await, before);
 }
 
+/// Route 53 sorts names as their labels reversed, in ASCII (`com.example.b-c.` before
+/// `com.example.b.`), then types by mnemonic (MX, NS, SOA at the apex).
 #[tokio::test]
 async fn list_pages_in_route53_order() {
     let api = Api::new();
@@ -537,6 +830,8 @@ async fn list_pages_in_route53_order() {
                 rrset("CREATE", "b.example.com.", "AAAA", 300, &["2001:db8::1"]),
                 rrset("CREATE", "a.b.example.com.", "A", 300, &["192.0.2.2"]),
                 rrset("CREATE", "z.example.com.", "TXT", 300, &["\"z\""]),
+                rrset("CREATE", "b-c.example.com.", "A", 300, &["192.0.2.3"]),
+                rrset("CREATE", "*.example.com.", "A", 300, &["192.0.2.4"]),
                 rrset(
                     "CREATE",
                     "example.com.",
@@ -571,9 +866,11 @@ async fn list_pages_in_route53_order() {
     assert_eq!(
         seen,
         [
+            "example.com. MX",
             "example.com. NS",
             "example.com. SOA",
-            "example.com. MX",
+            "\\052.example.com. A",
+            "b-c.example.com. A",
             "b.example.com. A",
             "b.example.com. AAAA",
             "a.b.example.com. A",
@@ -731,20 +1028,20 @@ async fn bad_method_and_query_get_route53_shaped_errors() {
     assert_eq!(error_code(&body), "InvalidInput");
 }
 
+/// Route 53's escapes in names are a backslash and three octal digits, in and out: `\101` is
+/// `a`, and a listing writes every character but `a-z0-9-_` so (`/` is `\057`), which reads
+/// back as the same name. Zone names too (`ex\344mple.com`).
 #[tokio::test]
-async fn decimal_escapes_in_names_are_decimal() {
+async fn escapes_in_names_are_octal_as_route53_writes_them() {
     let api = Api::new();
     let id = api.create_zone("example.com").await;
     let (status, body) = api
         .change(
             &id,
-            json!([rrset(
-                "CREATE",
-                "a\\065.example.com.",
-                "A",
-                300,
-                &["192.0.2.1"]
-            )]),
+            json!([
+                rrset("CREATE", "a\\101.example.com.", "A", 300, &["192.0.2.1"]),
+                rrset("CREATE", "0/26.example.com.", "A", 300, &["192.0.2.2"]),
+            ]),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -752,4 +1049,34 @@ async fn decimal_escapes_in_names_are_decimal() {
         .list(&id, "?name=aa.example.com.&type=A&maxitems=1")
         .await;
     assert_eq!(sets["ResourceRecordSets"][0]["Name"], "aa.example.com.");
+    let sets = api
+        .list(&id, "?name=0%5C05726.example.com.&type=A&maxitems=1")
+        .await;
+    assert_eq!(
+        sets["ResourceRecordSets"][0]["Name"],
+        "0\\05726.example.com."
+    );
+    let (status, body) = api
+        .change(
+            &id,
+            json!([rrset(
+                "DELETE",
+                "0\\05726.example.com.",
+                "A",
+                300,
+                &["192.0.2.2"]
+            )]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let umlaut = api.create_zone("ex\\344mple.com").await;
+    let (_, zone) = api
+        .call(
+            Method::GET,
+            &format!("/2013-04-01/hostedzone/{umlaut}"),
+            None,
+        )
+        .await;
+    assert_eq!(zone["HostedZone"]["Name"], "ex\\344mple.com.");
 }

@@ -287,7 +287,7 @@ async fn a_failing_change_prints_the_aws_error_and_exits_254() {
         .await;
     assert_eq!(bad_value.code, 254, "{bad_value:?}");
     assert!(bad_value.stderr.starts_with(
-        "An error occurred (InvalidInput) when calling the ChangeResourceRecordSets operation: Invalid Resource Record:"
+        "An error occurred (InvalidChangeBatch) when calling the ChangeResourceRecordSets operation: [Invalid Resource Record:"
     ), "{}", bad_value.stderr);
 
     let no_zone = server.r53(&["record", "list", "nowhere.example"]).await;

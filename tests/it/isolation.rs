@@ -570,6 +570,12 @@ async fn with_a_token_no_request_without_it_changes_anything() {
             Some(vpc_b),
         ),
         (
+            "POST",
+            "/2013-04-01/hostedzone/{Id}",
+            format!("/2013-04-01/hostedzone/{corp}"),
+            Some(json!({"Comment": "intruder"})),
+        ),
+        (
             "DELETE",
             "/2013-04-01/hostedzone/{Id}",
             format!("/2013-04-01/hostedzone/{empty}"),

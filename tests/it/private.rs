@@ -288,6 +288,16 @@ async fn vpc_association_follows_route53s_rules() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ChangeInfo"]["Status"], "INSYNC");
+    // Again: Route 53's ConflictingDomainExists is a 400 (its model gives it no other status).
+    let (status, body) = http(
+        api,
+        "POST",
+        &format!("/2013-04-01/hostedzone/{zone}/associatevpc"),
+        Some(vpc("vpc-b")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "ConflictingDomainExists");
     let now_inside = ask_from(
         OUTSIDE,
         s.running.dns_addr,
@@ -372,6 +382,117 @@ async fn bad_private_zone_requests_are_refused() {
         .await;
         assert_eq!(status, 400, "{answer}");
     }
+}
+
+/// A VPC sees one private zone of a name: a second one for the same VPC, created or
+/// associated, is ConflictingDomainExists (400) in Route 53's words; in another VPC it is fine.
+#[tokio::test]
+async fn a_vpc_sees_one_private_zone_of_a_name() {
+    let s = setup().await;
+    let twin = json!({"Name": "example.com", "CallerReference": "twin",
+        "VPC": {"VPCRegion": "us-east-1", "VPCId": "vpc-a"}});
+    let (status, body) = http(s.api, "POST", "/2013-04-01/hostedzone", Some(twin)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "ConflictingDomainExists");
+    assert_eq!(
+        body["Error"]["Message"],
+        format!(
+            "The VPC vpc-a in region us-east-1 has already been associated with the hosted zone {} with the same domain name.",
+            s.private_zone
+        )
+    );
+    let (status, _) = http(
+        s.api,
+        "PUT",
+        "/v1/vpcs/vpc-b",
+        Some(json!({"Cidrs": ["127.0.0.3/32"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let other = create_private(s.api, "example.com", "vpc-b").await;
+    let (status, body) = http(
+        s.api,
+        "POST",
+        &format!("/2013-04-01/hostedzone/{other}/associatevpc"),
+        Some(json!({"VPC": {"VPCRegion": "us-east-1", "VPCId": "vpc-a"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "ConflictingDomainExists");
+    assert!(
+        body["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains(&s.private_zone),
+        "{body}"
+    );
+}
+
+/// ListHostedZones with hostedzonetype=PrivateHostedZone lists the private zones only; a
+/// reusable delegation set's zones (r53 has no such sets) are NoSuchDelegationSet.
+#[tokio::test]
+async fn hosted_zones_are_listed_by_type() {
+    let s = setup().await;
+    let names = |body: &Value| -> Vec<(String, bool)> {
+        body["HostedZones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|z| {
+                (
+                    z["Name"].as_str().unwrap().to_owned(),
+                    z["Config"]["PrivateZone"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (_, all) = http(s.api, "GET", "/2013-04-01/hostedzone", None).await;
+    assert!(names(&all).iter().any(|(_, private)| !private), "{all}");
+    let (status, private) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzone?hostedzonetype=PrivateHostedZone",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{private}");
+    let mut listed = names(&private);
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("corp.internal.".to_owned(), true),
+            ("example.com.".to_owned(), true)
+        ]
+    );
+    let (status, body) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzone?hostedzonetype=PublicHostedZone",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "InvalidInput");
+    let (status, body) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzone?delegationsetid=NZ8X2CISAMPLE",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "NoSuchDelegationSet");
+    // A ListHostedZonesByVPC token r53 did not hand out.
+    let (status, body) = http(
+        s.api,
+        "GET",
+        "/2013-04-01/hostedzonesbyvpc?vpcid=vpc-a&vpcregion=us-east-1&nexttoken=not-a-token",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "InvalidPaginationToken");
 }
 
 #[tokio::test]
