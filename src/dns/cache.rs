@@ -183,18 +183,19 @@ impl PlainQuery {
         self.name_end
     }
 
-    /// Completes the cache key `read` began in `key`; `None` for a view of more VPCs than a
-    /// key holds (not cached).
+    /// Completes the cache key `read` began in `key` (`may_recurse`: the client is allowed to
+    /// recurse, which sets RA and, with RD, sends questions to the resolver); `None` for a
+    /// view of more VPCs than a key holds (not cached).
     pub fn finish_key(
         &self,
         key: &mut Key,
-        recursive_client: bool,
+        may_recurse: bool,
         view: &View,
         tcp: bool,
     ) -> Option<()> {
         let (dnssec_ok, size) = self.edns.unwrap_or((false, 0));
         let flags = u8::from(self.recursion_desired)
-            | u8::from(recursive_client) << 1
+            | u8::from(may_recurse) << 1
             | u8::from(tcp) << 2
             | u8::from(self.edns.is_some()) << 3
             | u8::from(dnssec_ok) << 4;
@@ -452,9 +453,9 @@ mod tests {
     }
 
     impl Parsed {
-        fn into_key(mut self, recursive_client: bool, view: &View, tcp: bool) -> Option<Key> {
+        fn into_key(mut self, may_recurse: bool, view: &View, tcp: bool) -> Option<Key> {
             self.query
-                .finish_key(&mut self.key, recursive_client, view, tcp)?;
+                .finish_key(&mut self.key, may_recurse, view, tcp)?;
             Some(self.key)
         }
 

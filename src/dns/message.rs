@@ -297,6 +297,12 @@ fn answer_locally(
     reusable: &mut bool,
 ) -> Local {
     let mut response = Response::new(request, id);
+    // RFC 1035 §4.1.1: RA "denotes whether recursive query support is available in the name
+    // server". It is for a client allowed to recurse, whatever this answer needed, so every
+    // response to such a client says so (as BIND and Unbound do); without it `dig` warns
+    // "recursion requested but not available" on r53's own answers and stubs may look
+    // elsewhere. Other clients never see RA.
+    response.recursion_available = client.may_recurse;
     // RFC 8945 §5.2: r53 holds no TSIG keys, so a signed request's key is unknown: NOTAUTH,
     // with an unsigned TSIG that says BADKEY. (An unsigned answer would tell the client
     // nothing about why its signature is missing.)

@@ -341,10 +341,11 @@ fn answer_cached(
     let context = ClientContext::new(snapshot, client, recursion);
     let mut key = Key::new();
     let plain = PlainQuery::read(request, &mut key).and_then(|q| {
-        let recursive = q.recursion_desired() && context.may_recurse;
+        // Whether the client may recurse, not only whether this question recurses: RA
+        // depends on it even for a question without RD. (RD is in the key already.)
         q.finish_key(
             &mut key,
-            recursive,
+            context.may_recurse,
             &context.view,
             transport == Transport::Tcp,
         )?;

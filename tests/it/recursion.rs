@@ -157,6 +157,53 @@ async fn names_outside_r53s_zones_are_resolved_for_allowed_clients() {
 }
 
 #[tokio::test]
+async fn ra_tells_a_client_whether_it_may_recurse_on_every_answer() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = DnsOptions {
+        udp_sockets: 1,
+        ..DnsOptions::default()
+    };
+    let server = serve_with(
+        dir.path(),
+        &[("example.com", LOCAL_ZONE)],
+        resolving(vec![upstream.dns_addr], Some("127.0.0.4/32")),
+        options,
+    )
+    .await;
+    let dns = server.dns_addr;
+
+    // RFC 1035 §4.1.1: RA says whether recursion is available to the asker, so an allowed
+    // client sees it on r53's own answers too, with RD or without, and on a refusal; asked
+    // again, the copy in the response cache says the same.
+    for _ in 0..3 {
+        for rd in [true, false] {
+            let own = ask("127.0.0.4", dns, "ns.example.com.", RecordType::A, rd).await;
+            assert_eq!(data(&own), ["A 192.0.2.1"]);
+            assert!(own.metadata.authoritative);
+            assert!(own.metadata.recursion_available, "rd={rd}");
+        }
+        let no_rd = ask("127.0.0.4", dns, "www.upstream.test.", RecordType::A, false).await;
+        assert_eq!(no_rd.metadata.response_code, ResponseCode::Refused);
+        assert!(no_rd.metadata.recursion_available);
+    }
+    // A client outside --recursion-allow never sees RA, even for a question whose answer an
+    // allowed client's question left in the response cache (both clients are in no VPC:
+    // the same view).
+    for _ in 0..3 {
+        for rd in [true, false] {
+            let own = ask("127.0.0.3", dns, "ns.example.com.", RecordType::A, rd).await;
+            assert_eq!(data(&own), ["A 192.0.2.1"]);
+            assert!(!own.metadata.recursion_available, "rd={rd}");
+            let refused = ask("127.0.0.3", dns, "www.upstream.test.", RecordType::A, rd).await;
+            assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+            assert!(!refused.metadata.recursion_available, "rd={rd}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_forwarding_rule_beats_a_private_zone_of_the_same_domain() {
     let up_dir = tempfile::tempdir().unwrap();
     let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
