@@ -107,6 +107,45 @@ fn sane_ttl(ttl: u32) -> u32 {
     }
 }
 
+/// Where an answer to `qname`/`qtype` stops short: the name its CNAME chain (followed from
+/// `qname` through the answer section) ends at, when the answer has no record of `qtype` there
+/// and is not a negative answer (no SOA: NODATA or NXDOMAIN after a chain is complete). A
+/// recursive upstream follows every CNAME itself; an authoritative one stops where its zones
+/// do. `None` for a complete answer, for a question of type CNAME or ANY (the CNAME is the
+/// answer), and for a chain that loops within the answer.
+pub fn dangling(qname: &Name, qtype: RecordType, resolved: &Resolved) -> Option<Name> {
+    if resolved.rcode != ResponseCode::NoError
+        || matches!(qtype, RecordType::CNAME | RecordType::ANY)
+        || resolved
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA)
+    {
+        return None;
+    }
+    let mut at = qname;
+    // Each step uses up a record of the answer: more steps than records is a loop.
+    for _ in 0..=resolved.answers.len() {
+        // `Name` equality ignores case.
+        if resolved
+            .answers
+            .iter()
+            .any(|r| r.name == *at && r.record_type() == qtype)
+        {
+            return None;
+        }
+        let next = resolved.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if r.name == *at => Some(&target.0),
+            _ => None,
+        });
+        match next {
+            Some(next) => at = next,
+            None => return (at != qname).then(|| at.clone()),
+        }
+    }
+    None
+}
+
 /// One cached answer: the sections the client gets, with TTLs as they were when stored.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -126,8 +165,9 @@ impl Entry {
     /// entry to cache. `rcode` is NOERROR or NXDOMAIN (anything else never gets here).
     ///
     /// Positive: the answer section holds a record of the type asked for (a CNAME chain
-    /// leading to it included, cached whole as the answer to this question; the upstream is
-    /// recursive, so nothing is chased here). Its TTL is the least TTL in the answer section.
+    /// leading to it included, cached whole as the answer to this question; a chain the
+    /// upstream left unfollowed is completed by the resolver before it gets here, see
+    /// [`dangling`]). Its TTL is the least TTL in the answer section.
     ///
     /// Negative (NXDOMAIN, or NOERROR without the type: NODATA, possibly after a CNAME chain):
     /// RFC 2308 §5, "the TTL of this record is set from the minimum of the MINIMUM field of
@@ -664,6 +704,55 @@ mod tests {
             "RFC 2181 §8: a TTL with the top bit set is zero"
         );
         assert_eq!(resolved.answers[0].ttl, 0);
+    }
+
+    #[test]
+    fn a_chain_the_upstream_did_not_follow_dangles_at_its_last_target() {
+        let cname = |owner: &str, target: &str| {
+            Record::from_rdata(name(owner), 300, RData::CNAME(CNAME(name(target))))
+        };
+        let answer = |rcode, answers, authorities| Resolved {
+            rcode,
+            answers,
+            authorities,
+            stale: false,
+        };
+        let q = name("A.example.");
+        // Out of order, as upstreams may send them; names compare without case.
+        let chain = vec![
+            cname("b.example.", "c.example.net."),
+            cname("a.example.", "B.example."),
+        ];
+        let r = answer(ResponseCode::NoError, chain.clone(), vec![]);
+        assert_eq!(
+            dangling(&q, RecordType::A, &r),
+            Some(name("c.example.net."))
+        );
+        // Complete, negative, the CNAME asked for, or no chain at all: nothing to follow.
+        let mut complete = chain.clone();
+        complete.push(a("C.example.net.", 60, 1));
+        let r = answer(ResponseCode::NoError, complete, vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
+        let r = answer(ResponseCode::NoError, chain.clone(), vec![soa(60, 60)]);
+        assert_eq!(
+            dangling(&q, RecordType::A, &r),
+            None,
+            "NODATA after the chain"
+        );
+        let r = answer(ResponseCode::NXDomain, chain.clone(), vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
+        let r = answer(ResponseCode::NoError, chain.clone(), vec![]);
+        assert_eq!(dangling(&q, RecordType::CNAME, &r), None);
+        assert_eq!(dangling(&q, RecordType::ANY, &r), None);
+        let r = answer(ResponseCode::NoError, vec![], vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
+        // A loop inside the answer ends nowhere.
+        let looped = vec![
+            cname("a.example.", "b.example."),
+            cname("b.example.", "a.example."),
+        ];
+        let r = answer(ResponseCode::NoError, looped, vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
     }
 
     #[test]

@@ -766,3 +766,149 @@ async fn the_most_specific_forwarding_rule_picks_the_upstreams() {
         "www.corp.example's rule is unchanged: still cached"
     );
 }
+
+fn cname(owner: &str, ttl: u32, target: &str) -> Record {
+    Record::from_rdata(name(owner), ttl, RData::CNAME(CNAME(name(target))))
+}
+
+fn types(records: &[Record]) -> Vec<RecordType> {
+    records.iter().map(Record::record_type).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_the_upstream_did_not_follow_is_followed_and_cached_whole() {
+    // An authoritative upstream answers a CNAME out of its zones with the CNAME alone.
+    let upstream = Upstream::start(&[
+        (
+            "alias.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("alias.example.com.", 3600, "www.example.net.")]),
+        ),
+        (
+            "www.example.net.",
+            RecordType::A,
+            Reply::Records(vec![a("www.example.net.", 60, 7)]),
+        ),
+        (
+            "gone.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("gone.example.com.", 3600, "nx.example.net.")]),
+        ),
+        (
+            "nx.example.net.",
+            RecordType::A,
+            Reply::NxDomain(soa(3600, 30)),
+        ),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    let alias = name("alias.example.com.");
+    let r = resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NoError);
+    assert_eq!(types(&r.answers), [RecordType::CNAME, RecordType::A]);
+    assert_eq!(last_octets(&r), [7]);
+    assert_eq!(ttls(&r.answers), [3600, 60]);
+    assert_eq!(
+        upstream.asked("www.example.net.", RecordType::A, Via::Udp),
+        1
+    );
+
+    // The whole chain is the cached answer to the question, until its least TTL runs out;
+    // the target's own answer is cached for its own question.
+    advance(Duration::from_secs(59)).await;
+    let r = resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(ttls(&r.answers), [3541, 1]);
+    let r = resolver
+        .resolve(&name("www.example.net."), RecordType::A)
+        .await;
+    assert_eq!(last_octets(&r), [7]);
+    assert_eq!(upstream.asked_total(), 2);
+    advance(Duration::from_secs(1)).await;
+    resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(
+        upstream.asked("alias.example.com.", RecordType::A, Via::Udp),
+        2
+    );
+    assert_eq!(
+        upstream.asked("www.example.net.", RecordType::A, Via::Udp),
+        2
+    );
+
+    // RFC 6604 §2: the rcode is the last name's; negative for the SOA's minimum.
+    let gone = name("gone.example.com.");
+    let r = resolver.resolve(&gone, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NXDomain);
+    assert_eq!(types(&r.answers), [RecordType::CNAME]);
+    assert_eq!(types(&r.authorities), [RecordType::SOA]);
+    assert_eq!(ttls(&r.authorities), [30]);
+    advance(Duration::from_secs(29)).await;
+    let r = resolver.resolve(&gone, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NXDomain);
+    assert_eq!(ttls(&r.authorities), [1]);
+    assert_eq!(
+        upstream.asked("gone.example.com.", RecordType::A, Via::Udp),
+        1
+    );
+    assert_eq!(
+        upstream.asked("nx.example.net.", RecordType::A, Via::Udp),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_target_is_asked_where_its_forwarding_rule_says() {
+    let default = Upstream::start(&[(
+        "alias.example.com.",
+        RecordType::A,
+        Reply::Records(vec![cname("alias.example.com.", 300, "host.corp.example.")]),
+    )]);
+    let corp = Upstream::start(&[(
+        "host.corp.example.",
+        RecordType::A,
+        Reply::Records(vec![a("host.corp.example.", 300, 10)]),
+    )]);
+    let resolver = Resolver::new(config(&[&default]));
+    resolver.set_rules(vec![ForwardingRule {
+        domain: name("corp.example."),
+        upstreams: vec![corp.addr],
+    }]);
+    let r = resolver
+        .resolve(&name("alias.example.com."), RecordType::A)
+        .await;
+    assert_eq!(types(&r.answers), [RecordType::CNAME, RecordType::A]);
+    assert_eq!(last_octets(&r), [10]);
+    assert_eq!((default.asked_total(), corp.asked_total()), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_chain_that_loops_or_ends_unanswered_is_servfail() {
+    let upstream = Upstream::start(&[
+        (
+            "a.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("a.example.com.", 300, "b.example.net.")]),
+        ),
+        (
+            "b.example.net.",
+            RecordType::A,
+            Reply::Records(vec![cname("b.example.net.", 300, "A.Example.com.")]),
+        ),
+        (
+            "c.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("c.example.com.", 300, "dead.example.net.")]),
+        ),
+        ("dead.example.net.", RecordType::A, Reply::ServFail),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    let r = resolver
+        .resolve(&name("a.example.com."), RecordType::A)
+        .await;
+    assert_eq!(r.rcode, ResponseCode::ServFail);
+    assert!(r.answers.is_empty());
+    assert_eq!(upstream.asked_total(), 2, "the loop is seen, not walked");
+    let r = resolver
+        .resolve(&name("c.example.com."), RecordType::A)
+        .await;
+    assert_eq!(r.rcode, ResponseCode::ServFail);
+    assert_eq!(resolver.stats().entries, 0, "nothing cached");
+}
