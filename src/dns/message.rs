@@ -20,8 +20,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use super::cache::Countdown;
-use crate::catalog::{Answer, Catalog, Rrset, Section, View};
-use crate::resolver::{Cached, Freshness, Resolved, Resolver};
+use crate::catalog::{Answer, Catalog, Rrset, Section, SharedCatalog, View};
+use crate::resolver::{dangling, Cached, Freshness, Resolved, Resolver};
 
 /// The UDP payload size r53 advertises and the most it sends (the DNS Flag Day 2020 figure).
 pub const SERVER_UDP_PAYLOAD: u16 = 1232;
@@ -65,11 +65,15 @@ pub struct ClientContext {
     pub view: View,
     /// Whether it may have questions resolved (RD aside).
     pub may_recurse: bool,
+    /// Its address, for a view in a later catalog (a resolved answer that leads back into
+    /// r53's zones).
+    pub address: IpAddr,
 }
 
 impl ClientContext {
     pub fn new(catalog: &Catalog, client: IpAddr, recursion: &RecursionPolicy) -> Self {
         Self {
+            address: client,
             view: catalog.view(client),
             may_recurse: recursion.allows(catalog, client),
         }
@@ -267,6 +271,7 @@ fn respond_to(
                 name,
                 prefix,
                 volatile,
+                client: client.address,
                 resolver: resolver.clone(),
             })),
             // `Recurse` is only decided with a resolver present.
@@ -437,15 +442,50 @@ pub struct Recursion {
     prefix: Vec<(Name, Rrset)>,
     /// The prefix depends on the clock: the response must not be reused.
     volatile: bool,
+    /// The asker's address: which private zones it sees.
+    client: IpAddr,
     resolver: Arc<Resolver>,
 }
 
 impl Recursion {
     /// Resolves and composes the response: RA set, AA clear (the answer is not all r53's
-    /// own), the CNAME chain from r53's zones first.
-    pub async fn run(self) -> Vec<u8> {
+    /// own), the CNAME chain from r53's zones first. An upstream's chain that leads back
+    /// into r53's zones is completed from the `catalog` of the moment.
+    pub async fn run(self, catalog: &SharedCatalog) -> Vec<u8> {
         let resolved = self.resolver.resolve(&self.name, self.qtype).await;
+        let resolved = self.completed_locally(resolved, &catalog.load());
         self.finish(&resolved, None).0
+    }
+
+    /// `resolved`, when it ends in a CNAME to a name in a zone the asker sees, completed from
+    /// that zone (RFC 1034 §4.3.2 step 3a restarts the query at the target, which r53 is
+    /// authoritative for; the resolver does not chase those, see
+    /// `Resolver::set_local_names`). The target's rcode and negative SOA replace the
+    /// resolver's. A target in no zone the asker sees is left as it is.
+    fn completed_locally(&self, mut resolved: Resolved, catalog: &Catalog) -> Resolved {
+        let Some(target) = dangling(&self.name, self.qtype, &resolved) else {
+            return resolved;
+        };
+        let view = catalog.view(self.client);
+        let local = catalog.answer(&target, self.qtype, &view);
+        if local.rcode == ResponseCode::Refused {
+            return resolved;
+        }
+        let records = |sections: &[Section<'_>]| -> Vec<hickory_proto::rr::Record> {
+            sections
+                .iter()
+                .flat_map(|s| {
+                    let (owner, set) = (s.owner.as_ref(), s.rrset.as_ref());
+                    set.records.iter().map(move |rdata| {
+                        hickory_proto::rr::Record::from_rdata(owner.clone(), set.ttl, rdata.clone())
+                    })
+                })
+                .collect()
+        };
+        resolved.rcode = local.rcode;
+        resolved.answers.extend(records(&local.answers));
+        resolved.authorities = records(&local.authorities);
+        resolved
     }
 
     /// The response when the resolver's cache has the answer now (fresh, or stale within its

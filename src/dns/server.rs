@@ -530,8 +530,9 @@ impl UdpLoop {
                             Ok(permit) => {
                                 let socket = socket.clone();
                                 let rrl = rrl.clone();
+                                let catalog = catalog.clone();
                                 runtime.spawn(async move {
-                                    let response = recursion.run().await;
+                                    let response = recursion.run(&catalog).await;
                                     send_udp(&socket, rrl.as_deref(), response, peer);
                                     drop(permit);
                                 });
@@ -803,7 +804,7 @@ async fn serve_connection(
                 out.truncate(start);
                 send_owed(&mut writer, &mut out, options).await?;
                 out.extend_from_slice(&[0, 0]);
-                out.extend_from_slice(&recursion.run().await);
+                out.extend_from_slice(&recursion.run(catalog).await);
                 0
             }
         };

@@ -34,7 +34,7 @@ mod upstream;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -42,7 +42,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use cache::{Freshness, UseMark, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
+pub use cache::{dangling, Freshness, UseMark, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
 pub use upstream::{system_upstreams, UpstreamError, UPSTREAM_UDP_PAYLOAD};
 
 /// The most times one question is restarted at a CNAME's target that an upstream's answer
@@ -165,7 +165,13 @@ struct Inner {
     cache: Mutex<Cache>,
     in_flight: Mutex<HashMap<Key, Flight>>,
     counters: Counters,
+    /// Names the DNS path answers itself: a CNAME chase stops there (see
+    /// [`Resolver::set_local_names`]).
+    local: OnceLock<LocalNames>,
 }
+
+/// Whether a name is in a zone the DNS path answers from (in some view).
+type LocalNames = Box<dyn Fn(&Name) -> bool + Send + Sync>;
 
 /// Takes a lock even if a thread panicked while holding it: every critical section here
 /// leaves the data consistent at each step (a panic can at worst lose one insert), so the
@@ -200,6 +206,7 @@ impl Resolver {
                 cache: Mutex::new(cache),
                 in_flight: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
+                local: OnceLock::new(),
             }),
         }
     }
@@ -280,6 +287,15 @@ impl Resolver {
             }
             Lookup::Miss => None,
         }
+    }
+
+    /// Tells the resolver which names the DNS path answers itself (r53's zones, seen from any
+    /// view). An upstream's answer that ends in a CNAME to such a name (one no forwarding
+    /// rule takes) is not chased upstream, where those zones may not exist, but handed back
+    /// as it is and not cached: the DNS path completes it from the zone the asker sees
+    /// ([`dangling`] says where it stops). Set once; later calls change nothing.
+    pub fn set_local_names(&self, local: impl Fn(&Name) -> bool + Send + Sync + 'static) {
+        let _ = self.inner.local.set(Box::new(local));
     }
 
     /// Counts `n` answers served from copies of fresh entries (see [`Freshness`]) as hits.
@@ -432,6 +448,14 @@ impl Inner {
             .map(|r| r.upstreams.clone())
     }
 
+    /// Whether the DNS path answers `name` from r53's zones rather than asking the resolver.
+    fn answered_locally(&self, name: &Name) -> bool {
+        self.local.get().is_some_and(|local| local(name))
+            && self
+                .rule_upstreams(name)
+                .is_none_or(|upstreams| upstreams.is_empty())
+    }
+
     fn upstreams_for(&self, name: &Name) -> Vec<SocketAddr> {
         match self.rule_upstreams(name) {
             Some(upstreams) if !upstreams.is_empty() => upstreams,
@@ -448,6 +472,8 @@ impl Inner {
         };
         let (resolved, entry) = match cache::dangling(name, qtype, &resolved) {
             None => (resolved, entry),
+            // The DNS path goes on from r53's own zones; nothing to cache.
+            Some(target) if self.answered_locally(&target) => (resolved, None),
             Some(target) => match self.chase(name, qtype, resolved, target).await {
                 Some(completed) => completed,
                 None => return self.failed(key),
@@ -519,7 +545,8 @@ impl Inner {
     /// it elsewhere), or taken from the cache; its own answer is cached under its own
     /// question, and the whole chain under the first. The rcode is the last name's (RFC 6604
     /// §2). `None` (SERVFAIL) when a target cannot be resolved, the chain loops, or it is
-    /// longer than [`MAX_CHASE`] restarts.
+    /// longer than [`MAX_CHASE`] restarts. A chain that reaches r53's own zones stops there,
+    /// uncached, for the DNS path to complete.
     ///
     /// Targets are not joined with questions in flight: two chains asked at once that
     /// point at each other would each wait for the other.
@@ -542,6 +569,7 @@ impl Inner {
             resolved.answers.extend(part.answers);
             resolved.authorities = part.authorities;
             match next {
+                Some(next) if self.answered_locally(&next) => return Some((resolved, None)),
                 Some(next) => seen.push(std::mem::replace(&mut target, next)),
                 None => {
                     return Some(Entry::from_response(

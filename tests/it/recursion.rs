@@ -20,7 +20,9 @@ const UPSTREAM_ZONE: &str = "$ORIGIN upstream.test.\n$TTL 300\n\
     @ SOA ns.upstream.test. hostmaster.upstream.test. 1 3600 600 86400 60\n\
     @ NS ns.upstream.test.\n\
     ns A 198.51.100.1\n\
-    www A 198.51.100.7\n";
+    www A 198.51.100.7\n\
+    back CNAME ns.example.com.\n\
+    gone CNAME nope.example.com.\n";
 
 const LOCAL_ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n\
     @ SOA ns.example.com. hostmaster.example.com. 1 3600 600 86400 60\n\
@@ -201,6 +203,52 @@ async fn ra_tells_a_client_whether_it_may_recurse_on_every_answer() {
             assert!(!refused.metadata.recursion_available, "rd={rd}");
         }
     }
+}
+
+#[tokio::test]
+async fn an_upstream_cname_into_r53s_zones_is_completed_from_them() {
+    // The upstream is authoritative for upstream.test only: it answers a CNAME into
+    // example.com, which the server under test serves, with the CNAME alone, and would
+    // refuse the target.
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        dir.path(),
+        &[("example.com", LOCAL_ZONE)],
+        resolving(vec![upstream.dns_addr], Some("127.0.0.2/32")),
+    )
+    .await;
+    let dns = server.dns_addr;
+    for _ in 0..2 {
+        let m = ask("127.0.0.2", dns, "back.upstream.test.", RecordType::A, true).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(data(&m), ["CNAME ns.example.com.", "A 192.0.2.1"]);
+        assert!(m.metadata.recursion_available && !m.metadata.authoritative);
+    }
+    // NODATA and NXDOMAIN at the target carry its zone's SOA (RFC 2308 §2.1, §2.2).
+    let nodata = ask(
+        "127.0.0.2",
+        dns,
+        "back.upstream.test.",
+        RecordType::AAAA,
+        true,
+    )
+    .await;
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(data(&nodata), ["CNAME ns.example.com."]);
+    assert_eq!(owners_of(&nodata.authorities), ["example.com. SOA"]);
+    let nx = ask("127.0.0.2", dns, "gone.upstream.test.", RecordType::A, true).await;
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(data(&nx), ["CNAME nope.example.com."]);
+    assert_eq!(owners_of(&nx.authorities), ["example.com. SOA"]);
+}
+
+fn owners_of(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| format!("{} {}", r.name, r.record_type()))
+        .collect()
 }
 
 #[tokio::test]

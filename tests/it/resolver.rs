@@ -912,3 +912,48 @@ async fn a_cname_chain_that_loops_or_ends_unanswered_is_servfail() {
     assert_eq!(r.rcode, ResponseCode::ServFail);
     assert_eq!(resolver.stats().entries, 0, "nothing cached");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_into_names_answered_locally_is_handed_back_uncached() {
+    let upstream = Upstream::start(&[
+        (
+            "alias.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("alias.example.com.", 300, "www.local.test.")]),
+        ),
+        (
+            "www.local.test.",
+            RecordType::A,
+            Reply::Records(vec![a("www.local.test.", 300, 5)]),
+        ),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    resolver.set_local_names(|n| name("local.test.").zone_of(n));
+    let alias = name("alias.example.com.");
+    for asked in 1..=2 {
+        let r = resolver.resolve(&alias, RecordType::A).await;
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        assert_eq!(types(&r.answers), [RecordType::CNAME]);
+        assert_eq!(
+            upstream.asked("alias.example.com.", RecordType::A, Via::Udp),
+            asked
+        );
+    }
+    assert_eq!(
+        upstream.asked("www.local.test.", RecordType::A, Via::Udp),
+        0
+    );
+    assert_eq!(resolver.stats().entries, 0);
+
+    // A forwarding rule beats r53's zones: then the target is chased.
+    resolver.set_rules(vec![ForwardingRule {
+        domain: name("local.test."),
+        upstreams: vec![upstream.addr],
+    }]);
+    let r = resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(types(&r.answers), [RecordType::CNAME, RecordType::A]);
+    assert_eq!(
+        upstream.asked("www.local.test.", RecordType::A, Via::Udp),
+        1
+    );
+}
