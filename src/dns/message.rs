@@ -538,8 +538,24 @@ impl Recursion {
             })
             .collect();
         let local = answer.answers.len();
-        push_rrsets(&mut answer.answers, &resolved.answers, qname);
-        push_rrsets(&mut answer.authorities, &resolved.authorities, qname);
+        // RFC 4035 §3.2.1: without DO the client gets no RRSIG, NSEC or NSEC3 records it did
+        // not ask for by type (the resolver asks with DO and keeps them for those who set it).
+        let dnssec_ok = self
+            .request
+            .edns
+            .as_ref()
+            .is_some_and(|e| e.flags().dnssec_ok);
+        let keep = |r: &hickory_proto::rr::Record| {
+            let rtype = r.record_type();
+            dnssec_ok
+                || rtype == self.qtype
+                || !matches!(
+                    rtype,
+                    RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+                )
+        };
+        push_rrsets(&mut answer.answers, &resolved.answers, qname, keep);
+        push_rrsets(&mut answer.authorities, &resolved.authorities, qname, keep);
         let limit = size_limit(&self.request, self.transport);
         let mut response = Response::new(&self.request, self.id);
         response.recursion_available = true;
@@ -564,15 +580,17 @@ impl Recursion {
     }
 }
 
-/// Appends resolver records to a section, grouped into RRsets (consecutive records of one
-/// owner, type and TTL), owner names equal to `qname` written as the question has them.
+/// Appends the resolver records `keep` accepts to a section, grouped into RRsets (consecutive
+/// records of one owner, type and TTL), owner names equal to `qname` written as the question
+/// has them.
 fn push_rrsets(
     sections: &mut Vec<Section<'static>>,
     records: &[hickory_proto::rr::Record],
     qname: Option<&Name>,
+    keep: impl Fn(&hickory_proto::rr::Record) -> bool,
 ) {
     let start = sections.len();
-    for r in records {
+    for r in records.iter().filter(|r| keep(r)) {
         let rtype = r.record_type();
         if sections.len() > start {
             if let Some(last) = sections.last_mut() {
@@ -907,6 +925,99 @@ mod tests {
     }
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn resolver_answers_leave_dnssec_records_out_unless_the_client_set_do() {
+        use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, NSEC, RRSIG};
+        use hickory_proto::op::MessageType;
+        use hickory_proto::rr::rdata::{A, SOA};
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        let record = |owner: &str, rdata: RData| {
+            hickory_proto::rr::Record::from_rdata(name(owner), 300, rdata)
+        };
+        let rrsig = |owner: &str, covered: RecordType| {
+            let input = SigInput {
+                type_covered: covered,
+                algorithm: hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+                num_labels: name(owner).num_labels(),
+                original_ttl: 300,
+                sig_expiration: 2_000_000_000.into(),
+                sig_inception: 1_700_000_000.into(),
+                key_tag: 1,
+                signer_name: name("example.com."),
+            };
+            let sig = RRSIG::from_sig(input, vec![7; 64]);
+            record(owner, RData::DNSSEC(DNSSECRData::RRSIG(sig)))
+        };
+        let positive = Resolved {
+            rcode: ResponseCode::NoError,
+            answers: vec![
+                record("www.example.com.", RData::A(A::new(192, 0, 2, 1))),
+                rrsig("www.example.com.", RecordType::A),
+            ],
+            authorities: vec![],
+            stale: false,
+        };
+        let soa = SOA::new(
+            name("ns.example.com."),
+            name("h.example.com."),
+            1,
+            2,
+            3,
+            4,
+            60,
+        );
+        let nsec = NSEC::new(name("z.example.com."), [RecordType::A]);
+        let negative = Resolved {
+            rcode: ResponseCode::NXDomain,
+            answers: vec![],
+            authorities: vec![
+                record("example.com.", RData::SOA(soa)),
+                rrsig("example.com.", RecordType::SOA),
+                record("a.example.com.", RData::DNSSEC(DNSSECRData::NSEC(nsec))),
+                rrsig("a.example.com.", RecordType::NSEC),
+            ],
+            stale: false,
+        };
+        let types = |records: &[hickory_proto::rr::Record]| -> Vec<RecordType> {
+            records.iter().map(|r| r.record_type()).collect()
+        };
+        let answer = |qtype: RecordType, dnssec_ok: bool, resolved: &Resolved| {
+            let mut request = Message::new(7, MessageType::Query, OpCode::Query);
+            request.add_query(Query::query(name("www.example.com."), qtype));
+            let mut edns = Edns::new();
+            edns.set_dnssec_ok(dnssec_ok);
+            request.set_edns(edns);
+            let recursion = Recursion {
+                request,
+                id: 7,
+                transport: Transport::Udp,
+                name: name("www.example.com."),
+                qtype,
+                prefix: Vec::new(),
+                volatile: false,
+                client: LOOPBACK,
+                resolver: Arc::new(Resolver::new(crate::resolver::ResolverConfig::default())),
+            };
+            Message::from_vec(&recursion.finish(resolved, None).0).unwrap()
+        };
+        let with_do = answer(RecordType::A, true, &positive);
+        assert_eq!(types(&with_do.answers), [RecordType::A, RecordType::RRSIG]);
+        let without = answer(RecordType::A, false, &positive);
+        assert_eq!(types(&without.answers), [RecordType::A]);
+        // Asked for by type, an RRSIG is the answer itself.
+        let asked = Resolved {
+            answers: vec![rrsig("www.example.com.", RecordType::A)],
+            ..positive.clone()
+        };
+        let by_type = answer(RecordType::RRSIG, false, &asked);
+        assert_eq!(types(&by_type.answers), [RecordType::RRSIG]);
+        let with_do = answer(RecordType::A, true, &negative);
+        assert_eq!(with_do.authorities.len(), 4);
+        let without = answer(RecordType::A, false, &negative);
+        assert_eq!(types(&without.authorities), [RecordType::SOA]);
+        assert_eq!(without.metadata.response_code, ResponseCode::NXDomain);
+    }
 
     /// The bytes r53 sends back, with no resolver (every outcome is a reply).
     fn reply(catalog: &Catalog, request: &[u8], transport: Transport) -> Option<Vec<u8>> {

@@ -172,10 +172,13 @@ impl Entry {
     /// Negative (NXDOMAIN, or NOERROR without the type: NODATA, possibly after a CNAME chain):
     /// RFC 2308 §5, "the TTL of this record is set from the minimum of the MINIMUM field of
     /// the SOA record and the TTL of the SOA itself", and the SOA in the authority section is
-    /// served with that TTL (§3). Other authority records (NS, NSEC) are left out: nothing
-    /// downstream needs them. "Negative responses without SOA records SHOULD NOT be cached as
-    /// there is no way to prevent the negative responses looping forever between a pair of
-    /// servers even with a TTL of zero" (§5): those are passed on and not cached.
+    /// served with that TTL (§3). The NSEC and NSEC3 records that prove the denial and the
+    /// RRSIGs in the authority section are kept with it, their TTLs bounded by the same
+    /// figure, for clients that set DO (RFC 4035 §3.1.3; the DNS path leaves them out for
+    /// the others); NS records are left out. "Negative responses without SOA records SHOULD
+    /// NOT be cached as there is no way to prevent the negative responses looping forever
+    /// between a pair of servers even with a TTL of zero" (§5): those are passed on and not
+    /// cached.
     ///
     /// Only the answer to this question is kept, never records elsewhere in the response as
     /// answers to other questions, so an upstream cannot fill the cache for names it was not
@@ -205,24 +208,30 @@ impl Entry {
             }
             (Vec::new(), answers_ttl.map(|t| t.min(MAX_TTL)))
         } else {
-            let mut soas: Vec<Record> = authorities
+            let mut denial: Vec<Record> = authorities
                 .into_iter()
-                .filter(|r| r.record_type() == RecordType::SOA)
+                .filter(|r| {
+                    matches!(
+                        r.record_type(),
+                        RecordType::SOA | RecordType::NSEC | RecordType::NSEC3 | RecordType::RRSIG
+                    )
+                })
                 .collect();
-            let negative_ttl = soas.first().and_then(|r| match &r.data {
+            let negative_ttl = denial.iter().find_map(|r| match &r.data {
                 RData::SOA(soa) => Some(sane_ttl(r.ttl).min(soa.minimum).min(MAX_NEGATIVE_TTL)),
                 _ => None,
             });
             if let Some(ttl) = negative_ttl {
-                for r in &mut soas {
-                    r.ttl = ttl;
+                // The SOA's own TTL is never below `ttl`, so it gets exactly `ttl` (§3).
+                for r in &mut denial {
+                    r.ttl = sane_ttl(r.ttl).min(ttl);
                 }
                 for r in &mut answers {
                     r.ttl = r.ttl.min(MAX_NEGATIVE_TTL);
                 }
             }
             let ttl = negative_ttl.map(|t| answers_ttl.map_or(t, |a| a.min(t)));
-            (soas, ttl)
+            (denial, ttl)
         };
         let resolved = Resolved {
             rcode,

@@ -54,7 +54,17 @@ enum Reply {
     Records(Vec<Record>),
     NxDomain(Record),
     NoData(Record),
+    /// NXDOMAIN with the SOA and further authority records (a denial's proof).
+    NxDomainWith(Record, Vec<Record>),
     ServFail,
+}
+
+/// DNSSEC records, which a server sends only to a query with DO set (RFC 3225 §3).
+fn is_dnssec(r: &Record) -> bool {
+    matches!(
+        r.record_type(),
+        RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -243,6 +253,7 @@ async fn answer(behaviour: &Mutex<Behaviour>, request: &[u8], via: Via) -> Vec<V
         edns.set_max_payload(1232);
         response.set_edns(edns);
     }
+    let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     if truncate {
         response.metadata.truncation = true;
     } else {
@@ -257,9 +268,18 @@ async fn answer(behaviour: &Mutex<Behaviour>, request: &[u8], via: Via) -> Vec<V
             Some(Reply::NoData(soa)) => {
                 response.add_authority(soa);
             }
+            Some(Reply::NxDomainWith(soa, proof)) => {
+                response.metadata.response_code = ResponseCode::NXDomain;
+                response.add_authority(soa);
+                response.add_authorities(proof);
+            }
             Some(Reply::ServFail) => response.metadata.response_code = ResponseCode::ServFail,
             None => response.metadata.response_code = ResponseCode::Refused,
         }
+    }
+    if !dnssec_ok {
+        response.answers.retain(|r| !is_dnssec(r));
+        response.authorities.retain(|r| !is_dnssec(r));
     }
     let mut out = Vec::new();
     if forge {
@@ -956,4 +976,81 @@ async fn a_cname_into_names_answered_locally_is_handed_back_uncached() {
         upstream.asked("www.local.test.", RecordType::A, Via::Udp),
         1
     );
+}
+
+fn rrsig(owner: &str, covered: RecordType, ttl: u32) -> Record {
+    use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
+    use hickory_proto::dnssec::Algorithm;
+    let input = SigInput {
+        type_covered: covered,
+        algorithm: Algorithm::ECDSAP256SHA256,
+        num_labels: name(owner).num_labels(),
+        original_ttl: ttl,
+        sig_expiration: 2_000_000_000.into(),
+        sig_inception: 1_700_000_000.into(),
+        key_tag: 4242,
+        signer_name: name("example.com."),
+    };
+    let sig = RRSIG::from_sig(input, vec![7; 64]);
+    Record::from_rdata(name(owner), ttl, RData::DNSSEC(DNSSECRData::RRSIG(sig)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn upstreams_are_asked_with_do_and_signatures_and_proofs_are_kept() {
+    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+    let nsec = Record::from_rdata(
+        name("gone.example.com."),
+        3600,
+        RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(
+            name("www.example.com."),
+            [RecordType::A, RecordType::RRSIG, RecordType::NSEC],
+        ))),
+    );
+    let upstream = Upstream::start(&[
+        (
+            "www.example.com.",
+            RecordType::A,
+            Reply::Records(vec![
+                a("www.example.com.", 300, 1),
+                rrsig("www.example.com.", RecordType::A, 300),
+            ]),
+        ),
+        (
+            "nope.example.com.",
+            RecordType::A,
+            Reply::NxDomainWith(
+                soa(3600, 60),
+                vec![
+                    rrsig("example.com.", RecordType::SOA, 3600),
+                    nsec,
+                    rrsig("gone.example.com.", RecordType::NSEC, 3600),
+                ],
+            ),
+        ),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    let r = resolver
+        .resolve(&name("www.example.com."), RecordType::A)
+        .await;
+    assert_eq!(types(&r.answers), [RecordType::A, RecordType::RRSIG]);
+
+    // RFC 4035 §3.1.3: the denial's proof goes with the SOA, and its TTLs are bounded by
+    // the negative TTL as the SOA's is (RFC 2308 §5).
+    let nope = name("nope.example.com.");
+    let r = resolver.resolve(&nope, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NXDomain);
+    assert_eq!(
+        types(&r.authorities),
+        [
+            RecordType::SOA,
+            RecordType::RRSIG,
+            RecordType::NSEC,
+            RecordType::RRSIG
+        ]
+    );
+    assert_eq!(ttls(&r.authorities), [60, 60, 60, 60]);
+    advance(Duration::from_secs(20)).await;
+    let r = resolver.resolve(&nope, RecordType::A).await;
+    assert_eq!(ttls(&r.authorities), [40, 40, 40, 40]);
+    assert_eq!(upstream.asked_total(), 2);
 }
