@@ -45,12 +45,12 @@ use tokio::time::Instant;
 pub use cache::{dangling, Freshness, UseMark, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
 pub use upstream::{system_upstreams, UpstreamError, UPSTREAM_UDP_PAYLOAD};
 
-/// The most times one question is restarted at a CNAME's target that an upstream's answer
-/// left unfollowed (RFC 1034 §3.6.2: chains must be bounded; Unbound restarts at most 11
-/// times).
-pub const MAX_CHASE: usize = 11;
-
 use cache::{Cache, Entry, Key, KeyBuf, Lookup};
+
+/// The most times one question is restarted at a CNAME's target that an upstream's answer
+/// left unfollowed. RFC 1034 §3.6.2 wants CNAME loops "signalled as an error"; a loop seen
+/// is, and this bound ends one that is not (each link a fresh name from some upstream).
+pub const MAX_CHASE: usize = 11;
 
 /// How the resolver is set up. `Default` gives no upstreams (every question is SERVFAIL until
 /// some are configured), 10 000 entries, no serve-stale and 1.5 s per upstream attempt.
