@@ -24,7 +24,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
-use super::message::{PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD};
+use super::message::{CD, PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD};
 use crate::catalog::View;
 use crate::resolver::{Freshness, UseMark};
 
@@ -321,7 +321,8 @@ impl ResponseCache {
     }
 
     /// The cached response for `key`, made fit for `request`, appended to `out` (the UDP
-    /// path answers a whole batch into one buffer): its ID and the question's letter case
+    /// path answers a whole batch into one buffer): its ID, for the resolver's answers the
+    /// CD bit, and the question's letter case
     /// (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it; answer owner
     /// names equal to the question are compression pointers to it, so they take the asker's
     /// case too), and for the resolver's answers the TTLs of the moment. An answer from the
@@ -372,6 +373,11 @@ impl ResponseCache {
         }
         response[0..2].copy_from_slice(&request[0..2]);
         response[name.clone()].copy_from_slice(&request[name]);
+        if resolved {
+            // A recursive answer copies the asker's CD (RFC 4035 §3.2.2), which the key
+            // leaves out: the answer is the same either way.
+            response[3] = (response[3] & !CD) | (request[3] & CD);
+        }
         Some(Hit { resolved })
     }
 

@@ -30,6 +30,8 @@ pub(crate) const PLAIN_UDP_LIMIT: u16 = 512;
 const HEADER_LEN: usize = 12;
 /// Our OPT record: root owner, type, class (payload), TTL (flags), RDLENGTH, no options.
 const OPT_LEN: u16 = 11;
+/// The CD bit in the header's fourth byte (RFC 4035 §3.2.2).
+pub(crate) const CD: u8 = 0x10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -512,8 +514,7 @@ impl Recursion {
 
     /// SERVFAIL without asking: too many questions are being resolved already.
     pub fn busy(self) -> Vec<u8> {
-        let mut response = Response::new(&self.request, self.id);
-        response.recursion_available = true;
+        let response = Response::recursive(&self.request, self.id);
         response.compose(&Answer::new(ResponseCode::ServFail, false), u16::MAX)
     }
 
@@ -557,8 +558,7 @@ impl Recursion {
         push_rrsets(&mut answer.answers, &resolved.answers, qname, keep);
         push_rrsets(&mut answer.authorities, &resolved.authorities, qname, keep);
         let limit = size_limit(&self.request, self.transport);
-        let mut response = Response::new(&self.request, self.id);
-        response.recursion_available = true;
+        let response = Response::recursive(&self.request, self.id);
         let Some(freshness) = fresh else {
             return (response.compose(&answer, limit), None);
         };
@@ -638,8 +638,10 @@ struct Response<'q> {
     id: u16,
     op_code: OpCode,
     recursion_desired: bool,
-    /// RA: set on answers the resolver produced.
+    /// RA: set for clients that may recurse.
     recursion_available: bool,
+    /// CD, copied from the request into what the resolver answers (RFC 4035 §3.2.2).
+    checking_disabled: bool,
     question: Option<&'q Query>,
     /// Our OPT, present when the request had one (RFC 6891 §7).
     edns: Option<Edns>,
@@ -660,9 +662,21 @@ impl<'q> Response<'q> {
             op_code: request.metadata.op_code,
             recursion_desired: request.metadata.recursion_desired,
             recursion_available: false,
+            checking_disabled: false,
             question: request.queries.first(),
             edns,
         }
+    }
+
+    /// A response made by recursion: RA set, and CD copied from the request, as RFC 4035
+    /// §3.2.2 has a recursive name server do: "The name server side MUST copy the setting of
+    /// the CD bit from a query to the corresponding response" (the resolver validates
+    /// nothing, so the bit changes nothing else here).
+    fn recursive(request: &'q Message, id: u16) -> Self {
+        let mut response = Self::new(request, id);
+        response.recursion_available = true;
+        response.checking_disabled = request.metadata.checking_disabled;
+        response
     }
 
     fn error(self, rcode: ResponseCode) -> Vec<u8> {
@@ -774,12 +788,15 @@ impl<'q> Response<'q> {
         if self.recursion_desired {
             flags2 |= 0x01;
         }
-        // RA, Z and AD stay clear: no recursion, and no data validated here. CD too: RFC 4035
-        // §3.1.6, "A security-aware name server SHOULD clear the CD bit when composing an
-        // authoritative response" (copying it, §3.2.2, is for recursive name servers).
+        // Z and AD stay clear: no data validated here. CD is clear in r53's own answers: RFC
+        // 4035 §3.1.6, "A security-aware name server SHOULD clear the CD bit when composing
+        // an authoritative response"; copied into recursive ones (§3.2.2).
         let mut flags3 = answer.rcode.low() & 0x0f;
         if self.recursion_available {
             flags3 |= 0x80;
+        }
+        if self.checking_disabled {
+            flags3 |= CD;
         }
         buf[0..2].copy_from_slice(&self.id.to_be_bytes());
         buf[2] = flags2;

@@ -252,6 +252,57 @@ fn owners_of(records: &[hickory_proto::rr::Record]) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn recursive_answers_copy_cd_and_authoritative_ones_clear_it() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = DnsOptions {
+        udp_sockets: 1,
+        ..DnsOptions::default()
+    };
+    let server = serve_with(
+        dir.path(),
+        &[("example.com", LOCAL_ZONE)],
+        resolving(vec![upstream.dns_addr], None),
+        options,
+    )
+    .await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ask_cd = |name: &'static str, cd: bool| {
+        let socket = &socket;
+        async move {
+            let mut m = query(name, RecordType::A);
+            m.metadata.recursion_desired = true;
+            m.metadata.checking_disabled = cd;
+            socket
+                .send_to(&m.to_vec().unwrap(), server.dns_addr)
+                .await
+                .unwrap();
+            let mut buf = vec![0u8; 65535];
+            let n = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
+                .await
+                .expect("an answer")
+                .unwrap();
+            Message::from_vec(&buf[..n]).unwrap()
+        }
+    };
+    // RFC 4035 §3.2.2: a recursive server copies CD into its response; the first answer
+    // comes from the upstream, the next from the resolver's cache, the rest from the
+    // response cache, which holds one copy for both settings.
+    for cd in [true, true, false, true, false] {
+        let m = ask_cd("www.upstream.test.", cd).await;
+        assert_eq!(data(&m), ["A 198.51.100.7"]);
+        assert_eq!(m.metadata.checking_disabled, cd);
+    }
+    // RFC 4035 §3.1.6: r53's own, authoritative answers clear it.
+    for _ in 0..2 {
+        let own = ask_cd("ns.example.com.", true).await;
+        assert!(own.metadata.authoritative);
+        assert!(!own.metadata.checking_disabled);
+    }
+}
+
+#[tokio::test]
 async fn a_forwarding_rule_beats_a_private_zone_of_the_same_domain() {
     let up_dir = tempfile::tempdir().unwrap();
     let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
