@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
@@ -146,6 +147,19 @@ pub fn dangling(qname: &Name, qtype: RecordType, resolved: &Resolved) -> Option<
     None
 }
 
+/// Whether `r` is an RRSIG over records of type `covered`.
+fn signs(r: &Record, covered: RecordType) -> bool {
+    matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == covered)
+}
+
+/// Whether `r` belongs to a DNSSEC proof of nonexistence: an NSEC or NSEC3 record, or an
+/// RRSIG over one.
+fn is_proof(r: &Record) -> bool {
+    matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
+        || signs(r, RecordType::NSEC)
+        || signs(r, RecordType::NSEC3)
+}
+
 /// One cached answer: the sections the client gets, with TTLs as they were when stored.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -167,15 +181,17 @@ impl Entry {
     /// Positive: the answer section holds a record of the type asked for (a CNAME chain
     /// leading to it included, cached whole as the answer to this question; a chain the
     /// upstream left unfollowed is completed by the resolver before it gets here, see
-    /// [`dangling`]). Its TTL is the least TTL in the answer section.
+    /// [`dangling`]). Its TTL is the least TTL in the answer section. Of the authority
+    /// section only a wildcard answer's NSEC/NSEC3 proof is kept (and its TTLs count in the
+    /// least), for clients that set DO.
     ///
     /// Negative (NXDOMAIN, or NOERROR without the type: NODATA, possibly after a CNAME chain):
     /// RFC 2308 §5, "the TTL of this record is set from the minimum of the MINIMUM field of
     /// the SOA record and the TTL of the SOA itself", and the SOA in the authority section is
-    /// served with that TTL (§3). The NSEC and NSEC3 records that prove the denial and the
-    /// RRSIGs in the authority section are kept with it, their TTLs bounded by the same
-    /// figure, for clients that set DO (RFC 4035 §3.1.3; the DNS path leaves them out for
-    /// the others); NS records are left out. "Negative responses without SOA records SHOULD
+    /// served with that TTL (§3). The SOA's RRSIG and the NSEC and NSEC3 records that prove
+    /// the denial, with theirs, are kept with it, their TTLs bounded by the same figure, for
+    /// clients that set DO (RFC 4035 §3.1.3; the DNS path leaves them out for the others);
+    /// NS records are left out. "Negative responses without SOA records SHOULD
     /// NOT be cached as there is no way to prevent the negative responses looping forever
     /// between a pair of servers even with a TTL of zero" (§5): those are passed on and not
     /// cached.
@@ -206,15 +222,20 @@ impl Entry {
             for r in &mut answers {
                 r.ttl = r.ttl.min(MAX_TTL);
             }
-            (Vec::new(), answers_ttl.map(|t| t.min(MAX_TTL)))
+            // RFC 4035 §3.1.3.3: an answer made from a wildcard comes with the NSEC or NSEC3
+            // records proving that no closer name exists; they bound the entry's life too,
+            // so that none is served past its own TTL.
+            let mut proof: Vec<Record> = authorities.into_iter().filter(is_proof).collect();
+            for r in &mut proof {
+                r.ttl = sane_ttl(r.ttl).min(MAX_TTL);
+            }
+            let ttl = answers_ttl.map(|t| proof.iter().fold(t.min(MAX_TTL), |t, r| t.min(r.ttl)));
+            (proof, ttl)
         } else {
             let mut denial: Vec<Record> = authorities
                 .into_iter()
                 .filter(|r| {
-                    matches!(
-                        r.record_type(),
-                        RecordType::SOA | RecordType::NSEC | RecordType::NSEC3 | RecordType::RRSIG
-                    )
+                    r.record_type() == RecordType::SOA || signs(r, RecordType::SOA) || is_proof(r)
                 })
                 .collect();
             let negative_ttl = denial.iter().find_map(|r| match &r.data {

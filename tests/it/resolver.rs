@@ -56,6 +56,8 @@ enum Reply {
     NoData(Record),
     /// NXDOMAIN with the SOA and further authority records (a denial's proof).
     NxDomainWith(Record, Vec<Record>),
+    /// An answer with authority records (a wildcard's proof).
+    RecordsWith(Vec<Record>, Vec<Record>),
     ServFail,
 }
 
@@ -267,6 +269,10 @@ async fn answer(behaviour: &Mutex<Behaviour>, request: &[u8], via: Via) -> Vec<V
             }
             Some(Reply::NoData(soa)) => {
                 response.add_authority(soa);
+            }
+            Some(Reply::RecordsWith(records, authority)) => {
+                response.add_answers(records);
+                response.add_authorities(authority);
             }
             Some(Reply::NxDomainWith(soa, proof)) => {
                 response.metadata.response_code = ResponseCode::NXDomain;
@@ -998,13 +1004,20 @@ fn rrsig(owner: &str, covered: RecordType, ttl: u32) -> Record {
 #[tokio::test(start_paused = true)]
 async fn upstreams_are_asked_with_do_and_signatures_and_proofs_are_kept() {
     use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
-    let nsec = Record::from_rdata(
-        name("gone.example.com."),
+    let nsec = |owner: &str, ttl: u32| {
+        Record::from_rdata(
+            name(owner),
+            ttl,
+            RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(
+                name("www.example.com."),
+                [RecordType::A, RecordType::RRSIG, RecordType::NSEC],
+            ))),
+        )
+    };
+    let ns = Record::from_rdata(
+        name("example.com."),
         3600,
-        RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(
-            name("www.example.com."),
-            [RecordType::A, RecordType::RRSIG, RecordType::NSEC],
-        ))),
+        RData::NS(hickory_proto::rr::rdata::NS(name("ns.example.com."))),
     );
     let upstream = Upstream::start(&[
         (
@@ -1022,8 +1035,26 @@ async fn upstreams_are_asked_with_do_and_signatures_and_proofs_are_kept() {
                 soa(3600, 60),
                 vec![
                     rrsig("example.com.", RecordType::SOA, 3600),
-                    nsec,
+                    nsec("gone.example.com.", 3600),
                     rrsig("gone.example.com.", RecordType::NSEC, 3600),
+                    ns.clone(),
+                    rrsig("example.com.", RecordType::NS, 3600),
+                ],
+            ),
+        ),
+        (
+            "a.wild.example.com.",
+            RecordType::A,
+            Reply::RecordsWith(
+                vec![
+                    a("a.wild.example.com.", 300, 9),
+                    rrsig("a.wild.example.com.", RecordType::A, 300),
+                ],
+                vec![
+                    nsec("*.wild.example.com.", 120),
+                    rrsig("*.wild.example.com.", RecordType::NSEC, 120),
+                    ns,
+                    rrsig("example.com.", RecordType::NS, 3600),
                 ],
             ),
         ),
@@ -1053,4 +1084,24 @@ async fn upstreams_are_asked_with_do_and_signatures_and_proofs_are_kept() {
     let r = resolver.resolve(&nope, RecordType::A).await;
     assert_eq!(ttls(&r.authorities), [40, 40, 40, 40]);
     assert_eq!(upstream.asked_total(), 2);
+
+    // RFC 4035 §3.1.3.3: a wildcard answer keeps the proof that no closer name exists, and
+    // lives no longer than it.
+    let wild = name("a.wild.example.com.");
+    let r = resolver.resolve(&wild, RecordType::A).await;
+    assert_eq!(types(&r.answers), [RecordType::A, RecordType::RRSIG]);
+    assert_eq!(types(&r.authorities), [RecordType::NSEC, RecordType::RRSIG]);
+    advance(Duration::from_secs(119)).await;
+    let r = resolver.resolve(&wild, RecordType::A).await;
+    assert_eq!(ttls(&r.authorities), [1, 1]);
+    assert_eq!(
+        upstream.asked("a.wild.example.com.", RecordType::A, Via::Udp),
+        1
+    );
+    advance(Duration::from_secs(1)).await;
+    resolver.resolve(&wild, RecordType::A).await;
+    assert_eq!(
+        upstream.asked("a.wild.example.com.", RecordType::A, Via::Udp),
+        2
+    );
 }
