@@ -324,6 +324,8 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     });
     if let Some(resolver) = &resolver {
         resolver.set_rules(service.rules().await);
+        let catalog = service.catalog();
+        resolver.set_local_names(move |name| catalog.load().serves(name));
     }
     let mut dns_options = options.dns.clone();
     dns_options.recursion = RecursionPolicy {

@@ -635,6 +635,16 @@ impl Catalog {
         })
     }
 
+    /// Whether `name` is in a zone r53 answers for from some view: a public zone, a private
+    /// zone of any VPC, or an endpoint zone.
+    pub fn serves(&self, name: &Name) -> bool {
+        self.endpoints.zone_of(name).is_some()
+            || (0..=label_count(name)).rev().any(|labels| {
+                let ancestor = name.trim_to(labels);
+                self.zones.contains_key(&ancestor) || self.private.contains_key(&ancestor)
+            })
+    }
+
     /// The zone that answers `qtype` at `name`: a DS query for a zone apex belongs to the
     /// parent zone when r53 serves that too (RFC 4035 §3.1.4.1).
     fn zone_for_query(&self, name: &Name, qtype: RecordType, view: &View) -> Option<&ZoneIndex> {

@@ -24,7 +24,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
-use super::message::{PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD};
+use super::message::{CD, PLAIN_UDP_LIMIT, SERVER_UDP_PAYLOAD};
 use crate::catalog::View;
 use crate::resolver::{Freshness, UseMark};
 
@@ -183,18 +183,19 @@ impl PlainQuery {
         self.name_end
     }
 
-    /// Completes the cache key `read` began in `key`; `None` for a view of more VPCs than a
-    /// key holds (not cached).
+    /// Completes the cache key `read` began in `key` (`may_recurse`: the client is allowed to
+    /// recurse, which sets RA and, with RD, sends questions to the resolver); `None` for a
+    /// view of more VPCs than a key holds (not cached).
     pub fn finish_key(
         &self,
         key: &mut Key,
-        recursive_client: bool,
+        may_recurse: bool,
         view: &View,
         tcp: bool,
     ) -> Option<()> {
         let (dnssec_ok, size) = self.edns.unwrap_or((false, 0));
         let flags = u8::from(self.recursion_desired)
-            | u8::from(recursive_client) << 1
+            | u8::from(may_recurse) << 1
             | u8::from(tcp) << 2
             | u8::from(self.edns.is_some()) << 3
             | u8::from(dnssec_ok) << 4;
@@ -320,7 +321,8 @@ impl ResponseCache {
     }
 
     /// The cached response for `key`, made fit for `request`, appended to `out` (the UDP
-    /// path answers a whole batch into one buffer): its ID and the question's letter case
+    /// path answers a whole batch into one buffer): its ID, for the resolver's answers the
+    /// CD bit, and the question's letter case
     /// (RFC 1035 §7.3: the question is echoed; resolvers using 0x20 check it; answer owner
     /// names equal to the question are compression pointers to it, so they take the asker's
     /// case too), and for the resolver's answers the TTLs of the moment. An answer from the
@@ -371,6 +373,11 @@ impl ResponseCache {
         }
         response[0..2].copy_from_slice(&request[0..2]);
         response[name.clone()].copy_from_slice(&request[name]);
+        if resolved {
+            // A recursive answer copies the asker's CD (RFC 4035 §3.2.2), which the key
+            // leaves out: the answer is the same either way.
+            response[3] = (response[3] & !CD) | (request[3] & CD);
+        }
         Some(Hit { resolved })
     }
 
@@ -452,9 +459,9 @@ mod tests {
     }
 
     impl Parsed {
-        fn into_key(mut self, recursive_client: bool, view: &View, tcp: bool) -> Option<Key> {
+        fn into_key(mut self, may_recurse: bool, view: &View, tcp: bool) -> Option<Key> {
             self.query
-                .finish_key(&mut self.key, recursive_client, view, tcp)?;
+                .finish_key(&mut self.key, may_recurse, view, tcp)?;
             Some(self.key)
         }
 

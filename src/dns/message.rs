@@ -20,8 +20,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use super::cache::Countdown;
-use crate::catalog::{Answer, Catalog, Rrset, Section, View};
-use crate::resolver::{Cached, Freshness, Resolved, Resolver};
+use crate::catalog::{Answer, Catalog, Rrset, Section, SharedCatalog, View};
+use crate::resolver::{dangling, Cached, Freshness, Resolved, Resolver};
 
 /// The UDP payload size r53 advertises and the most it sends (the DNS Flag Day 2020 figure).
 pub const SERVER_UDP_PAYLOAD: u16 = 1232;
@@ -30,6 +30,8 @@ pub(crate) const PLAIN_UDP_LIMIT: u16 = 512;
 const HEADER_LEN: usize = 12;
 /// Our OPT record: root owner, type, class (payload), TTL (flags), RDLENGTH, no options.
 const OPT_LEN: u16 = 11;
+/// The CD bit in the header's fourth byte (RFC 4035 §3.2.2).
+pub(crate) const CD: u8 = 0x10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -65,11 +67,15 @@ pub struct ClientContext {
     pub view: View,
     /// Whether it may have questions resolved (RD aside).
     pub may_recurse: bool,
+    /// Its address, for a view in a later catalog (a resolved answer that leads back into
+    /// r53's zones).
+    pub address: IpAddr,
 }
 
 impl ClientContext {
     pub fn new(catalog: &Catalog, client: IpAddr, recursion: &RecursionPolicy) -> Self {
         Self {
+            address: client,
             view: catalog.view(client),
             may_recurse: recursion.allows(catalog, client),
         }
@@ -267,6 +273,7 @@ fn respond_to(
                 name,
                 prefix,
                 volatile,
+                client: client.address,
                 resolver: resolver.clone(),
             })),
             // `Recurse` is only decided with a resolver present.
@@ -297,6 +304,12 @@ fn answer_locally(
     reusable: &mut bool,
 ) -> Local {
     let mut response = Response::new(request, id);
+    // RFC 1035 §4.1.1: RA "denotes whether recursive query support is available in the name
+    // server". It is for a client allowed to recurse, whatever this answer needed, so every
+    // response to such a client says so (as BIND and Unbound do); without it `dig` warns
+    // "recursion requested but not available" on r53's own answers and stubs may look
+    // elsewhere. Other clients never see RA.
+    response.recursion_available = client.may_recurse;
     // RFC 8945 §5.2: r53 holds no TSIG keys, so a signed request's key is unknown: NOTAUTH,
     // with an unsigned TSIG that says BADKEY. (An unsigned answer would tell the client
     // nothing about why its signature is missing.)
@@ -431,15 +444,50 @@ pub struct Recursion {
     prefix: Vec<(Name, Rrset)>,
     /// The prefix depends on the clock: the response must not be reused.
     volatile: bool,
+    /// The asker's address: which private zones it sees.
+    client: IpAddr,
     resolver: Arc<Resolver>,
 }
 
 impl Recursion {
     /// Resolves and composes the response: RA set, AA clear (the answer is not all r53's
-    /// own), the CNAME chain from r53's zones first.
-    pub async fn run(self) -> Vec<u8> {
+    /// own), the CNAME chain from r53's zones first. An upstream's chain that leads back
+    /// into r53's zones is completed from the `catalog` of the moment.
+    pub async fn run(self, catalog: &SharedCatalog) -> Vec<u8> {
         let resolved = self.resolver.resolve(&self.name, self.qtype).await;
+        let resolved = self.completed_locally(resolved, &catalog.load());
         self.finish(&resolved, None).0
+    }
+
+    /// `resolved`, when it ends in a CNAME to a name in a zone the asker sees, completed from
+    /// that zone (RFC 1034 §4.3.2 step 3a restarts the query at the target, which r53 is
+    /// authoritative for; the resolver does not chase those, see
+    /// `Resolver::set_local_names`). The target's rcode and negative SOA replace the
+    /// resolver's. A target in no zone the asker sees is left as it is.
+    fn completed_locally(&self, mut resolved: Resolved, catalog: &Catalog) -> Resolved {
+        let Some(target) = dangling(&self.name, self.qtype, &resolved) else {
+            return resolved;
+        };
+        let view = catalog.view(self.client);
+        let local = catalog.answer(&target, self.qtype, &view);
+        if local.rcode == ResponseCode::Refused {
+            return resolved;
+        }
+        let records = |sections: &[Section<'_>]| -> Vec<hickory_proto::rr::Record> {
+            sections
+                .iter()
+                .flat_map(|s| {
+                    let (owner, set) = (s.owner.as_ref(), s.rrset.as_ref());
+                    set.records.iter().map(move |rdata| {
+                        hickory_proto::rr::Record::from_rdata(owner.clone(), set.ttl, rdata.clone())
+                    })
+                })
+                .collect()
+        };
+        resolved.rcode = local.rcode;
+        resolved.answers.extend(records(&local.answers));
+        resolved.authorities = records(&local.authorities);
+        resolved
     }
 
     /// The response when the resolver's cache has the answer now (fresh, or stale within its
@@ -466,8 +514,7 @@ impl Recursion {
 
     /// SERVFAIL without asking: too many questions are being resolved already.
     pub fn busy(self) -> Vec<u8> {
-        let mut response = Response::new(&self.request, self.id);
-        response.recursion_available = true;
+        let response = Response::recursive(&self.request, self.id);
         response.compose(&Answer::new(ResponseCode::ServFail, false), u16::MAX)
     }
 
@@ -492,11 +539,26 @@ impl Recursion {
             })
             .collect();
         let local = answer.answers.len();
-        push_rrsets(&mut answer.answers, &resolved.answers, qname);
-        push_rrsets(&mut answer.authorities, &resolved.authorities, qname);
+        // RFC 4035 §3.2.1: without DO the client gets no RRSIG, NSEC or NSEC3 records it did
+        // not ask for by type (the resolver asks with DO and keeps them for those who set it).
+        let dnssec_ok = self
+            .request
+            .edns
+            .as_ref()
+            .is_some_and(|e| e.flags().dnssec_ok);
+        let keep = |r: &hickory_proto::rr::Record| {
+            let rtype = r.record_type();
+            dnssec_ok
+                || rtype == self.qtype
+                || !matches!(
+                    rtype,
+                    RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+                )
+        };
+        push_rrsets(&mut answer.answers, &resolved.answers, qname, keep);
+        push_rrsets(&mut answer.authorities, &resolved.authorities, qname, keep);
         let limit = size_limit(&self.request, self.transport);
-        let mut response = Response::new(&self.request, self.id);
-        response.recursion_available = true;
+        let response = Response::recursive(&self.request, self.id);
         let Some(freshness) = fresh else {
             return (response.compose(&answer, limit), None);
         };
@@ -518,15 +580,17 @@ impl Recursion {
     }
 }
 
-/// Appends resolver records to a section, grouped into RRsets (consecutive records of one
-/// owner, type and TTL), owner names equal to `qname` written as the question has them.
+/// Appends the resolver records `keep` accepts to a section, grouped into RRsets (consecutive
+/// records of one owner, type and TTL), owner names equal to `qname` written as the question
+/// has them.
 fn push_rrsets(
     sections: &mut Vec<Section<'static>>,
     records: &[hickory_proto::rr::Record],
     qname: Option<&Name>,
+    keep: impl Fn(&hickory_proto::rr::Record) -> bool,
 ) {
     let start = sections.len();
-    for r in records {
+    for r in records.iter().filter(|r| keep(r)) {
         let rtype = r.record_type();
         if sections.len() > start {
             if let Some(last) = sections.last_mut() {
@@ -574,8 +638,10 @@ struct Response<'q> {
     id: u16,
     op_code: OpCode,
     recursion_desired: bool,
-    /// RA: set on answers the resolver produced.
+    /// RA: set for clients that may recurse.
     recursion_available: bool,
+    /// CD, copied from the request into what the resolver answers (RFC 4035 §3.2.2).
+    checking_disabled: bool,
     question: Option<&'q Query>,
     /// Our OPT, present when the request had one (RFC 6891 §7).
     edns: Option<Edns>,
@@ -596,9 +662,21 @@ impl<'q> Response<'q> {
             op_code: request.metadata.op_code,
             recursion_desired: request.metadata.recursion_desired,
             recursion_available: false,
+            checking_disabled: false,
             question: request.queries.first(),
             edns,
         }
+    }
+
+    /// A response made by recursion: RA set, and CD copied from the request, as RFC 4035
+    /// §3.2.2 has a recursive name server do: "The name server side MUST copy the setting of
+    /// the CD bit from a query to the corresponding response" (the resolver validates
+    /// nothing, so the bit changes nothing else here).
+    fn recursive(request: &'q Message, id: u16) -> Self {
+        let mut response = Self::new(request, id);
+        response.recursion_available = true;
+        response.checking_disabled = request.metadata.checking_disabled;
+        response
     }
 
     fn error(self, rcode: ResponseCode) -> Vec<u8> {
@@ -710,12 +788,15 @@ impl<'q> Response<'q> {
         if self.recursion_desired {
             flags2 |= 0x01;
         }
-        // RA, Z and AD stay clear: no recursion, and no data validated here. CD too: RFC 4035
-        // §3.1.6, "A security-aware name server SHOULD clear the CD bit when composing an
-        // authoritative response" (copying it, §3.2.2, is for recursive name servers).
+        // Z and AD stay clear: no data validated here. CD is clear in r53's own answers: RFC
+        // 4035 §3.1.6, "A security-aware name server SHOULD clear the CD bit when composing
+        // an authoritative response"; copied into recursive ones (§3.2.2).
         let mut flags3 = answer.rcode.low() & 0x0f;
         if self.recursion_available {
             flags3 |= 0x80;
+        }
+        if self.checking_disabled {
+            flags3 |= CD;
         }
         buf[0..2].copy_from_slice(&self.id.to_be_bytes());
         buf[2] = flags2;
@@ -861,6 +942,99 @@ mod tests {
     }
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn resolver_answers_leave_dnssec_records_out_unless_the_client_set_do() {
+        use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, NSEC, RRSIG};
+        use hickory_proto::op::MessageType;
+        use hickory_proto::rr::rdata::{A, SOA};
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        let record = |owner: &str, rdata: RData| {
+            hickory_proto::rr::Record::from_rdata(name(owner), 300, rdata)
+        };
+        let rrsig = |owner: &str, covered: RecordType| {
+            let input = SigInput {
+                type_covered: covered,
+                algorithm: hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+                num_labels: name(owner).num_labels(),
+                original_ttl: 300,
+                sig_expiration: 2_000_000_000.into(),
+                sig_inception: 1_700_000_000.into(),
+                key_tag: 1,
+                signer_name: name("example.com."),
+            };
+            let sig = RRSIG::from_sig(input, vec![7; 64]);
+            record(owner, RData::DNSSEC(DNSSECRData::RRSIG(sig)))
+        };
+        let positive = Resolved {
+            rcode: ResponseCode::NoError,
+            answers: vec![
+                record("www.example.com.", RData::A(A::new(192, 0, 2, 1))),
+                rrsig("www.example.com.", RecordType::A),
+            ],
+            authorities: vec![],
+            stale: false,
+        };
+        let soa = SOA::new(
+            name("ns.example.com."),
+            name("h.example.com."),
+            1,
+            2,
+            3,
+            4,
+            60,
+        );
+        let nsec = NSEC::new(name("z.example.com."), [RecordType::A]);
+        let negative = Resolved {
+            rcode: ResponseCode::NXDomain,
+            answers: vec![],
+            authorities: vec![
+                record("example.com.", RData::SOA(soa)),
+                rrsig("example.com.", RecordType::SOA),
+                record("a.example.com.", RData::DNSSEC(DNSSECRData::NSEC(nsec))),
+                rrsig("a.example.com.", RecordType::NSEC),
+            ],
+            stale: false,
+        };
+        let types = |records: &[hickory_proto::rr::Record]| -> Vec<RecordType> {
+            records.iter().map(|r| r.record_type()).collect()
+        };
+        let answer = |qtype: RecordType, dnssec_ok: bool, resolved: &Resolved| {
+            let mut request = Message::new(7, MessageType::Query, OpCode::Query);
+            request.add_query(Query::query(name("www.example.com."), qtype));
+            let mut edns = Edns::new();
+            edns.set_dnssec_ok(dnssec_ok);
+            request.set_edns(edns);
+            let recursion = Recursion {
+                request,
+                id: 7,
+                transport: Transport::Udp,
+                name: name("www.example.com."),
+                qtype,
+                prefix: Vec::new(),
+                volatile: false,
+                client: LOOPBACK,
+                resolver: Arc::new(Resolver::new(crate::resolver::ResolverConfig::default())),
+            };
+            Message::from_vec(&recursion.finish(resolved, None).0).unwrap()
+        };
+        let with_do = answer(RecordType::A, true, &positive);
+        assert_eq!(types(&with_do.answers), [RecordType::A, RecordType::RRSIG]);
+        let without = answer(RecordType::A, false, &positive);
+        assert_eq!(types(&without.answers), [RecordType::A]);
+        // Asked for by type, an RRSIG is the answer itself.
+        let asked = Resolved {
+            answers: vec![rrsig("www.example.com.", RecordType::A)],
+            ..positive.clone()
+        };
+        let by_type = answer(RecordType::RRSIG, false, &asked);
+        assert_eq!(types(&by_type.answers), [RecordType::RRSIG]);
+        let with_do = answer(RecordType::A, true, &negative);
+        assert_eq!(with_do.authorities.len(), 4);
+        let without = answer(RecordType::A, false, &negative);
+        assert_eq!(types(&without.authorities), [RecordType::SOA]);
+        assert_eq!(without.metadata.response_code, ResponseCode::NXDomain);
+    }
 
     /// The bytes r53 sends back, with no resolver (every outcome is a reply).
     fn reply(catalog: &Catalog, request: &[u8], transport: Transport) -> Option<Vec<u8>> {

@@ -341,10 +341,11 @@ fn answer_cached(
     let context = ClientContext::new(snapshot, client, recursion);
     let mut key = Key::new();
     let plain = PlainQuery::read(request, &mut key).and_then(|q| {
-        let recursive = q.recursion_desired() && context.may_recurse;
+        // Whether the client may recurse, not only whether this question recurses: RA
+        // depends on it even for a question without RD. (RD is in the key already.)
         q.finish_key(
             &mut key,
-            recursive,
+            context.may_recurse,
             &context.view,
             transport == Transport::Tcp,
         )?;
@@ -529,8 +530,9 @@ impl UdpLoop {
                             Ok(permit) => {
                                 let socket = socket.clone();
                                 let rrl = rrl.clone();
+                                let catalog = catalog.clone();
                                 runtime.spawn(async move {
-                                    let response = recursion.run().await;
+                                    let response = recursion.run(&catalog).await;
                                     send_udp(&socket, rrl.as_deref(), response, peer);
                                     drop(permit);
                                 });
@@ -802,7 +804,7 @@ async fn serve_connection(
                 out.truncate(start);
                 send_owed(&mut writer, &mut out, options).await?;
                 out.extend_from_slice(&[0, 0]);
-                out.extend_from_slice(&recursion.run().await);
+                out.extend_from_slice(&recursion.run(catalog).await);
                 0
             }
         };

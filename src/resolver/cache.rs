@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
@@ -107,6 +108,58 @@ fn sane_ttl(ttl: u32) -> u32 {
     }
 }
 
+/// Where an answer to `qname`/`qtype` stops short: the name its CNAME chain (followed from
+/// `qname` through the answer section) ends at, when the answer has no record of `qtype` there
+/// and is not a negative answer (no SOA: NODATA or NXDOMAIN after a chain is complete). A
+/// recursive upstream follows every CNAME itself; an authoritative one stops where its zones
+/// do. `None` for a complete answer, for a question of type CNAME or ANY (the CNAME is the
+/// answer), and for a chain that loops within the answer.
+pub fn dangling(qname: &Name, qtype: RecordType, resolved: &Resolved) -> Option<Name> {
+    if resolved.rcode != ResponseCode::NoError
+        || matches!(qtype, RecordType::CNAME | RecordType::ANY)
+        || resolved
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA)
+    {
+        return None;
+    }
+    let mut at = qname;
+    // Each step uses up a record of the answer: more steps than records is a loop.
+    for _ in 0..=resolved.answers.len() {
+        // `Name` equality ignores case.
+        if resolved
+            .answers
+            .iter()
+            .any(|r| r.name == *at && r.record_type() == qtype)
+        {
+            return None;
+        }
+        let next = resolved.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if r.name == *at => Some(&target.0),
+            _ => None,
+        });
+        match next {
+            Some(next) => at = next,
+            None => return (at != qname).then(|| at.clone()),
+        }
+    }
+    None
+}
+
+/// Whether `r` is an RRSIG over records of type `covered`.
+fn signs(r: &Record, covered: RecordType) -> bool {
+    matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == covered)
+}
+
+/// Whether `r` belongs to a DNSSEC proof of nonexistence: an NSEC or NSEC3 record, or an
+/// RRSIG over one.
+fn is_proof(r: &Record) -> bool {
+    matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
+        || signs(r, RecordType::NSEC)
+        || signs(r, RecordType::NSEC3)
+}
+
 /// One cached answer: the sections the client gets, with TTLs as they were when stored.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -126,16 +179,22 @@ impl Entry {
     /// entry to cache. `rcode` is NOERROR or NXDOMAIN (anything else never gets here).
     ///
     /// Positive: the answer section holds a record of the type asked for (a CNAME chain
-    /// leading to it included, cached whole as the answer to this question; the upstream is
-    /// recursive, so nothing is chased here). Its TTL is the least TTL in the answer section.
+    /// leading to it included, cached whole as the answer to this question; a chain the
+    /// upstream left unfollowed is completed by the resolver before it gets here, see
+    /// [`dangling`]). Its TTL is the least TTL in the answer section. Of the authority
+    /// section only a wildcard answer's NSEC/NSEC3 proof is kept (and its TTLs count in the
+    /// least), for clients that set DO.
     ///
     /// Negative (NXDOMAIN, or NOERROR without the type: NODATA, possibly after a CNAME chain):
     /// RFC 2308 §5, "the TTL of this record is set from the minimum of the MINIMUM field of
     /// the SOA record and the TTL of the SOA itself", and the SOA in the authority section is
-    /// served with that TTL (§3). Other authority records (NS, NSEC) are left out: nothing
-    /// downstream needs them. "Negative responses without SOA records SHOULD NOT be cached as
-    /// there is no way to prevent the negative responses looping forever between a pair of
-    /// servers even with a TTL of zero" (§5): those are passed on and not cached.
+    /// served with that TTL (§3). The SOA's RRSIG and the NSEC and NSEC3 records that prove
+    /// the denial, with theirs, are kept with it, their TTLs bounded by the same figure, for
+    /// clients that set DO (RFC 4035 §3.1.3; the DNS path leaves them out for the others);
+    /// NS records are left out. "Negative responses without SOA records SHOULD
+    /// NOT be cached as there is no way to prevent the negative responses looping forever
+    /// between a pair of servers even with a TTL of zero" (§5): those are passed on and not
+    /// cached.
     ///
     /// Only the answer to this question is kept, never records elsewhere in the response as
     /// answers to other questions, so an upstream cannot fill the cache for names it was not
@@ -163,26 +222,37 @@ impl Entry {
             for r in &mut answers {
                 r.ttl = r.ttl.min(MAX_TTL);
             }
-            (Vec::new(), answers_ttl.map(|t| t.min(MAX_TTL)))
+            // RFC 4035 §3.1.3.3: an answer made from a wildcard comes with the NSEC or NSEC3
+            // records proving that no closer name exists; they bound the entry's life too,
+            // so that none is served past its own TTL.
+            let mut proof: Vec<Record> = authorities.into_iter().filter(is_proof).collect();
+            for r in &mut proof {
+                r.ttl = sane_ttl(r.ttl).min(MAX_TTL);
+            }
+            let ttl = answers_ttl.map(|t| proof.iter().fold(t.min(MAX_TTL), |t, r| t.min(r.ttl)));
+            (proof, ttl)
         } else {
-            let mut soas: Vec<Record> = authorities
+            let mut denial: Vec<Record> = authorities
                 .into_iter()
-                .filter(|r| r.record_type() == RecordType::SOA)
+                .filter(|r| {
+                    r.record_type() == RecordType::SOA || signs(r, RecordType::SOA) || is_proof(r)
+                })
                 .collect();
-            let negative_ttl = soas.first().and_then(|r| match &r.data {
+            let negative_ttl = denial.iter().find_map(|r| match &r.data {
                 RData::SOA(soa) => Some(sane_ttl(r.ttl).min(soa.minimum).min(MAX_NEGATIVE_TTL)),
                 _ => None,
             });
             if let Some(ttl) = negative_ttl {
-                for r in &mut soas {
-                    r.ttl = ttl;
+                // The SOA's own TTL is never below `ttl`, so it gets exactly `ttl` (§3).
+                for r in &mut denial {
+                    r.ttl = sane_ttl(r.ttl).min(ttl);
                 }
                 for r in &mut answers {
                     r.ttl = r.ttl.min(MAX_NEGATIVE_TTL);
                 }
             }
             let ttl = negative_ttl.map(|t| answers_ttl.map_or(t, |a| a.min(t)));
-            (soas, ttl)
+            (denial, ttl)
         };
         let resolved = Resolved {
             rcode,
@@ -664,6 +734,55 @@ mod tests {
             "RFC 2181 §8: a TTL with the top bit set is zero"
         );
         assert_eq!(resolved.answers[0].ttl, 0);
+    }
+
+    #[test]
+    fn a_chain_the_upstream_did_not_follow_dangles_at_its_last_target() {
+        let cname = |owner: &str, target: &str| {
+            Record::from_rdata(name(owner), 300, RData::CNAME(CNAME(name(target))))
+        };
+        let answer = |rcode, answers, authorities| Resolved {
+            rcode,
+            answers,
+            authorities,
+            stale: false,
+        };
+        let q = name("A.example.");
+        // Out of order, as upstreams may send them; names compare without case.
+        let chain = vec![
+            cname("b.example.", "c.example.net."),
+            cname("a.example.", "B.example."),
+        ];
+        let r = answer(ResponseCode::NoError, chain.clone(), vec![]);
+        assert_eq!(
+            dangling(&q, RecordType::A, &r),
+            Some(name("c.example.net."))
+        );
+        // Complete, negative, the CNAME asked for, or no chain at all: nothing to follow.
+        let mut complete = chain.clone();
+        complete.push(a("C.example.net.", 60, 1));
+        let r = answer(ResponseCode::NoError, complete, vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
+        let r = answer(ResponseCode::NoError, chain.clone(), vec![soa(60, 60)]);
+        assert_eq!(
+            dangling(&q, RecordType::A, &r),
+            None,
+            "NODATA after the chain"
+        );
+        let r = answer(ResponseCode::NXDomain, chain.clone(), vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
+        let r = answer(ResponseCode::NoError, chain.clone(), vec![]);
+        assert_eq!(dangling(&q, RecordType::CNAME, &r), None);
+        assert_eq!(dangling(&q, RecordType::ANY, &r), None);
+        let r = answer(ResponseCode::NoError, vec![], vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
+        // A loop inside the answer ends nowhere.
+        let looped = vec![
+            cname("a.example.", "b.example."),
+            cname("b.example.", "a.example."),
+        ];
+        let r = answer(ResponseCode::NoError, looped, vec![]);
+        assert_eq!(dangling(&q, RecordType::A, &r), None);
     }
 
     #[test]

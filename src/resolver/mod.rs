@@ -10,13 +10,18 @@
 //!             │ no
 //!             └─► task: forwarding rule or default upstreams, in order
 //!                   ├─► upstream::exchange (UDP, TC → TCP) ─► cache ─► answer
+//!                   │     └─► ends in a CNAME left unfollowed ─► its target (cache or
+//!                   │           upstreams, again) ─► whole chain cached ─► answer
 //!                   └─► all failed ─► stale answer (RFC 8767) or SERVFAIL
 //! ```
 //!
 //! A self-contained library component: it knows nothing of zones, views, sockets towards
 //! clients or the API. The DNS path decides *whether* to recurse (RD, the client's address,
 //! a private zone, [`Resolver::forwards`]) and composes what [`Resolver::resolve`] returns.
-//! It does not chase CNAMEs or validate DNSSEC: the upstreams are recursive resolvers.
+//! It does not validate DNSSEC. The upstreams are meant to be recursive resolvers, which
+//! follow CNAMEs themselves; an answer that ends in a CNAME the upstream did not follow (an
+//! authoritative server behind a forwarding rule stops at its zones' edge) is completed here
+//! by asking for the target, as Unbound does.
 //!
 //! Locks: the cache and the table of questions in flight are each behind a std `Mutex`,
 //! held for a hash probe and a few clones and never across an `.await`, so a tokio mutex
@@ -29,7 +34,7 @@ mod upstream;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -37,10 +42,15 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use cache::{Freshness, UseMark, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
+pub use cache::{dangling, Freshness, UseMark, MAX_NEGATIVE_TTL, MAX_STALE, MAX_TTL, STALE_TTL};
 pub use upstream::{system_upstreams, UpstreamError, UPSTREAM_UDP_PAYLOAD};
 
 use cache::{Cache, Entry, Key, KeyBuf, Lookup};
+
+/// The most times one question is restarted at a CNAME's target that an upstream's answer
+/// left unfollowed. RFC 1034 §3.6.2 wants CNAME loops "signalled as an error"; a loop seen
+/// is, and this bound ends one that is not (each link a fresh name from some upstream).
+pub const MAX_CHASE: usize = 11;
 
 /// How the resolver is set up. `Default` gives no upstreams (every question is SERVFAIL until
 /// some are configured), 10 000 entries, no serve-stale and 1.5 s per upstream attempt.
@@ -155,7 +165,13 @@ struct Inner {
     cache: Mutex<Cache>,
     in_flight: Mutex<HashMap<Key, Flight>>,
     counters: Counters,
+    /// Names the DNS path answers itself: a CNAME chase stops there (see
+    /// [`Resolver::set_local_names`]).
+    local: OnceLock<LocalNames>,
 }
+
+/// Whether a name is in a zone the DNS path answers from (in some view).
+type LocalNames = Box<dyn Fn(&Name) -> bool + Send + Sync>;
 
 /// Takes a lock even if a thread panicked while holding it: every critical section here
 /// leaves the data consistent at each step (a panic can at worst lose one insert), so the
@@ -190,6 +206,7 @@ impl Resolver {
                 cache: Mutex::new(cache),
                 in_flight: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
+                local: OnceLock::new(),
             }),
         }
     }
@@ -270,6 +287,15 @@ impl Resolver {
             }
             Lookup::Miss => None,
         }
+    }
+
+    /// Tells the resolver which names the DNS path answers itself (r53's zones, seen from any
+    /// view). An upstream's answer that ends in a CNAME to such a name (one no forwarding
+    /// rule takes) is not chased upstream, where those zones may not exist, but handed back
+    /// as it is and not cached: the DNS path completes it from the zone the asker sees
+    /// ([`dangling`] says where it stops). Set once; later calls change nothing.
+    pub fn set_local_names(&self, local: impl Fn(&Name) -> bool + Send + Sync + 'static) {
+        let _ = self.inner.local.set(Box::new(local));
     }
 
     /// Counts `n` answers served from copies of fresh entries (see [`Freshness`]) as hits.
@@ -422,6 +448,14 @@ impl Inner {
             .map(|r| r.upstreams.clone())
     }
 
+    /// Whether the DNS path answers `name` from r53's zones rather than asking the resolver.
+    fn answered_locally(&self, name: &Name) -> bool {
+        self.local.get().is_some_and(|local| local(name))
+            && self
+                .rule_upstreams(name)
+                .is_none_or(|upstreams| upstreams.is_empty())
+    }
+
     fn upstreams_for(&self, name: &Name) -> Vec<SocketAddr> {
         match self.rule_upstreams(name) {
             Some(upstreams) if !upstreams.is_empty() => upstreams,
@@ -429,9 +463,52 @@ impl Inner {
         }
     }
 
-    /// Asks the upstreams in turn until one answers; caches the answer. When none does,
-    /// the stale answer if serve-stale allows one, else SERVFAIL.
+    /// Answers a question from the upstreams and caches the answer. An answer that ends in a
+    /// CNAME the upstream did not follow is completed first ([`chase`](Self::chase)). When
+    /// no upstream answers, the stale answer if serve-stale allows one, else SERVFAIL.
     async fn fetch(&self, key: &Key, name: &Name, qtype: RecordType) -> Resolved {
+        let Some((resolved, entry)) = self.ask_upstreams(name, qtype).await else {
+            return self.failed(key);
+        };
+        let (resolved, entry) = match cache::dangling(name, qtype, &resolved) {
+            None => (resolved, entry),
+            // The DNS path goes on from r53's own zones; nothing to cache.
+            Some(target) if self.answered_locally(&target) => (resolved, None),
+            Some(target) => match self.chase(name, qtype, resolved, target).await {
+                Some(completed) => completed,
+                None => return self.failed(key),
+            },
+        };
+        if let Some(entry) = entry {
+            self.store(key.clone(), entry);
+        }
+        resolved
+    }
+
+    /// What a question gets when it could not be answered: RFC 8767's stale answer when
+    /// allowed and kept, else SERVFAIL.
+    fn failed(&self, key: &Key) -> Resolved {
+        if self.config.serve_stale {
+            if let Some(stale) = lock(&self.cache).stale_after_failure(key, Instant::now()) {
+                bump(&self.counters.stale_answers, 1);
+                return stale;
+            }
+        }
+        Resolved::servfail()
+    }
+
+    fn store(&self, key: Key, entry: Entry) {
+        let evicted = lock(&self.cache).insert(key, entry);
+        bump(&self.counters.evictions, evicted);
+    }
+
+    /// Asks the upstreams for `name` in turn until one answers: what the client gets and,
+    /// when it may be cached, the entry (not stored here). `None` when every one failed.
+    async fn ask_upstreams(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Option<(Resolved, Option<Entry>)> {
         for upstream in self.upstreams_for(name) {
             bump(&self.counters.upstream_queries, 1);
             let response =
@@ -448,26 +525,79 @@ impl Inner {
                     }
                 };
             let rcode = response.metadata.response_code;
-            let (resolved, entry) = Entry::from_response(
+            return Some(Entry::from_response(
                 qtype,
                 rcode,
                 response.answers,
                 response.authorities,
                 Instant::now(),
-            );
-            if let Some(entry) = entry {
-                let evicted = lock(&self.cache).insert(key.clone(), entry);
-                bump(&self.counters.evictions, evicted);
-            }
-            return resolved;
+            ));
         }
-        if self.config.serve_stale {
-            if let Some(stale) = lock(&self.cache).stale_after_failure(key, Instant::now()) {
-                bump(&self.counters.stale_answers, 1);
-                return stale;
+        None
+    }
+
+    /// Completes an answer that ends in a CNAME to `target` with nothing for it: an upstream
+    /// that is authoritative rather than recursive (a forwarding rule to a company's own
+    /// servers, say) does not follow a CNAME out of its zones. RFC 1034 §5.3.3 step 4c:
+    /// "if the response shows a CNAME and that is not the answer itself, cache the CNAME,
+    /// change the SNAME to the canonical name in the CNAME RR and go to step 1", as Unbound
+    /// does. The target is asked of the upstreams for *its* name (a forwarding rule may send
+    /// it elsewhere), or taken from the cache; its own answer is cached under its own
+    /// question, and the whole chain under the first. The rcode is the last name's (RFC 6604
+    /// §2). `None` (SERVFAIL) when a target cannot be resolved, the chain loops, or it is
+    /// longer than [`MAX_CHASE`] restarts. A chain that reaches r53's own zones stops there,
+    /// uncached, for the DNS path to complete.
+    ///
+    /// Targets are not joined with questions in flight: two chains asked at once that
+    /// point at each other would each wait for the other.
+    async fn chase(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        mut resolved: Resolved,
+        mut target: Name,
+    ) -> Option<(Resolved, Option<Entry>)> {
+        let mut seen = vec![qname.clone()];
+        for _ in 0..MAX_CHASE {
+            // `Name` equality ignores case.
+            if seen.contains(&target) {
+                return None;
+            }
+            let part = self.answer_for(&target, qtype).await?;
+            let next = cache::dangling(&target, qtype, &part);
+            resolved.rcode = part.rcode;
+            resolved.answers.extend(part.answers);
+            resolved.authorities = part.authorities;
+            match next {
+                Some(next) if self.answered_locally(&next) => return Some((resolved, None)),
+                Some(next) => seen.push(std::mem::replace(&mut target, next)),
+                None => {
+                    return Some(Entry::from_response(
+                        qtype,
+                        resolved.rcode,
+                        resolved.answers,
+                        resolved.authorities,
+                        Instant::now(),
+                    ))
+                }
             }
         }
-        Resolved::servfail()
+        None
+    }
+
+    /// One link of a chase: the fresh cached answer for `name`, else the upstreams' (cached
+    /// when it may be).
+    async fn answer_for(&self, name: &Name, qtype: RecordType) -> Option<Resolved> {
+        let key = KeyBuf::new(name, qtype);
+        if let Lookup::Fresh(resolved, _) = lock(&self.cache).lookup(key.as_bytes(), Instant::now())
+        {
+            return Some(resolved);
+        }
+        let (resolved, entry) = self.ask_upstreams(name, qtype).await?;
+        if let Some(entry) = entry {
+            self.store(key.to_key(), entry);
+        }
+        Some(resolved)
     }
 }
 

@@ -59,7 +59,11 @@ impl Asked<'_> {
 
 /// The query: a random ID (RFC 5452 §9.2, the other half of the entropy next to the source
 /// port), RD set because the upstream is a recursive resolver, and EDNS advertising
-/// [`UPSTREAM_UDP_PAYLOAD`] (RFC 6891 §6.2.5).
+/// [`UPSTREAM_UDP_PAYLOAD`] (RFC 6891 §6.2.5) with DO set, whoever asked: RFC 4035 §3.2.1,
+/// a recursive server "MUST set the DO bit when sending requests, regardless of the state of
+/// the DO bit in the initiating request", so that the one cached answer can serve clients
+/// that want the signatures and proofs as well as those that do not (the DNS path leaves
+/// them out for the latter).
 fn compose_query(id: u16, name: &Name, qtype: RecordType) -> Result<Vec<u8>, UpstreamError> {
     let mut message = Message::new(id, MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = true;
@@ -67,6 +71,7 @@ fn compose_query(id: u16, name: &Name, qtype: RecordType) -> Result<Vec<u8>, Ups
     let mut edns = Edns::new();
     edns.set_max_payload(UPSTREAM_UDP_PAYLOAD);
     edns.set_version(0);
+    edns.set_dnssec_ok(true);
     message.set_edns(edns);
     Ok(message.to_vec()?)
 }
@@ -237,6 +242,7 @@ mod tests {
         assert_eq!(m.metadata.id, 0x4242);
         assert!(m.metadata.recursion_desired);
         assert_eq!(m.edns.as_ref().map(Edns::max_payload), Some(1232));
+        assert_eq!(m.edns.as_ref().map(|e| e.flags().dnssec_ok), Some(true));
         assert_eq!(m.queries[0].query_type(), RecordType::AAAA);
     }
 

@@ -20,7 +20,9 @@ const UPSTREAM_ZONE: &str = "$ORIGIN upstream.test.\n$TTL 300\n\
     @ SOA ns.upstream.test. hostmaster.upstream.test. 1 3600 600 86400 60\n\
     @ NS ns.upstream.test.\n\
     ns A 198.51.100.1\n\
-    www A 198.51.100.7\n";
+    www A 198.51.100.7\n\
+    back CNAME ns.example.com.\n\
+    gone CNAME nope.example.com.\n";
 
 const LOCAL_ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n\
     @ SOA ns.example.com. hostmaster.example.com. 1 3600 600 86400 60\n\
@@ -154,6 +156,150 @@ async fn names_outside_r53s_zones_are_resolved_for_allowed_clients() {
     assert_eq!(status, 204);
     let (_, stats) = http(server.api_addr.unwrap(), "GET", "/v1/resolver/stats", None).await;
     assert_eq!(stats["Entries"], 0, "{stats}");
+}
+
+#[tokio::test]
+async fn ra_tells_a_client_whether_it_may_recurse_on_every_answer() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = DnsOptions {
+        udp_sockets: 1,
+        ..DnsOptions::default()
+    };
+    let server = serve_with(
+        dir.path(),
+        &[("example.com", LOCAL_ZONE)],
+        resolving(vec![upstream.dns_addr], Some("127.0.0.4/32")),
+        options,
+    )
+    .await;
+    let dns = server.dns_addr;
+
+    // RFC 1035 §4.1.1: RA says whether recursion is available to the asker, so an allowed
+    // client sees it on r53's own answers too, with RD or without, and on a refusal; asked
+    // again, the copy in the response cache says the same.
+    for _ in 0..3 {
+        for rd in [true, false] {
+            let own = ask("127.0.0.4", dns, "ns.example.com.", RecordType::A, rd).await;
+            assert_eq!(data(&own), ["A 192.0.2.1"]);
+            assert!(own.metadata.authoritative);
+            assert!(own.metadata.recursion_available, "rd={rd}");
+        }
+        let no_rd = ask("127.0.0.4", dns, "www.upstream.test.", RecordType::A, false).await;
+        assert_eq!(no_rd.metadata.response_code, ResponseCode::Refused);
+        assert!(no_rd.metadata.recursion_available);
+    }
+    // A client outside --recursion-allow never sees RA, even for a question whose answer an
+    // allowed client's question left in the response cache (both clients are in no VPC:
+    // the same view).
+    for _ in 0..3 {
+        for rd in [true, false] {
+            let own = ask("127.0.0.3", dns, "ns.example.com.", RecordType::A, rd).await;
+            assert_eq!(data(&own), ["A 192.0.2.1"]);
+            assert!(!own.metadata.recursion_available, "rd={rd}");
+            let refused = ask("127.0.0.3", dns, "www.upstream.test.", RecordType::A, rd).await;
+            assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+            assert!(!refused.metadata.recursion_available, "rd={rd}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_cname_into_r53s_zones_is_completed_from_them() {
+    // The upstream is authoritative for upstream.test only: it answers a CNAME into
+    // example.com, which the server under test serves, with the CNAME alone, and would
+    // refuse the target.
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        dir.path(),
+        &[("example.com", LOCAL_ZONE)],
+        resolving(vec![upstream.dns_addr], Some("127.0.0.2/32")),
+    )
+    .await;
+    let dns = server.dns_addr;
+    for _ in 0..2 {
+        let m = ask("127.0.0.2", dns, "back.upstream.test.", RecordType::A, true).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(data(&m), ["CNAME ns.example.com.", "A 192.0.2.1"]);
+        assert!(m.metadata.recursion_available && !m.metadata.authoritative);
+    }
+    // NODATA and NXDOMAIN at the target carry its zone's SOA (RFC 2308 §2.1, §2.2).
+    let nodata = ask(
+        "127.0.0.2",
+        dns,
+        "back.upstream.test.",
+        RecordType::AAAA,
+        true,
+    )
+    .await;
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(data(&nodata), ["CNAME ns.example.com."]);
+    assert_eq!(owners_of(&nodata.authorities), ["example.com. SOA"]);
+    let nx = ask("127.0.0.2", dns, "gone.upstream.test.", RecordType::A, true).await;
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(data(&nx), ["CNAME nope.example.com."]);
+    assert_eq!(owners_of(&nx.authorities), ["example.com. SOA"]);
+}
+
+fn owners_of(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| format!("{} {}", r.name, r.record_type()))
+        .collect()
+}
+
+#[tokio::test]
+async fn recursive_answers_copy_cd_and_authoritative_ones_clear_it() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let upstream = serve(up_dir.path(), &[("upstream.test", UPSTREAM_ZONE)], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = DnsOptions {
+        udp_sockets: 1,
+        ..DnsOptions::default()
+    };
+    let server = serve_with(
+        dir.path(),
+        &[("example.com", LOCAL_ZONE)],
+        resolving(vec![upstream.dns_addr], None),
+        options,
+    )
+    .await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ask_cd = |name: &'static str, cd: bool| {
+        let socket = &socket;
+        async move {
+            let mut m = query(name, RecordType::A);
+            m.metadata.recursion_desired = true;
+            m.metadata.checking_disabled = cd;
+            socket
+                .send_to(&m.to_vec().unwrap(), server.dns_addr)
+                .await
+                .unwrap();
+            let mut buf = vec![0u8; 65535];
+            let n = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
+                .await
+                .expect("an answer")
+                .unwrap();
+            Message::from_vec(&buf[..n]).unwrap()
+        }
+    };
+    // RFC 4035 §3.2.2: a recursive server copies CD into its response; the first answer
+    // comes from the upstream, the next from the resolver's cache, the rest from the
+    // response cache, which holds one copy for both settings.
+    for cd in [true, true, false, true, false] {
+        let m = ask_cd("www.upstream.test.", cd).await;
+        assert_eq!(data(&m), ["A 198.51.100.7"]);
+        assert_eq!(m.metadata.checking_disabled, cd);
+    }
+    // RFC 4035 §3.1.6: r53's own, authoritative answers clear it.
+    for _ in 0..2 {
+        let own = ask_cd("ns.example.com.", true).await;
+        assert!(own.metadata.authoritative);
+        assert!(!own.metadata.checking_disabled);
+    }
 }
 
 #[tokio::test]

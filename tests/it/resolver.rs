@@ -54,7 +54,19 @@ enum Reply {
     Records(Vec<Record>),
     NxDomain(Record),
     NoData(Record),
+    /// NXDOMAIN with the SOA and further authority records (a denial's proof).
+    NxDomainWith(Record, Vec<Record>),
+    /// An answer with authority records (a wildcard's proof).
+    RecordsWith(Vec<Record>, Vec<Record>),
     ServFail,
+}
+
+/// DNSSEC records, which a server sends only to a query with DO set (RFC 3225 §3).
+fn is_dnssec(r: &Record) -> bool {
+    matches!(
+        r.record_type(),
+        RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -243,6 +255,7 @@ async fn answer(behaviour: &Mutex<Behaviour>, request: &[u8], via: Via) -> Vec<V
         edns.set_max_payload(1232);
         response.set_edns(edns);
     }
+    let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     if truncate {
         response.metadata.truncation = true;
     } else {
@@ -257,9 +270,22 @@ async fn answer(behaviour: &Mutex<Behaviour>, request: &[u8], via: Via) -> Vec<V
             Some(Reply::NoData(soa)) => {
                 response.add_authority(soa);
             }
+            Some(Reply::RecordsWith(records, authority)) => {
+                response.add_answers(records);
+                response.add_authorities(authority);
+            }
+            Some(Reply::NxDomainWith(soa, proof)) => {
+                response.metadata.response_code = ResponseCode::NXDomain;
+                response.add_authority(soa);
+                response.add_authorities(proof);
+            }
             Some(Reply::ServFail) => response.metadata.response_code = ResponseCode::ServFail,
             None => response.metadata.response_code = ResponseCode::Refused,
         }
+    }
+    if !dnssec_ok {
+        response.answers.retain(|r| !is_dnssec(r));
+        response.authorities.retain(|r| !is_dnssec(r));
     }
     let mut out = Vec::new();
     if forge {
@@ -764,5 +790,318 @@ async fn the_most_specific_forwarding_rule_picks_the_upstreams() {
         corp.asked_total(),
         2,
         "www.corp.example's rule is unchanged: still cached"
+    );
+}
+
+fn cname(owner: &str, ttl: u32, target: &str) -> Record {
+    Record::from_rdata(name(owner), ttl, RData::CNAME(CNAME(name(target))))
+}
+
+fn types(records: &[Record]) -> Vec<RecordType> {
+    records.iter().map(Record::record_type).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_the_upstream_did_not_follow_is_followed_and_cached_whole() {
+    // An authoritative upstream answers a CNAME out of its zones with the CNAME alone.
+    let upstream = Upstream::start(&[
+        (
+            "alias.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("alias.example.com.", 3600, "www.example.net.")]),
+        ),
+        (
+            "www.example.net.",
+            RecordType::A,
+            Reply::Records(vec![a("www.example.net.", 60, 7)]),
+        ),
+        (
+            "gone.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("gone.example.com.", 3600, "nx.example.net.")]),
+        ),
+        (
+            "nx.example.net.",
+            RecordType::A,
+            Reply::NxDomain(soa(3600, 30)),
+        ),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    let alias = name("alias.example.com.");
+    let r = resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NoError);
+    assert_eq!(types(&r.answers), [RecordType::CNAME, RecordType::A]);
+    assert_eq!(last_octets(&r), [7]);
+    assert_eq!(ttls(&r.answers), [3600, 60]);
+    assert_eq!(
+        upstream.asked("www.example.net.", RecordType::A, Via::Udp),
+        1
+    );
+
+    // The whole chain is the cached answer to the question, until its least TTL runs out;
+    // the target's own answer is cached for its own question.
+    advance(Duration::from_secs(59)).await;
+    let r = resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(ttls(&r.answers), [3541, 1]);
+    let r = resolver
+        .resolve(&name("www.example.net."), RecordType::A)
+        .await;
+    assert_eq!(last_octets(&r), [7]);
+    assert_eq!(upstream.asked_total(), 2);
+    advance(Duration::from_secs(1)).await;
+    resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(
+        upstream.asked("alias.example.com.", RecordType::A, Via::Udp),
+        2
+    );
+    assert_eq!(
+        upstream.asked("www.example.net.", RecordType::A, Via::Udp),
+        2
+    );
+
+    // RFC 6604 §2: the rcode is the last name's; negative for the SOA's minimum.
+    let gone = name("gone.example.com.");
+    let r = resolver.resolve(&gone, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NXDomain);
+    assert_eq!(types(&r.answers), [RecordType::CNAME]);
+    assert_eq!(types(&r.authorities), [RecordType::SOA]);
+    assert_eq!(ttls(&r.authorities), [30]);
+    advance(Duration::from_secs(29)).await;
+    let r = resolver.resolve(&gone, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NXDomain);
+    assert_eq!(ttls(&r.authorities), [1]);
+    assert_eq!(
+        upstream.asked("gone.example.com.", RecordType::A, Via::Udp),
+        1
+    );
+    assert_eq!(
+        upstream.asked("nx.example.net.", RecordType::A, Via::Udp),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_target_is_asked_where_its_forwarding_rule_says() {
+    let default = Upstream::start(&[(
+        "alias.example.com.",
+        RecordType::A,
+        Reply::Records(vec![cname("alias.example.com.", 300, "host.corp.example.")]),
+    )]);
+    let corp = Upstream::start(&[(
+        "host.corp.example.",
+        RecordType::A,
+        Reply::Records(vec![a("host.corp.example.", 300, 10)]),
+    )]);
+    let resolver = Resolver::new(config(&[&default]));
+    resolver.set_rules(vec![ForwardingRule {
+        domain: name("corp.example."),
+        upstreams: vec![corp.addr],
+    }]);
+    let r = resolver
+        .resolve(&name("alias.example.com."), RecordType::A)
+        .await;
+    assert_eq!(types(&r.answers), [RecordType::CNAME, RecordType::A]);
+    assert_eq!(last_octets(&r), [10]);
+    assert_eq!((default.asked_total(), corp.asked_total()), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_chain_that_loops_or_ends_unanswered_is_servfail() {
+    let upstream = Upstream::start(&[
+        (
+            "a.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("a.example.com.", 300, "b.example.net.")]),
+        ),
+        (
+            "b.example.net.",
+            RecordType::A,
+            Reply::Records(vec![cname("b.example.net.", 300, "A.Example.com.")]),
+        ),
+        (
+            "c.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("c.example.com.", 300, "dead.example.net.")]),
+        ),
+        ("dead.example.net.", RecordType::A, Reply::ServFail),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    let r = resolver
+        .resolve(&name("a.example.com."), RecordType::A)
+        .await;
+    assert_eq!(r.rcode, ResponseCode::ServFail);
+    assert!(r.answers.is_empty());
+    assert_eq!(upstream.asked_total(), 2, "the loop is seen, not walked");
+    let r = resolver
+        .resolve(&name("c.example.com."), RecordType::A)
+        .await;
+    assert_eq!(r.rcode, ResponseCode::ServFail);
+    assert_eq!(resolver.stats().entries, 0, "nothing cached");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cname_into_names_answered_locally_is_handed_back_uncached() {
+    let upstream = Upstream::start(&[
+        (
+            "alias.example.com.",
+            RecordType::A,
+            Reply::Records(vec![cname("alias.example.com.", 300, "www.local.test.")]),
+        ),
+        (
+            "www.local.test.",
+            RecordType::A,
+            Reply::Records(vec![a("www.local.test.", 300, 5)]),
+        ),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    resolver.set_local_names(|n| name("local.test.").zone_of(n));
+    let alias = name("alias.example.com.");
+    for asked in 1..=2 {
+        let r = resolver.resolve(&alias, RecordType::A).await;
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        assert_eq!(types(&r.answers), [RecordType::CNAME]);
+        assert_eq!(
+            upstream.asked("alias.example.com.", RecordType::A, Via::Udp),
+            asked
+        );
+    }
+    assert_eq!(
+        upstream.asked("www.local.test.", RecordType::A, Via::Udp),
+        0
+    );
+    assert_eq!(resolver.stats().entries, 0);
+
+    // A forwarding rule beats r53's zones: then the target is chased.
+    resolver.set_rules(vec![ForwardingRule {
+        domain: name("local.test."),
+        upstreams: vec![upstream.addr],
+    }]);
+    let r = resolver.resolve(&alias, RecordType::A).await;
+    assert_eq!(types(&r.answers), [RecordType::CNAME, RecordType::A]);
+    assert_eq!(
+        upstream.asked("www.local.test.", RecordType::A, Via::Udp),
+        1
+    );
+}
+
+fn rrsig(owner: &str, covered: RecordType, ttl: u32) -> Record {
+    use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
+    use hickory_proto::dnssec::Algorithm;
+    let input = SigInput {
+        type_covered: covered,
+        algorithm: Algorithm::ECDSAP256SHA256,
+        num_labels: name(owner).num_labels(),
+        original_ttl: ttl,
+        sig_expiration: 2_000_000_000.into(),
+        sig_inception: 1_700_000_000.into(),
+        key_tag: 4242,
+        signer_name: name("example.com."),
+    };
+    let sig = RRSIG::from_sig(input, vec![7; 64]);
+    Record::from_rdata(name(owner), ttl, RData::DNSSEC(DNSSECRData::RRSIG(sig)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn upstreams_are_asked_with_do_and_signatures_and_proofs_are_kept() {
+    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+    let nsec = |owner: &str, ttl: u32| {
+        Record::from_rdata(
+            name(owner),
+            ttl,
+            RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(
+                name("www.example.com."),
+                [RecordType::A, RecordType::RRSIG, RecordType::NSEC],
+            ))),
+        )
+    };
+    let ns = Record::from_rdata(
+        name("example.com."),
+        3600,
+        RData::NS(hickory_proto::rr::rdata::NS(name("ns.example.com."))),
+    );
+    let upstream = Upstream::start(&[
+        (
+            "www.example.com.",
+            RecordType::A,
+            Reply::Records(vec![
+                a("www.example.com.", 300, 1),
+                rrsig("www.example.com.", RecordType::A, 300),
+            ]),
+        ),
+        (
+            "nope.example.com.",
+            RecordType::A,
+            Reply::NxDomainWith(
+                soa(3600, 60),
+                vec![
+                    rrsig("example.com.", RecordType::SOA, 3600),
+                    nsec("gone.example.com.", 3600),
+                    rrsig("gone.example.com.", RecordType::NSEC, 3600),
+                    ns.clone(),
+                    rrsig("example.com.", RecordType::NS, 3600),
+                ],
+            ),
+        ),
+        (
+            "a.wild.example.com.",
+            RecordType::A,
+            Reply::RecordsWith(
+                vec![
+                    a("a.wild.example.com.", 300, 9),
+                    rrsig("a.wild.example.com.", RecordType::A, 300),
+                ],
+                vec![
+                    nsec("*.wild.example.com.", 120),
+                    rrsig("*.wild.example.com.", RecordType::NSEC, 120),
+                    ns,
+                    rrsig("example.com.", RecordType::NS, 3600),
+                ],
+            ),
+        ),
+    ]);
+    let resolver = Resolver::new(config(&[&upstream]));
+    let r = resolver
+        .resolve(&name("www.example.com."), RecordType::A)
+        .await;
+    assert_eq!(types(&r.answers), [RecordType::A, RecordType::RRSIG]);
+
+    // RFC 4035 §3.1.3: the denial's proof goes with the SOA, and its TTLs are bounded by
+    // the negative TTL as the SOA's is (RFC 2308 §5).
+    let nope = name("nope.example.com.");
+    let r = resolver.resolve(&nope, RecordType::A).await;
+    assert_eq!(r.rcode, ResponseCode::NXDomain);
+    assert_eq!(
+        types(&r.authorities),
+        [
+            RecordType::SOA,
+            RecordType::RRSIG,
+            RecordType::NSEC,
+            RecordType::RRSIG
+        ]
+    );
+    assert_eq!(ttls(&r.authorities), [60, 60, 60, 60]);
+    advance(Duration::from_secs(20)).await;
+    let r = resolver.resolve(&nope, RecordType::A).await;
+    assert_eq!(ttls(&r.authorities), [40, 40, 40, 40]);
+    assert_eq!(upstream.asked_total(), 2);
+
+    // RFC 4035 §3.1.3.3: a wildcard answer keeps the proof that no closer name exists, and
+    // lives no longer than it.
+    let wild = name("a.wild.example.com.");
+    let r = resolver.resolve(&wild, RecordType::A).await;
+    assert_eq!(types(&r.answers), [RecordType::A, RecordType::RRSIG]);
+    assert_eq!(types(&r.authorities), [RecordType::NSEC, RecordType::RRSIG]);
+    advance(Duration::from_secs(119)).await;
+    let r = resolver.resolve(&wild, RecordType::A).await;
+    assert_eq!(ttls(&r.authorities), [1, 1]);
+    assert_eq!(
+        upstream.asked("a.wild.example.com.", RecordType::A, Via::Udp),
+        1
+    );
+    advance(Duration::from_secs(1)).await;
+    resolver.resolve(&wild, RecordType::A).await;
+    assert_eq!(
+        upstream.asked("a.wild.example.com.", RecordType::A, Via::Udp),
+        2
     );
 }
