@@ -96,15 +96,28 @@ pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
     if labels.len() == 1 && labels[0].is_empty() && text == "." {
         labels.clear();
     }
+    check_labels(text, labels.iter().map(Vec::as_slice))?;
+    let name = Name::from_labels(labels)
+        .map_err(|e| InvalidInput(format!("Invalid DNS name '{text}': {e}")))?;
+    Ok(normalize_name(&name))
+}
+
+/// Route 53's checks of a name's `labels` (leftmost first; none for the root), worded as it
+/// words them for `text`: at most 255 bytes in wire form, no empty label, none over 63 bytes,
+/// and `*` only as the whole leftmost label.
+fn check_labels<'a>(
+    text: &str,
+    labels: impl Iterator<Item = &'a [u8]> + Clone,
+) -> Result<(), InvalidInput> {
     // Wire length: one length octet per label plus the labels, plus the root.
-    if labels.iter().map(|l| l.len() + 1).sum::<usize>() + 1 > 255 {
+    if labels.clone().map(|l| l.len() + 1).sum::<usize>() + 1 > 255 {
         return Err(fatal_name(
             "DomainNameTooLong",
             "Domain name is too long",
             text,
         ));
     }
-    for (i, label) in labels.iter().enumerate() {
+    for (i, label) in labels.enumerate() {
         if label.is_empty() {
             return Err(fatal_name(
                 "DomainLabelEmpty",
@@ -125,9 +138,7 @@ pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
             )));
         }
     }
-    let name = Name::from_labels(labels)
-        .map_err(|e| InvalidInput(format!("Invalid DNS name '{text}': {e}")))?;
-    Ok(normalize_name(&name))
+    Ok(())
 }
 
 /// A name as Route 53 writes it: fully qualified, and every character other than `a`-`z`,
@@ -159,35 +170,10 @@ fn parse_value_name(text: &str) -> Result<Name, InvalidInput> {
         return Err(InvalidInput("DNS name must not be empty".into()));
     }
     let body = unescaped.strip_suffix('.').unwrap_or(&unescaped);
-    // Wire length: one length octet per label plus the labels, plus the root.
-    if body.len() + 2 > 255 {
-        return Err(fatal_name(
-            "DomainNameTooLong",
-            "Domain name is too long",
-            text,
-        ));
-    }
-    for (i, label) in body.split('.').enumerate() {
-        if label.is_empty() && !body.is_empty() {
-            return Err(fatal_name(
-                "DomainLabelEmpty",
-                "Domain label is empty",
-                text,
-            ));
-        }
-        if label.len() > 63 {
-            return Err(fatal_name(
-                "DomainLabelTooLong",
-                "Domain label is too long",
-                text,
-            ));
-        }
-        if label.contains('*') && (i != 0 || label != "*") {
-            return Err(InvalidInput(format!(
-                "Invalid DNS name '{text}': an asterisk is only permitted as the whole leftmost label"
-            )));
-        }
-    }
+    // A pre-check on the text's labels (an escaped dot splits one here, the reader below
+    // reads it right), so that a bad name gets Route 53's words rather than the reader's.
+    let labels = (!body.is_empty()).then(|| body.split('.').map(str::as_bytes));
+    check_labels(text, labels.into_iter().flatten())?;
     // hickory's `Name::from_ascii` reads `\DDD` as octal; the zone-file reader reads it as
     // RFC 1035 §5.1 says, in decimal.
     let name = zonefile::parse_name(&unescaped, &Name::root())
