@@ -5,29 +5,17 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::{reply, PathId};
-use super::types::ChangeInfoDto;
+use super::types::ChangeInfoResponse;
 use super::ApiState;
 
 pub fn router() -> Router<ApiState> {
     Router::new().route("/2013-04-01/change/{id}", get(fetch))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct GetChangeResponse {
-    change_info: ChangeInfoDto,
-}
-
 async fn fetch(State(state): State<ApiState>, PathId(id): PathId) -> Result<Response, ApiError> {
     let change = state.service.change(&id).await?;
-    Ok(reply(
-        StatusCode::OK,
-        &GetChangeResponse {
-            change_info: ChangeInfoDto::from(&change),
-        },
-    ))
+    Ok(reply(StatusCode::OK, &ChangeInfoResponse::from(&change)))
 }

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{reply, JsonBody, Params, PathId};
 use super::types::{
-    check_comment, check_vpc_id, ChangeInfoDto, CreateHostedZoneRequest, DelegationSetDto,
-    HostedZoneDto, UpdateHostedZoneCommentRequest, VpcAssociationRequest, VpcDto,
+    check_comment, check_vpc_id, ChangeInfoDto, ChangeInfoResponse, CreateHostedZoneRequest,
+    DelegationSetDto, HostedZoneDto, UpdateHostedZoneCommentRequest, VpcAssociationRequest, VpcDto,
 };
 use super::ApiState;
 use crate::model::{parse_name, reversed_name, route53_name, HostedZone, HostedZoneId, WireName};
@@ -398,30 +398,13 @@ async fn by_name(
     ))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct DeleteHostedZoneResponse {
-    change_info: ChangeInfoDto,
-}
-
 async fn remove(
     State(state): State<ApiState>,
     PathId(id): PathId,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = zone_id(&id)?;
     let (_, change) = state.service.delete_hosted_zone(&id).await?;
-    Ok(reply(
-        StatusCode::OK,
-        &DeleteHostedZoneResponse {
-            change_info: ChangeInfoDto::from(&change),
-        },
-    ))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ChangeInfoResponse {
-    change_info: ChangeInfoDto,
+    Ok(reply(StatusCode::OK, &ChangeInfoResponse::from(&change)))
 }
 
 async fn associate(
@@ -453,12 +436,7 @@ async fn set_association(
         .set_vpc_association(&id, vpc, associate)
         .await?;
     change.comment = request.comment;
-    Ok(reply(
-        StatusCode::OK,
-        &ChangeInfoResponse {
-            change_info: ChangeInfoDto::from(&change),
-        },
-    ))
+    Ok(reply(StatusCode::OK, &ChangeInfoResponse::from(&change)))
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{reply, JsonBody, Params, PathId};
 use super::hosted_zones::{max_items, zone_id};
-use super::types::{ChangeInfoDto, ChangeResourceRecordSetsRequest, ResourceRecordSetDto};
+use super::types::{ChangeInfoResponse, ChangeResourceRecordSetsRequest, ResourceRecordSetDto};
 use super::ApiState;
 use crate::model::{parse_name, parse_type, route53_name, type_name, RrKey};
 
@@ -18,12 +18,6 @@ pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/2013-04-01/hostedzone/{id}/rrset", get(list).post(change))
         .route("/2013-04-01/hostedzone/{id}/rrset/", get(list).post(change))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ChangeResponse {
-    change_info: ChangeInfoDto,
 }
 
 async fn change(
@@ -34,12 +28,7 @@ async fn change(
     let id = zone_id(&id)?;
     let batch = request.change_batch.into_model()?;
     let change = state.service.change_rrsets(&id, batch).await?;
-    Ok(reply(
-        StatusCode::OK,
-        &ChangeResponse {
-            change_info: ChangeInfoDto::from(&change),
-        },
-    ))
+    Ok(reply(StatusCode::OK, &ChangeInfoResponse::from(&change)))
 }
 
 #[derive(Deserialize)]

@@ -481,6 +481,22 @@ impl From<&ChangeInfo> for ChangeInfoDto {
     }
 }
 
+/// `{"ChangeInfo": …}`: what ChangeResourceRecordSets, GetChange and the VPC associations
+/// answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChangeInfoResponse {
+    pub change_info: ChangeInfoDto,
+}
+
+impl From<&ChangeInfo> for ChangeInfoResponse {
+    fn from(c: &ChangeInfo) -> Self {
+        Self {
+            change_info: ChangeInfoDto::from(c),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DelegationSetDto {
