@@ -98,12 +98,14 @@ fn describe(set: &ResourceRecordSet) -> String {
 /// change sees the effect of the ones before it. All or nothing: any message refuses the
 /// whole batch.
 ///
-/// `endpoint_exists` says whether an endpoint of that kind is registered under that name
-/// (Alias targets that are load balancers or databases).
+/// `endpoint_zones` names the zones endpoints are registered under, and `endpoint_exists`
+/// says whether an endpoint of that kind is registered under that name (Alias targets that
+/// are load balancers or databases).
 pub fn plan(
     zone: &HostedZone,
     current: &impl RecordSets,
     batch: &ChangeBatch,
+    endpoint_zones: &EndpointZones,
     endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
 ) -> Result<Plan, Vec<String>> {
     let mut messages = Vec::new();
@@ -209,9 +211,17 @@ pub fn plan(
             continue;
         }
         if let Some(alias) = &set.alias {
-            let target_set = |k: &RrKey| lookup(&view, current, k).map(Cow::into_owned);
-            if let Some(message) = check_alias(zone, set, alias, target_set, endpoint_exists) {
-                messages.push(message);
+            let target_exists = |k: &RrKey| lookup(&view, current, k).is_some();
+            let refused = check_alias(
+                zone,
+                set,
+                alias,
+                target_exists,
+                endpoint_zones,
+                endpoint_exists,
+            );
+            if !refused.is_empty() {
+                messages.extend(refused);
                 continue;
             }
         }
@@ -270,59 +280,73 @@ fn bare_zone_id(id: &str) -> &str {
 }
 
 /// An Alias targets a registered endpoint (A or AAAA only) or another record set of the same
-/// type in the same hosted zone (never NS or SOA, never itself).
+/// type in the same hosted zone (never NS or SOA, never itself). Every reason to refuse it, in
+/// Route 53's words and order: a target name outside the target zone is also a target that
+/// was not found, and Route 53 says both ("... but the alias target name does not lie within
+/// the target zone, ... but that target was not found").
 fn check_alias(
     zone: &HostedZone,
     set: &ResourceRecordSet,
     alias: &AliasTarget,
-    target_set: impl Fn(&RrKey) -> Option<ResourceRecordSet>,
+    target_exists: impl Fn(&RrKey) -> bool,
+    endpoint_zones: &EndpointZones,
     endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
-) -> Option<String> {
+) -> Vec<String> {
     let rtype = type_name(set.rtype);
     let target_zone = bare_zone_id(&alias.hosted_zone_id);
-    let not_found = || {
+    let tried = || {
         format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but that target was not found",
+            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}",
             route53_name(&alias.dns_name)
         )
     };
+    let outside = || {
+        format!(
+            "{}, but the alias target name does not lie within the target zone",
+            tried()
+        )
+    };
+    let not_found = || format!("{}, but that target was not found", tried());
     if matches!(set.rtype, RecordType::NS | RecordType::SOA) {
-        return Some(format!(
+        return vec![format!(
             "RRSet of type {rtype} with DNS name {} cannot be an alias",
             route53_name(&set.name)
-        ));
+        )];
     }
     if let Some(kind) = EndpointZones::kind_of_zone(target_zone) {
         if !matches!(set.rtype, RecordType::A | RecordType::AAAA) {
-            return Some(format!(
+            return vec![format!(
                 "Tried to create an alias of type {rtype} that targets {}, but an alias to a {} must be of type A or AAAA",
                 route53_name(&alias.dns_name),
                 kind.as_str()
-            ));
+            )];
         }
-        return (!endpoint_exists(&alias.dns_name, kind)).then(not_found);
+        if !endpoint_zones.suffix(kind).zone_of(&alias.dns_name) {
+            return vec![outside(), not_found()];
+        }
+        return if endpoint_exists(&alias.dns_name, kind) {
+            Vec::new()
+        } else {
+            vec![not_found()]
+        };
     }
     if target_zone != zone.id.as_str() {
-        return Some(format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias can only target a record set in the same hosted zone ({}) or a registered endpoint",
-            route53_name(&alias.dns_name), zone.id
-        ));
+        return vec![format!(
+            "{}, but an alias can only target a record set in the same hosted zone ({}) or a registered endpoint",
+            tried(), zone.id
+        )];
     }
     if !zone.name.zone_of(&alias.dns_name) {
-        return Some(format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but the alias target name does not lie within the target zone",
-            route53_name(&alias.dns_name)
-        ));
+        return vec![outside(), not_found()];
     }
     if alias.dns_name == set.name {
-        return Some(format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias cannot target itself",
-            route53_name(&alias.dns_name)
-        ));
+        return vec![format!("{}, but an alias cannot target itself", tried())];
     }
-    target_set(&RrKey::new(&alias.dns_name, set.rtype))
-        .is_none()
-        .then(not_found)
+    if target_exists(&RrKey::new(&alias.dns_name, set.rtype)) {
+        Vec::new()
+    } else {
+        vec![not_found()]
+    }
 }
 
 /// The rules on where a record set may stand: CNAME alone at its name and never at the apex;
@@ -437,7 +461,14 @@ mod tests {
             comment: None,
             changes,
         };
-        plan(&zone(), &current(), &batch, &|_, _| false).unwrap_err()
+        plan(
+            &zone(),
+            &current(),
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap_err()
     }
 
     #[test]
@@ -507,7 +538,14 @@ mod tests {
                 set("c.example.com.", RecordType::TXT, 300, &["\"x\""]),
             )],
         };
-        let m = plan(&zone(), &current, &batch, &|_, _| false).unwrap_err();
+        let m = plan(
+            &zone(),
+            &current,
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap_err();
         assert_eq!(m, ["RRSet of type TXT with DNS name c.example.com. is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone example.com."]);
     }
 
@@ -531,7 +569,14 @@ mod tests {
                 ),
             ],
         };
-        let plan = plan(&zone(), &current(), &batch, &|_, _| false).unwrap();
+        let plan = plan(
+            &zone(),
+            &current(),
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap();
         assert_eq!(plan.delete.len(), 1);
         assert_eq!(plan.put.len(), 1);
     }
@@ -577,10 +622,134 @@ mod tests {
             comment: None,
             changes: vec![change(Action::Delete, old), change(Action::Create, new)],
         };
-        let plan = plan(&zone(), &current(), &batch, &|_, _| false).unwrap();
+        let plan = plan(
+            &zone(),
+            &current(),
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap();
         assert_eq!(plan.put.len(), 1);
         assert_eq!(plan.put[0].ttl, 3600);
         assert!(plan.delete.is_empty());
+    }
+
+    fn alias(name: &str, rtype: RecordType, zone_id: &str, target: &str) -> ResourceRecordSet {
+        ResourceRecordSet::alias(
+            &Name::from_str(name).unwrap(),
+            rtype,
+            AliasTarget {
+                hosted_zone_id: zone_id.into(),
+                dns_name: Name::from_str(target).unwrap(),
+                evaluate_target_health: false,
+            },
+        )
+    }
+
+    /// What `plan` says of `changes` made to `zone`, holding `current()` and `also`.
+    fn refused(zone: &HostedZone, also: &[ResourceRecordSet], changes: Vec<Change>) -> Vec<String> {
+        let mut current = current();
+        current.extend(also.iter().map(|s| (s.key(), s.clone())));
+        let batch = ChangeBatch {
+            comment: None,
+            changes,
+        };
+        let registered = Name::from_str("web.elb.r53.internal.").unwrap();
+        let exists = |name: &Name, kind| name == &registered && kind == EndpointKind::LoadBalancer;
+        match plan(zone, &current, &batch, &EndpointZones::default(), &exists) {
+            Ok(_) => Vec::new(),
+            Err(messages) => messages,
+        }
+    }
+
+    /// Route 53 says both: "[Tried to create an alias that targets s0-....elb.amazonaws.com.,
+    /// type A in zone Z3KY18NSN0TRRC, but the alias target name does not lie within the target
+    /// zone, Tried to create an alias that targets ..., but that target was not found]".
+    #[test]
+    fn an_alias_target_outside_the_target_zone_is_also_not_found() {
+        let zone = zone();
+        let id = zone.id.as_str().to_owned();
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias(
+                    "a.example.com.",
+                    RecordType::A,
+                    &id,
+                    "web.elb.r53.internal.",
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                format!("Tried to create an alias that targets web.elb.r53.internal., type A in zone {id}, but the alias target name does not lie within the target zone"),
+                format!("Tried to create an alias that targets web.elb.r53.internal., type A in zone {id}, but that target was not found"),
+            ]
+        );
+        // An endpoint zone's id with a name outside that endpoint zone: the wrong zone id
+        // for the name, as with an ELB's name given a CloudFront zone id.
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias(
+                    "a.example.com.",
+                    RecordType::A,
+                    "ZR53RDSENDPOINTS",
+                    "web.elb.r53.internal.",
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                "Tried to create an alias that targets web.elb.r53.internal., type A in zone ZR53RDSENDPOINTS, but the alias target name does not lie within the target zone",
+                "Tried to create an alias that targets web.elb.r53.internal., type A in zone ZR53RDSENDPOINTS, but that target was not found",
+            ]
+        );
+        // Within the zone but missing, or there but of another type: not found alone.
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias("a.example.com.", RecordType::AAAA, &id, "www.example.com."),
+            )],
+        );
+        assert_eq!(
+            m,
+            [format!("Tried to create an alias that targets www.example.com., type AAAA in zone {id}, but that target was not found")]
+        );
+        let ok = refused(
+            &zone,
+            &[],
+            vec![
+                change(
+                    Action::Create,
+                    alias(
+                        "a.example.com.",
+                        RecordType::A,
+                        &format!("/hostedzone/{id}"),
+                        "www.example.com.",
+                    ),
+                ),
+                change(
+                    Action::Create,
+                    alias(
+                        "b.example.com.",
+                        RecordType::A,
+                        "ZR53ELBENDPOINTS",
+                        "web.elb.r53.internal.",
+                    ),
+                ),
+            ],
+        );
+        assert!(ok.is_empty(), "{ok:?}");
     }
 
     #[test]
