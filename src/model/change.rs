@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{RData, RecordType};
 use rand::Rng;
 
 use hickory_proto::rr::Name;
@@ -206,24 +206,34 @@ pub fn plan(
             }
             _ => {}
         }
-        if let Some(message) = check_placement(zone, set, |k| lookup(&view, current, k).is_some()) {
-            messages.push(message);
-            continue;
-        }
+        // Route 53 reports every rule a change breaks, not the first ("[RRSet of type CNAME
+        // ... conflicts with other records ..., RRSet of type CNAME ... creates a CNAME or
+        // alias loop in the zone.]").
+        let mut refused: Vec<String> =
+            check_placement(zone, set, |k| lookup(&view, current, k).is_some())
+                .into_iter()
+                .collect();
         if let Some(alias) = &set.alias {
             let target_exists = |k: &RrKey| lookup(&view, current, k).is_some();
-            let refused = check_alias(
+            refused.extend(check_alias(
                 zone,
                 set,
                 alias,
                 target_exists,
                 endpoint_zones,
                 endpoint_exists,
-            );
-            if !refused.is_empty() {
-                messages.extend(refused);
-                continue;
-            }
+            ));
+        }
+        if creates_loop(zone, set, |k| lookup(&view, current, k)) {
+            refused.push(format!(
+                "RRSet of type {} with DNS name {} is not permitted as it creates a CNAME or alias loop in the zone.",
+                type_name(set.rtype),
+                route53_name(&set.name)
+            ));
+        }
+        if !refused.is_empty() {
+            messages.extend(refused);
+            continue;
         }
         view.insert(key, Some(set));
     }
@@ -280,7 +290,8 @@ fn bare_zone_id(id: &str) -> &str {
 }
 
 /// An Alias targets a registered endpoint (A or AAAA only) or another record set of the same
-/// type in the same hosted zone (never NS or SOA, never itself). Every reason to refuse it, in
+/// type in the same hosted zone (never NS or SOA; one that leads back to itself is a loop, see
+/// [`creates_loop`]). Every reason to refuse it, in
 /// Route 53's words and order: a target name outside the target zone is also a target that
 /// was not found, and Route 53 says both ("... but the alias target name does not lie within
 /// the target zone, ... but that target was not found").
@@ -339,14 +350,51 @@ fn check_alias(
     if !zone.name.zone_of(&alias.dns_name) {
         return vec![outside(), not_found()];
     }
-    if alias.dns_name == set.name {
-        return vec![format!("{}, but an alias cannot target itself", tried())];
-    }
     if target_exists(&RrKey::new(&alias.dns_name, set.rtype)) {
         Vec::new()
     } else {
         vec![not_found()]
     }
+}
+
+/// Where a record set sends a query on inside `zone`: an Alias to a record set of the same
+/// hosted zone sends it to the set of its type at its DNSName, a CNAME whose target is in the
+/// zone to the CNAME there (an Alias of type CNAME included).
+fn next_in_zone(zone: &HostedZone, set: &ResourceRecordSet) -> Option<RrKey> {
+    let name = match &set.alias {
+        Some(alias) if bare_zone_id(&alias.hosted_zone_id) == zone.id.as_str() => &alias.dns_name,
+        Some(_) => return None,
+        None => match set.records.first() {
+            Some(RData::CNAME(cname)) => &cname.0,
+            _ => return None,
+        },
+    };
+    zone.name.zone_of(name).then(|| RrKey::new(name, set.rtype))
+}
+
+/// Whether `set`, once in place, leads back to itself through Aliases and CNAMEs of the zone
+/// (`a` to `a`, or `a` to `b` to `a`): Route 53 refuses it ("RRSet of type CNAME with DNS name
+/// ... is not permitted as it creates a CNAME or alias loop in the zone."). `lookup` reads the
+/// zone as the batch has changed it so far. A loop the chain runs into that does not pass
+/// through `set` (one a zone file brought in) is not this change's doing.
+fn creates_loop<'a>(
+    zone: &HostedZone,
+    set: &ResourceRecordSet,
+    lookup: impl Fn(&RrKey) -> Option<Cow<'a, ResourceRecordSet>>,
+) -> bool {
+    let start = set.key();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut next = next_in_zone(zone, set);
+    while let Some(key) = next {
+        if key == start {
+            return true;
+        }
+        if !seen.insert(key.clone()) {
+            return false;
+        }
+        next = lookup(&key).and_then(|target| next_in_zone(zone, &target));
+    }
+    false
 }
 
 /// The rules on where a record set may stand: CNAME alone at its name and never at the apex;
@@ -746,6 +794,115 @@ mod tests {
                         "ZR53ELBENDPOINTS",
                         "web.elb.r53.internal.",
                     ),
+                ),
+            ],
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    fn loop_message(name: &str, rtype: &str) -> String {
+        format!("RRSet of type {rtype} with DNS name {name} is not permitted as it creates a CNAME or alias loop in the zone.")
+    }
+
+    /// Route 53 refuses a record set that leads back to itself, with every other reason the
+    /// change is refused before it: "[Tried to create an alias that targets
+    /// test-islandora.domain.net., type CNAME in zone Z3DL0V8AMVI8MN, but that target was not
+    /// found, RRSet of type CNAME with DNS name test-islandora.domain.net. is not permitted as
+    /// it creates a CNAME or alias loop in the zone.]"
+    #[test]
+    fn aliases_and_cnames_that_loop_are_refused() {
+        let zone = zone();
+        let id = zone.id.as_str().to_owned();
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias(
+                    "self.example.com.",
+                    RecordType::CNAME,
+                    &id,
+                    "self.example.com.",
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                format!("Tried to create an alias that targets self.example.com., type CNAME in zone {id}, but that target was not found"),
+                loop_message("self.example.com.", "CNAME"),
+            ]
+        );
+        // A CNAME to its own name beside an A: both rules, as Route 53 words them.
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                set(
+                    "www.example.com.",
+                    RecordType::CNAME,
+                    300,
+                    &["www.example.com."],
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                "RRSet of type CNAME with DNS name www.example.com. is not permitted as it conflicts with other records with the same DNS name in zone example.com.".to_owned(),
+                loop_message("www.example.com.", "CNAME"),
+            ]
+        );
+        // www made an Alias to b, which is an Alias to www: a loop through two sets.
+        let b = alias("b.example.com.", RecordType::A, &id, "www.example.com.");
+        let m = refused(
+            &zone,
+            std::slice::from_ref(&b),
+            vec![change(
+                Action::Upsert,
+                alias("www.example.com.", RecordType::A, &id, "b.example.com."),
+            )],
+        );
+        assert_eq!(m, [loop_message("www.example.com.", "A")]);
+        // The same through CNAMEs, one of them created earlier in the batch.
+        let m = refused(
+            &zone,
+            &[],
+            vec![
+                change(
+                    Action::Create,
+                    set(
+                        "c1.example.com.",
+                        RecordType::CNAME,
+                        60,
+                        &["c2.example.com."],
+                    ),
+                ),
+                change(
+                    Action::Create,
+                    set(
+                        "c2.example.com.",
+                        RecordType::CNAME,
+                        60,
+                        &["C1.example.com."],
+                    ),
+                ),
+            ],
+        );
+        assert_eq!(m, [loop_message("c2.example.com.", "CNAME")]);
+        // A chain is not a loop: a to b to www, and a CNAME out of the zone.
+        let ok = refused(
+            &zone,
+            &[b],
+            vec![
+                change(
+                    Action::Create,
+                    alias("a.example.com.", RecordType::A, &id, "b.example.com."),
+                ),
+                change(
+                    Action::Create,
+                    set("c.example.com.", RecordType::CNAME, 60, &["c.example.net."]),
                 ),
             ],
         );

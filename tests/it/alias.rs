@@ -333,6 +333,11 @@ async fn bad_aliases_are_refused_and_nothing_is_stored() {
             "must be of type A or AAAA",
         ),
         (
+            alias("a.example.com.", "A", &zone, "a.example.com."),
+            "InvalidChangeBatch",
+            "RRSet of type A with DNS name a.example.com. is not permitted as it creates a CNAME or alias loop in the zone.",
+        ),
+        (
             alias("example.com.", "CNAME", &zone, "www.example.com."),
             "InvalidChangeBatch",
             "is not permitted at apex",
