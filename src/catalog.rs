@@ -351,8 +351,11 @@ impl ZoneIndex {
 
     fn from_node<'z>(node: &'z nodes::Node, key: &[u8], qtype: RecordType) -> Lookup<'z> {
         if qtype == RecordType::ANY {
-            // RFC 8482 §4.2: answer with one RRset the name owns.
-            return match node.sets.first() {
+            // RFC 8482 §4.2: answer with one RRset the name owns. One with records of its own
+            // comes first: an Alias may have nothing to answer at the moment (its endpoint
+            // gone), and NODATA would say the name owns nothing at all.
+            let own = node.sets.iter().find(|s| !matches!(s, Stored::Alias(_)));
+            return match own.or(node.sets.first()) {
                 Some(set) => Lookup::Found { set: set.view(key) },
                 None => Lookup::NoData,
             };
@@ -1097,6 +1100,32 @@ mod tests {
                 assert_eq!(lines(&a.answers), [format!("{name} 300 192.0.2.10")]);
             }
         }
+    }
+
+    /// RFC 8482 lets ANY be answered with any one RRset the name owns, but not with NODATA
+    /// when it owns some: an Alias at the apex whose endpoint is gone has nothing to answer,
+    /// the apex's NS and SOA have.
+    #[test]
+    fn any_at_an_alias_name_answers_a_set_with_records() {
+        use crate::model::AliasTarget;
+        let apex = Name::from_ascii("example.com.").unwrap();
+        let mut sets = crate::zonefile::parse(ZONE, &apex, "test").unwrap().rrsets;
+        sets.push(ResourceRecordSet::alias(
+            &apex,
+            RecordType::A,
+            AliasTarget {
+                hosted_zone_id: "ZR53ELBENDPOINTS".into(),
+                dns_name: Name::from_ascii("web.elb.r53.internal.").unwrap(),
+                evaluate_target_health: false,
+            },
+        ));
+        let zone = HostedZone::new(&apex, "t", None);
+        let index = ZoneIndex::build(zone, sets.into_iter().map(Arc::new));
+        let c = Catalog::new([Arc::new(index)], Arc::default(), Arc::default());
+        assert!(ask(&c, &apex, RecordType::A).answers.is_empty());
+        let any = ask(&c, &apex, RecordType::ANY);
+        assert_eq!(any.rcode, ResponseCode::NoError);
+        assert_eq!(lines(&any.answers), ["example.com. 3600 ns.example.com."]);
     }
 
     #[test]
