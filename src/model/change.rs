@@ -291,10 +291,10 @@ fn bare_zone_id(id: &str) -> &str {
 
 /// An Alias targets a registered endpoint (A or AAAA only) or another record set of the same
 /// type in the same hosted zone (never NS or SOA; one that leads back to itself is a loop, see
-/// [`creates_loop`]). Every reason to refuse it, in
-/// Route 53's words and order: a target name outside the target zone is also a target that
-/// was not found, and Route 53 says both ("... but the alias target name does not lie within
-/// the target zone, ... but that target was not found").
+/// [`creates_loop`]). Returns every reason to refuse it, in Route 53's words and order: a
+/// target name outside the target zone is also a target that was not found, and Route 53 says
+/// both ("... but the alias target name does not lie within the target zone, ... but that
+/// target was not found").
 fn check_alias(
     zone: &HostedZone,
     set: &ResourceRecordSet,
