@@ -351,8 +351,11 @@ impl ZoneIndex {
 
     fn from_node<'z>(node: &'z nodes::Node, key: &[u8], qtype: RecordType) -> Lookup<'z> {
         if qtype == RecordType::ANY {
-            // RFC 8482 §4.2: answer with one RRset the name owns.
-            return match node.sets.first() {
+            // RFC 8482 §4.2: answer with one RRset the name owns. One with records of its own
+            // comes first: an Alias may have nothing to answer at the moment (its endpoint
+            // gone), and NODATA would say the name owns nothing at all.
+            let own = node.sets.iter().find(|s| !matches!(s, Stored::Alias(_)));
+            return match own.or(node.sets.first()) {
                 Some(set) => Lookup::Found { set: set.view(key) },
                 None => Lookup::NoData,
             };
@@ -677,8 +680,7 @@ impl Catalog {
         loop {
             match zone.lookup(&name, qtype) {
                 Lookup::Found { set } => {
-                    answer.volatile |= set.alias.is_some();
-                    let Some(set) = self.resolve(zone, set, 0) else {
+                    let Some(set) = self.resolve(zone, set, 0, &mut answer.volatile) else {
                         // An Alias whose target has nothing of this type: NODATA.
                         push_negative_soa(&mut answer, zone);
                         return answer;
@@ -699,8 +701,7 @@ impl Catalog {
                     return answer;
                 }
                 Lookup::Cname { set } => {
-                    answer.volatile |= set.alias.is_some();
-                    let Some(set) = self.resolve(zone, set, 0) else {
+                    let Some(set) = self.resolve(zone, set, 0, &mut answer.volatile) else {
                         push_negative_soa(&mut answer, zone);
                         return answer;
                     };
@@ -799,11 +800,15 @@ impl Catalog {
     /// What an RRset answers: itself, or for an Alias what its target holds at this moment
     /// (the endpoint's healthy addresses with the endpoint's TTL, or the target record set in
     /// the same zone with its TTL). `None` when the target is gone or has nothing of the type.
+    /// Sets `volatile` when the answer consulted an endpoint, whose lease runs out by the clock;
+    /// a record set of the zone changes only with the catalog, so an Alias to one is answered
+    /// from the response cache like any record.
     fn resolve<'a>(
         &'a self,
         zone: &'a ZoneIndex,
         set: Cow<'a, Rrset>,
         depth: usize,
+        volatile: &mut bool,
     ) -> Option<Cow<'a, Rrset>> {
         let Some(alias) = &set.alias else {
             return Some(set);
@@ -812,6 +817,7 @@ impl Catalog {
             return None;
         }
         if let Some(kind) = EndpointZones::kind_of_zone(&alias.hosted_zone_id) {
+            *volatile = true;
             let endpoint = self
                 .endpoints
                 .live(&alias.dns_name)
@@ -822,7 +828,7 @@ impl Catalog {
             return None;
         }
         let target = zone.set_at(&alias.dns_name, set.rtype)?;
-        self.resolve(zone, target, depth + 1)
+        self.resolve(zone, target, depth + 1, volatile)
     }
 
     /// An answer from an endpoint zone: the endpoint's addresses at its own name, NODATA for
@@ -1046,6 +1052,90 @@ mod tests {
         assert!(down.is_healthy(&unchecked, RecordType::A, &view));
         let gone = Catalog::new([index], Arc::default(), Arc::default());
         assert!(!gone.is_healthy(&checked, RecordType::A, &view));
+    }
+
+    /// Only an answer that consulted an endpoint depends on the clock (its lease); an Alias to
+    /// a record set of the zone, directly or through another Alias, changes only with the
+    /// catalog, and so may be kept in the response cache.
+    #[test]
+    fn only_aliases_to_endpoints_are_volatile() {
+        use crate::model::AliasTarget;
+        let apex = Name::from_ascii("example.com.").unwrap();
+        let zone = HostedZone::new(&apex, "t", None);
+        let alias = |name: &str, zone_id: &str, target: &str| {
+            ResourceRecordSet::alias(
+                &Name::from_ascii(name).unwrap(),
+                RecordType::A,
+                AliasTarget {
+                    hosted_zone_id: zone_id.into(),
+                    dns_name: Name::from_ascii(target).unwrap(),
+                    evaluate_target_health: false,
+                },
+            )
+        };
+        let id = zone.id.as_str().to_owned();
+        let www = ResourceRecordSet::new(
+            &Name::from_ascii("www.example.com.").unwrap(),
+            RecordType::A,
+            300,
+            vec![RData::try_from_str(RecordType::A, "192.0.2.10").unwrap()],
+        );
+        let index = ZoneIndex::build(
+            zone,
+            [
+                www,
+                alias("a.example.com.", &id, "www.example.com."),
+                alias("b.example.com.", &id, "a.example.com."),
+                alias(
+                    "lb.example.com.",
+                    "ZR53ELBENDPOINTS",
+                    "web.elb.r53.internal.",
+                ),
+                alias("c.example.com.", &id, "lb.example.com."),
+            ]
+            .map(Arc::new),
+        );
+        let c = Catalog::new([Arc::new(index)], Arc::default(), Arc::default());
+        for (name, volatile) in [
+            ("www.example.com.", false),
+            ("a.example.com.", false),
+            ("b.example.com.", false),
+            ("lb.example.com.", true),
+            ("c.example.com.", true),
+        ] {
+            let qname = Name::from_ascii(name).unwrap();
+            let a = ask(&c, &qname, RecordType::A);
+            assert_eq!(a.volatile, volatile, "{name}");
+            if !volatile {
+                assert_eq!(lines(&a.answers), [format!("{name} 300 192.0.2.10")]);
+            }
+        }
+    }
+
+    /// RFC 8482 lets ANY be answered with any one RRset the name owns, but not with NODATA
+    /// when it owns some: an Alias at the apex whose endpoint is gone has nothing to answer,
+    /// the apex's NS and SOA have.
+    #[test]
+    fn any_at_an_alias_name_answers_a_set_with_records() {
+        use crate::model::AliasTarget;
+        let apex = Name::from_ascii("example.com.").unwrap();
+        let mut sets = crate::zonefile::parse(ZONE, &apex, "test").unwrap().rrsets;
+        sets.push(ResourceRecordSet::alias(
+            &apex,
+            RecordType::A,
+            AliasTarget {
+                hosted_zone_id: "ZR53ELBENDPOINTS".into(),
+                dns_name: Name::from_ascii("web.elb.r53.internal.").unwrap(),
+                evaluate_target_health: false,
+            },
+        ));
+        let zone = HostedZone::new(&apex, "t", None);
+        let index = ZoneIndex::build(zone, sets.into_iter().map(Arc::new));
+        let c = Catalog::new([Arc::new(index)], Arc::default(), Arc::default());
+        assert!(ask(&c, &apex, RecordType::A).answers.is_empty());
+        let any = ask(&c, &apex, RecordType::ANY);
+        assert_eq!(any.rcode, ResponseCode::NoError);
+        assert_eq!(lines(&any.answers), ["example.com. 3600 ns.example.com."]);
     }
 
     #[test]

@@ -499,8 +499,14 @@ impl Service {
             .get(id)
             .ok_or_else(|| ServiceError::NoSuchHostedZone(id.to_string()))?;
         let exists = |name: &Name, kind| state.endpoint_exists(name, kind);
-        let plan = plan(current.zone(), &*current.rrsets, &batch, &exists)
-            .map_err(ServiceError::InvalidChangeBatch)?;
+        let plan = plan(
+            current.zone(),
+            &*current.rrsets,
+            &batch,
+            &state.endpoint_zones,
+            &exists,
+        )
+        .map_err(ServiceError::InvalidChangeBatch)?;
         let change = ChangeInfo::new(batch.comment);
         let mut writes: Vec<Write> = plan
             .delete

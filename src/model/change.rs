@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{RData, RecordType};
 use rand::Rng;
 
 use hickory_proto::rr::Name;
@@ -98,12 +98,14 @@ fn describe(set: &ResourceRecordSet) -> String {
 /// change sees the effect of the ones before it. All or nothing: any message refuses the
 /// whole batch.
 ///
-/// `endpoint_exists` says whether an endpoint of that kind is registered under that name
-/// (Alias targets that are load balancers or databases).
+/// `endpoint_zones` names the zones endpoints are registered under, and `endpoint_exists`
+/// says whether an endpoint of that kind is registered under that name (Alias targets that
+/// are load balancers or databases).
 pub fn plan(
     zone: &HostedZone,
     current: &impl RecordSets,
     batch: &ChangeBatch,
+    endpoint_zones: &EndpointZones,
     endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
 ) -> Result<Plan, Vec<String>> {
     let mut messages = Vec::new();
@@ -204,16 +206,34 @@ pub fn plan(
             }
             _ => {}
         }
-        if let Some(message) = check_placement(zone, set, |k| lookup(&view, current, k).is_some()) {
-            messages.push(message);
-            continue;
-        }
+        // Route 53 reports every rule a change breaks, not the first ("[RRSet of type CNAME
+        // ... conflicts with other records ..., RRSet of type CNAME ... creates a CNAME or
+        // alias loop in the zone.]").
+        let mut refused: Vec<String> =
+            check_placement(zone, set, |k| lookup(&view, current, k).is_some())
+                .into_iter()
+                .collect();
         if let Some(alias) = &set.alias {
-            let target_set = |k: &RrKey| lookup(&view, current, k).map(Cow::into_owned);
-            if let Some(message) = check_alias(zone, set, alias, target_set, endpoint_exists) {
-                messages.push(message);
-                continue;
-            }
+            let target_exists = |k: &RrKey| lookup(&view, current, k).is_some();
+            refused.extend(check_alias(
+                zone,
+                set,
+                alias,
+                target_exists,
+                endpoint_zones,
+                endpoint_exists,
+            ));
+        }
+        if creates_loop(zone, set, |k| lookup(&view, current, k)) {
+            refused.push(format!(
+                "RRSet of type {} with DNS name {} is not permitted as it creates a CNAME or alias loop in the zone.",
+                type_name(set.rtype),
+                route53_name(&set.name)
+            ));
+        }
+        if !refused.is_empty() {
+            messages.extend(refused);
+            continue;
         }
         view.insert(key, Some(set));
     }
@@ -270,59 +290,111 @@ fn bare_zone_id(id: &str) -> &str {
 }
 
 /// An Alias targets a registered endpoint (A or AAAA only) or another record set of the same
-/// type in the same hosted zone (never NS or SOA, never itself).
+/// type in the same hosted zone (never NS or SOA; one that leads back to itself is a loop, see
+/// [`creates_loop`]). Returns every reason to refuse it, in Route 53's words and order: a
+/// target name outside the target zone is also a target that was not found, and Route 53 says
+/// both ("... but the alias target name does not lie within the target zone, ... but that
+/// target was not found").
 fn check_alias(
     zone: &HostedZone,
     set: &ResourceRecordSet,
     alias: &AliasTarget,
-    target_set: impl Fn(&RrKey) -> Option<ResourceRecordSet>,
+    target_exists: impl Fn(&RrKey) -> bool,
+    endpoint_zones: &EndpointZones,
     endpoint_exists: &dyn Fn(&Name, EndpointKind) -> bool,
-) -> Option<String> {
+) -> Vec<String> {
     let rtype = type_name(set.rtype);
     let target_zone = bare_zone_id(&alias.hosted_zone_id);
-    let not_found = || {
+    let tried = || {
         format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but that target was not found",
+            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}",
             route53_name(&alias.dns_name)
         )
     };
+    let outside = || {
+        format!(
+            "{}, but the alias target name does not lie within the target zone",
+            tried()
+        )
+    };
+    let not_found = || format!("{}, but that target was not found", tried());
     if matches!(set.rtype, RecordType::NS | RecordType::SOA) {
-        return Some(format!(
+        return vec![format!(
             "RRSet of type {rtype} with DNS name {} cannot be an alias",
             route53_name(&set.name)
-        ));
+        )];
     }
     if let Some(kind) = EndpointZones::kind_of_zone(target_zone) {
         if !matches!(set.rtype, RecordType::A | RecordType::AAAA) {
-            return Some(format!(
+            return vec![format!(
                 "Tried to create an alias of type {rtype} that targets {}, but an alias to a {} must be of type A or AAAA",
                 route53_name(&alias.dns_name),
                 kind.as_str()
-            ));
+            )];
         }
-        return (!endpoint_exists(&alias.dns_name, kind)).then(not_found);
+        if !endpoint_zones.suffix(kind).zone_of(&alias.dns_name) {
+            return vec![outside(), not_found()];
+        }
+        return if endpoint_exists(&alias.dns_name, kind) {
+            Vec::new()
+        } else {
+            vec![not_found()]
+        };
     }
     if target_zone != zone.id.as_str() {
-        return Some(format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias can only target a record set in the same hosted zone ({}) or a registered endpoint",
-            route53_name(&alias.dns_name), zone.id
-        ));
+        return vec![format!(
+            "{}, but an alias can only target a record set in the same hosted zone ({}) or a registered endpoint",
+            tried(), zone.id
+        )];
     }
     if !zone.name.zone_of(&alias.dns_name) {
-        return Some(format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but the alias target name does not lie within the target zone",
-            route53_name(&alias.dns_name)
-        ));
+        return vec![outside(), not_found()];
     }
-    if alias.dns_name == set.name {
-        return Some(format!(
-            "Tried to create an alias that targets {}, type {rtype} in zone {target_zone}, but an alias cannot target itself",
-            route53_name(&alias.dns_name)
-        ));
+    if target_exists(&RrKey::new(&alias.dns_name, set.rtype)) {
+        Vec::new()
+    } else {
+        vec![not_found()]
     }
-    target_set(&RrKey::new(&alias.dns_name, set.rtype))
-        .is_none()
-        .then(not_found)
+}
+
+/// Where a record set sends a query on inside `zone`: an Alias to a record set of the same
+/// hosted zone sends it to the set of its type at its DNSName, a CNAME whose target is in the
+/// zone to the CNAME there (an Alias of type CNAME included).
+fn next_in_zone(zone: &HostedZone, set: &ResourceRecordSet) -> Option<RrKey> {
+    let name = match &set.alias {
+        Some(alias) if bare_zone_id(&alias.hosted_zone_id) == zone.id.as_str() => &alias.dns_name,
+        Some(_) => return None,
+        None => match set.records.first() {
+            Some(RData::CNAME(cname)) => &cname.0,
+            _ => return None,
+        },
+    };
+    zone.name.zone_of(name).then(|| RrKey::new(name, set.rtype))
+}
+
+/// Whether `set`, once in place, leads back to itself through Aliases and CNAMEs of the zone
+/// (`a` to `a`, or `a` to `b` to `a`): Route 53 refuses it ("RRSet of type CNAME with DNS name
+/// ... is not permitted as it creates a CNAME or alias loop in the zone."). `lookup` reads the
+/// zone as the batch has changed it so far. A loop the chain runs into that does not pass
+/// through `set` (one a zone file brought in) is not this change's doing.
+fn creates_loop<'a>(
+    zone: &HostedZone,
+    set: &ResourceRecordSet,
+    lookup: impl Fn(&RrKey) -> Option<Cow<'a, ResourceRecordSet>>,
+) -> bool {
+    let start = set.key();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut next = next_in_zone(zone, set);
+    while let Some(key) = next {
+        if key == start {
+            return true;
+        }
+        if !seen.insert(key.clone()) {
+            return false;
+        }
+        next = lookup(&key).and_then(|target| next_in_zone(zone, &target));
+    }
+    false
 }
 
 /// The rules on where a record set may stand: CNAME alone at its name and never at the apex;
@@ -437,7 +509,14 @@ mod tests {
             comment: None,
             changes,
         };
-        plan(&zone(), &current(), &batch, &|_, _| false).unwrap_err()
+        plan(
+            &zone(),
+            &current(),
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap_err()
     }
 
     #[test]
@@ -507,7 +586,14 @@ mod tests {
                 set("c.example.com.", RecordType::TXT, 300, &["\"x\""]),
             )],
         };
-        let m = plan(&zone(), &current, &batch, &|_, _| false).unwrap_err();
+        let m = plan(
+            &zone(),
+            &current,
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap_err();
         assert_eq!(m, ["RRSet of type TXT with DNS name c.example.com. is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists in zone example.com."]);
     }
 
@@ -531,7 +617,14 @@ mod tests {
                 ),
             ],
         };
-        let plan = plan(&zone(), &current(), &batch, &|_, _| false).unwrap();
+        let plan = plan(
+            &zone(),
+            &current(),
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap();
         assert_eq!(plan.delete.len(), 1);
         assert_eq!(plan.put.len(), 1);
     }
@@ -577,10 +670,243 @@ mod tests {
             comment: None,
             changes: vec![change(Action::Delete, old), change(Action::Create, new)],
         };
-        let plan = plan(&zone(), &current(), &batch, &|_, _| false).unwrap();
+        let plan = plan(
+            &zone(),
+            &current(),
+            &batch,
+            &EndpointZones::default(),
+            &|_, _| false,
+        )
+        .unwrap();
         assert_eq!(plan.put.len(), 1);
         assert_eq!(plan.put[0].ttl, 3600);
         assert!(plan.delete.is_empty());
+    }
+
+    fn alias(name: &str, rtype: RecordType, zone_id: &str, target: &str) -> ResourceRecordSet {
+        ResourceRecordSet::alias(
+            &Name::from_str(name).unwrap(),
+            rtype,
+            AliasTarget {
+                hosted_zone_id: zone_id.into(),
+                dns_name: Name::from_str(target).unwrap(),
+                evaluate_target_health: false,
+            },
+        )
+    }
+
+    /// What `plan` says of `changes` made to `zone`, holding `current()` and `also`.
+    fn refused(zone: &HostedZone, also: &[ResourceRecordSet], changes: Vec<Change>) -> Vec<String> {
+        let mut current = current();
+        current.extend(also.iter().map(|s| (s.key(), s.clone())));
+        let batch = ChangeBatch {
+            comment: None,
+            changes,
+        };
+        let registered = Name::from_str("web.elb.r53.internal.").unwrap();
+        let exists = |name: &Name, kind| name == &registered && kind == EndpointKind::LoadBalancer;
+        match plan(zone, &current, &batch, &EndpointZones::default(), &exists) {
+            Ok(_) => Vec::new(),
+            Err(messages) => messages,
+        }
+    }
+
+    /// Route 53 says both: "[Tried to create an alias that targets s0-....elb.amazonaws.com.,
+    /// type A in zone Z3KY18NSN0TRRC, but the alias target name does not lie within the target
+    /// zone, Tried to create an alias that targets ..., but that target was not found]".
+    #[test]
+    fn an_alias_target_outside_the_target_zone_is_also_not_found() {
+        let zone = zone();
+        let id = zone.id.as_str().to_owned();
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias(
+                    "a.example.com.",
+                    RecordType::A,
+                    &id,
+                    "web.elb.r53.internal.",
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                format!("Tried to create an alias that targets web.elb.r53.internal., type A in zone {id}, but the alias target name does not lie within the target zone"),
+                format!("Tried to create an alias that targets web.elb.r53.internal., type A in zone {id}, but that target was not found"),
+            ]
+        );
+        // An endpoint zone's id with a name outside that endpoint zone: the wrong zone id
+        // for the name, as with an ELB's name given a CloudFront zone id.
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias(
+                    "a.example.com.",
+                    RecordType::A,
+                    "ZR53RDSENDPOINTS",
+                    "web.elb.r53.internal.",
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                "Tried to create an alias that targets web.elb.r53.internal., type A in zone ZR53RDSENDPOINTS, but the alias target name does not lie within the target zone",
+                "Tried to create an alias that targets web.elb.r53.internal., type A in zone ZR53RDSENDPOINTS, but that target was not found",
+            ]
+        );
+        // Within the zone but missing, or there but of another type: not found alone.
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias("a.example.com.", RecordType::AAAA, &id, "www.example.com."),
+            )],
+        );
+        assert_eq!(
+            m,
+            [format!("Tried to create an alias that targets www.example.com., type AAAA in zone {id}, but that target was not found")]
+        );
+        let ok = refused(
+            &zone,
+            &[],
+            vec![
+                change(
+                    Action::Create,
+                    alias(
+                        "a.example.com.",
+                        RecordType::A,
+                        &format!("/hostedzone/{id}"),
+                        "www.example.com.",
+                    ),
+                ),
+                change(
+                    Action::Create,
+                    alias(
+                        "b.example.com.",
+                        RecordType::A,
+                        "ZR53ELBENDPOINTS",
+                        "web.elb.r53.internal.",
+                    ),
+                ),
+            ],
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    fn loop_message(name: &str, rtype: &str) -> String {
+        format!("RRSet of type {rtype} with DNS name {name} is not permitted as it creates a CNAME or alias loop in the zone.")
+    }
+
+    /// Route 53 refuses a record set that leads back to itself, with every other reason the
+    /// change is refused before it: "[Tried to create an alias that targets
+    /// test-islandora.domain.net., type CNAME in zone Z3DL0V8AMVI8MN, but that target was not
+    /// found, RRSet of type CNAME with DNS name test-islandora.domain.net. is not permitted as
+    /// it creates a CNAME or alias loop in the zone.]"
+    #[test]
+    fn aliases_and_cnames_that_loop_are_refused() {
+        let zone = zone();
+        let id = zone.id.as_str().to_owned();
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                alias(
+                    "self.example.com.",
+                    RecordType::CNAME,
+                    &id,
+                    "self.example.com.",
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                format!("Tried to create an alias that targets self.example.com., type CNAME in zone {id}, but that target was not found"),
+                loop_message("self.example.com.", "CNAME"),
+            ]
+        );
+        // A CNAME to its own name beside an A: both rules, as Route 53 words them.
+        let m = refused(
+            &zone,
+            &[],
+            vec![change(
+                Action::Create,
+                set(
+                    "www.example.com.",
+                    RecordType::CNAME,
+                    300,
+                    &["www.example.com."],
+                ),
+            )],
+        );
+        assert_eq!(
+            m,
+            [
+                "RRSet of type CNAME with DNS name www.example.com. is not permitted as it conflicts with other records with the same DNS name in zone example.com.".to_owned(),
+                loop_message("www.example.com.", "CNAME"),
+            ]
+        );
+        // www made an Alias to b, which is an Alias to www: a loop through two sets.
+        let b = alias("b.example.com.", RecordType::A, &id, "www.example.com.");
+        let m = refused(
+            &zone,
+            std::slice::from_ref(&b),
+            vec![change(
+                Action::Upsert,
+                alias("www.example.com.", RecordType::A, &id, "b.example.com."),
+            )],
+        );
+        assert_eq!(m, [loop_message("www.example.com.", "A")]);
+        // The same through CNAMEs, one of them created earlier in the batch.
+        let m = refused(
+            &zone,
+            &[],
+            vec![
+                change(
+                    Action::Create,
+                    set(
+                        "c1.example.com.",
+                        RecordType::CNAME,
+                        60,
+                        &["c2.example.com."],
+                    ),
+                ),
+                change(
+                    Action::Create,
+                    set(
+                        "c2.example.com.",
+                        RecordType::CNAME,
+                        60,
+                        &["C1.example.com."],
+                    ),
+                ),
+            ],
+        );
+        assert_eq!(m, [loop_message("c2.example.com.", "CNAME")]);
+        // A chain is not a loop: a to b to www, and a CNAME out of the zone.
+        let ok = refused(
+            &zone,
+            &[b],
+            vec![
+                change(
+                    Action::Create,
+                    alias("a.example.com.", RecordType::A, &id, "b.example.com."),
+                ),
+                change(
+                    Action::Create,
+                    set("c.example.com.", RecordType::CNAME, 60, &["c.example.net."]),
+                ),
+            ],
+        );
+        assert!(ok.is_empty(), "{ok:?}");
     }
 
     #[test]

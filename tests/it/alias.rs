@@ -333,6 +333,11 @@ async fn bad_aliases_are_refused_and_nothing_is_stored() {
             "must be of type A or AAAA",
         ),
         (
+            alias("a.example.com.", "A", &zone, "a.example.com."),
+            "InvalidChangeBatch",
+            "RRSet of type A with DNS name a.example.com. is not permitted as it creates a CNAME or alias loop in the zone.",
+        ),
+        (
             alias("example.com.", "CNAME", &zone, "www.example.com."),
             "InvalidChangeBatch",
             "is not permitted at apex",
@@ -409,4 +414,178 @@ async fn endpoints_and_aliases_survive_a_restart() {
     let (status, one) = http(s.api, "GET", "/v1/endpoints/web.elb.r53.internal", None).await;
     assert_eq!(status, 200);
     assert_eq!(one["Endpoint"]["Addresses"][0]["Address"], "127.0.0.4");
+}
+
+/// Route 53 answers an Alias to another record set of the zone "as if the query is for the
+/// record that is referenced by the alias record": the target's records and TTL under the
+/// Alias's own name (a wildcard's under the name asked), for any type but NS and SOA; an
+/// Alias of type CNAME is a CNAME, followed like one; nothing to answer is NODATA.
+#[tokio::test]
+async fn aliases_to_record_sets_answer_as_their_targets() {
+    let s = Server::start().await;
+    let z = s.zone.clone();
+    let rec = |name: &str, rtype: &str, ttl: u32, values: &[&str]| {
+        json!({"Action": "CREATE", "ResourceRecordSet": {"Name": name, "Type": rtype, "TTL": ttl,
+            "ResourceRecords": values.iter().map(|v| json!({"Value": v})).collect::<Vec<_>>()}})
+    };
+    let (status, body) = s
+        .change(json!([
+            rec("mail.example.com.", "MX", 120, &["10 mx.example.com."]),
+            rec("mx.example.com.", "A", 130, &["192.0.2.25"]),
+            rec("c1.example.com.", "CNAME", 140, &["www.example.com."]),
+            rec("t.example.com.", "TXT", 150, &["\"hello\""]),
+            rec("out.example.com.", "CNAME", 160, &["foo.example.net."]),
+            rec("doomed.example.com.", "A", 170, &["192.0.2.99"]),
+        ]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s
+        .change(json!([
+            alias("*.wild.example.com.", "A", &z, "www.example.com."),
+            alias("mxa.example.com.", "MX", &z, "mail.example.com."),
+            alias("c2.example.com.", "CNAME", &z, "c1.example.com."),
+            alias("ta.example.com.", "TXT", &z, "t.example.com."),
+            alias("example.com.", "A", &z, "WWW.Example.COM"),
+            alias("chain.example.com.", "A", &z, "example.com."),
+            alias("o2.example.com.", "CNAME", &z, "out.example.com."),
+            alias("gone.example.com.", "A", &z, "doomed.example.com."),
+        ]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // r53 lets the target go (its Alias then answers NODATA).
+    let (status, body) = s
+        .change(
+            json!([{"Action": "DELETE", "ResourceRecordSet": {"Name": "doomed.example.com.",
+            "Type": "A", "TTL": 170, "ResourceRecords": [{"Value": "192.0.2.99"}]}}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sections = |m: &Message| {
+        let line = |r: &hickory_proto::rr::Record| {
+            format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)
+        };
+        (
+            m.answers.iter().map(line).collect::<Vec<_>>(),
+            m.authorities
+                .iter()
+                .map(|r| format!("{} {}", r.name, r.record_type()))
+                .collect::<Vec<_>>(),
+            m.additionals.iter().map(line).collect::<Vec<_>>(),
+        )
+    };
+    // Name and type asked; the answer, authority and additional sections expected.
+    type Case<'a> = (
+        &'a str,
+        RecordType,
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+    let cases: &[Case] = &[
+        (
+            "x.wild.example.com.",
+            RecordType::A,
+            &["x.wild.example.com. 300 A 192.0.2.10"],
+            &[],
+            &[],
+        ),
+        (
+            "mxa.example.com.",
+            RecordType::MX,
+            &["mxa.example.com. 120 MX 10 mx.example.com."],
+            &[],
+            &["mx.example.com. 130 A 192.0.2.25"],
+        ),
+        (
+            "c2.example.com.",
+            RecordType::A,
+            &[
+                "c2.example.com. 140 CNAME www.example.com.",
+                "www.example.com. 300 A 192.0.2.10",
+            ],
+            &[],
+            &[],
+        ),
+        (
+            "c2.example.com.",
+            RecordType::CNAME,
+            &["c2.example.com. 140 CNAME www.example.com."],
+            &[],
+            &[],
+        ),
+        (
+            "ta.example.com.",
+            RecordType::TXT,
+            &["ta.example.com. 150 TXT hello"],
+            &[],
+            &[],
+        ),
+        (
+            "example.com.",
+            RecordType::A,
+            &["example.com. 300 A 192.0.2.10"],
+            &[],
+            &[],
+        ),
+        (
+            "chain.example.com.",
+            RecordType::A,
+            &["chain.example.com. 300 A 192.0.2.10"],
+            &[],
+            &[],
+        ),
+        (
+            "o2.example.com.",
+            RecordType::A,
+            &["o2.example.com. 160 CNAME foo.example.net."],
+            &[],
+            &[],
+        ),
+        (
+            "gone.example.com.",
+            RecordType::A,
+            &[],
+            &["example.com. SOA"],
+            &[],
+        ),
+        (
+            "chain.example.com.",
+            RecordType::AAAA,
+            &[],
+            &["example.com. SOA"],
+            &[],
+        ),
+    ];
+    for (name, qtype, answers, authorities, additionals) in cases {
+        let m = query_tcp(s.running.dns_addr, &query(name, *qtype)).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{name} {qtype}"
+        );
+        assert!(m.metadata.authoritative, "{name} {qtype}");
+        let (an, ns, ad) = sections(&m);
+        assert_eq!(
+            (an, ns, ad),
+            (
+                answers.iter().map(|l| l.to_string()).collect(),
+                authorities.iter().map(|l| l.to_string()).collect(),
+                additionals.iter().map(|l| l.to_string()).collect(),
+            ),
+            "{name} {qtype}"
+        );
+    }
+    // The DNSName was given in another case and without the final dot: listed as Route 53
+    // lists names.
+    let (_, listed) = http(
+        s.api,
+        "GET",
+        &format!("/2013-04-01/hostedzone/{z}/rrset?name=example.com.&type=A&maxitems=1"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed["ResourceRecordSets"][0]["AliasTarget"]["DNSName"],
+        "www.example.com."
+    );
 }
