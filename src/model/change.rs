@@ -398,7 +398,7 @@ fn creates_loop<'a>(
 }
 
 /// The rules on where a record set may stand: CNAME alone at its name and never at the apex;
-/// SOA only at the apex.
+/// SOA only at the apex; NS never at a wildcard.
 fn check_placement(
     zone: &HostedZone,
     set: &ResourceRecordSet,
@@ -412,6 +412,12 @@ fn check_placement(
         )),
         RecordType::SOA if !at_apex => Some(format!(
             "RRSet of type SOA with DNS name {} is not permitted because a SOA record is only permitted at the zone apex",
+            route53_name(&set.name)
+        )),
+        // Route 53: "You can't use the * wildcard for resource records sets that have a type of
+        // NS" (RFC 4592 §4.2 leaves a wildcard NS's meaning undefined).
+        RecordType::NS if set.name.is_wildcard() => Some(format!(
+            "RRSet of type NS with DNS name {} is not permitted because the * wildcard can't be used for records of type NS",
             route53_name(&set.name)
         )),
         RecordType::CNAME => {
@@ -572,6 +578,15 @@ mod tests {
             set("example.com.", RecordType::CNAME, 300, &["example.net."]),
         )]);
         assert_eq!(m, ["RRSet of type CNAME with DNS name example.com. is not permitted at apex in zone example.com."]);
+    }
+
+    #[test]
+    fn ns_at_a_wildcard_is_refused() {
+        let m = messages(vec![change(
+            Action::Upsert,
+            set("*.example.com.", RecordType::NS, 300, &["ns1.example.net."]),
+        )]);
+        assert_eq!(m, ["RRSet of type NS with DNS name \\052.example.com. is not permitted because the * wildcard can't be used for records of type NS"]);
     }
 
     #[test]
