@@ -585,6 +585,10 @@ fn corpus() -> Vec<Case> {
         ("Host.Deleg.Example.Com", A),
         ("CHILD.example.com", DS),
         ("WWW.OUTSIDE.TEST", A),
+        // A leading `*` is a label too: names that end like the question are spelt as it is
+        // without losing or gaining a label.
+        ("*.WILD.Example.Com", MX),
+        ("*.DELEG.example.COM", A),
     ] {
         c.q(name, qtype);
     }
