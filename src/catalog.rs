@@ -403,19 +403,44 @@ impl ZoneIndex {
         }
     }
 
-    /// Address records of `target`, when it is in this zone (glue included).
-    fn addresses(&self, target: &Name) -> Vec<Cow<'_, Rrset>> {
+    /// Address records of `target`, when it is in this zone (glue included), and whether they
+    /// are a wildcard's, answering for `target` by synthesis.
+    ///
+    /// A target that does not exist takes the addresses of the wildcard at its closest
+    /// encloser (RFC 4592 §3.3.1), found as for an answer but without regard to zone cuts, as
+    /// glue is: Knot and NSD give a referral to `x.wild` the addresses `*.wild` synthesizes
+    /// (and Knot, other targets as well), and a resolver that is told nothing of them has to
+    /// ask. Only a missing target pays for the walk.
+    fn addresses(&self, target: &Name) -> (Vec<Cow<'_, Rrset>>, bool) {
         let Some(wire) = WireName::new(target) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
-        let Some(node) = self.nodes.get(wire.key()) else {
-            return Vec::new();
+        fn of<'z>(key: &[u8], node: &'z nodes::Node) -> Vec<Cow<'z, Rrset>> {
+            node.sets
+                .iter()
+                .filter(|s| matches!(s.rtype(), RecordType::A | RecordType::AAAA))
+                .map(|s| s.view(key))
+                .collect()
+        }
+        if let Some(node) = self.nodes.get(wire.key()) {
+            return (of(wire.key(), node), false);
+        }
+        if wire.labels() <= self.apex_labels || !self.apex().zone_of(target) {
+            return (Vec::new(), false);
+        }
+        let Some(encloser) = (self.apex_labels..wire.labels())
+            .rev()
+            .map(|depth| wire.ancestor(depth))
+            .find(|key| self.nodes.contains(key))
+        else {
+            return (Vec::new(), false);
         };
-        node.sets
-            .iter()
-            .filter(|s| matches!(s.rtype(), RecordType::A | RecordType::AAAA))
-            .map(|s| s.view(wire.key()))
-            .collect()
+        let mut buffer = [0u8; 258];
+        let key = wildcard_key(encloser, &mut buffer);
+        match self.nodes.get(key) {
+            Some(node) => (of(key, node), true),
+            None => (Vec::new(), false),
+        }
     }
 }
 
@@ -920,13 +945,16 @@ fn additional_target(rdata: &RData) -> Option<&Name> {
 }
 
 fn add_addresses<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex, target: &Name) {
-    for set in zone.addresses(target) {
-        let dup = |s: &Section<'_>| s.owner.as_ref() == &set.name && s.rrset.rtype == set.rtype;
+    let (sets, synthesized) = zone.addresses(target);
+    for set in sets {
+        // A wildcard's records answer for the target (RFC 4592 §3.3.1), as in the answer.
+        let owner = if synthesized { target } else { &set.name };
+        let dup = |s: &Section<'_>| s.owner.as_ref() == owner && s.rrset.rtype == set.rtype;
         if answer.additionals.iter().any(dup) || answer.answers.iter().any(dup) {
             continue;
         }
         answer.additionals.push(Section {
-            owner: Cow::Owned(set.name.clone()),
+            owner: Cow::Owned(owner.clone()),
             rrset: set,
         });
     }
@@ -1349,6 +1377,41 @@ mod tests {
         assert!(
             matches!(a.authorities[0].rrset, Cow::Borrowed(_)),
             "no copy per answer"
+        );
+    }
+
+    #[test]
+    fn targets_only_a_wildcard_covers_get_its_addresses_under_their_own_name() {
+        let zone = "$ORIGIN example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.53\n\
+            *.wild A 192.0.2.100\n\
+            *.wild TXT \"no address\"\n\
+            mx MX 10 x.wild\n\
+            mx MX 20 nothing\n\
+            deleg NS x.wild\n\
+            deleg NS ns.deleg\n\
+            *.deleg A 192.0.2.2\n";
+        let c = catalog(&[("example.com", zone)]);
+        let mx = Name::from_ascii("mx.example.com.").unwrap();
+        let a = ask(&c, &mx, RecordType::MX);
+        assert_eq!(
+            lines(&a.additionals),
+            ["x.wild.example.com. 3600 192.0.2.100"]
+        );
+        // Glue, even from a wildcard below the cut, as Knot and NSD give it.
+        let below = Name::from_ascii("host.deleg.example.com.").unwrap();
+        let a = ask(&c, &below, RecordType::A);
+        assert!(!a.authoritative);
+        let mut glue = lines(&a.additionals);
+        glue.sort();
+        assert_eq!(
+            glue,
+            [
+                "ns.deleg.example.com. 3600 192.0.2.2",
+                "x.wild.example.com. 3600 192.0.2.100"
+            ]
         );
     }
 

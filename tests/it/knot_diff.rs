@@ -499,6 +499,8 @@ fn corpus() -> Vec<Case> {
         ("a.loopwild.example.com", A),
         ("host.example.com", A),
         ("host.example.com", AAAA),
+        ("wildmx.example.com", MX),
+        ("wildsvc.example.com", SVCB),
         ("x.host.example.com", A),
         ("x.host.example.com", AAAA),
         ("x.y.host.example.com", A),
@@ -549,6 +551,8 @@ fn corpus() -> Vec<Case> {
         ("x.outdeleg.example.com", A),
         ("sibdeleg.example.com", A),
         ("sibdeleg.example.com", NS),
+        ("host.wildns.example.com", A),
+        ("wildcut.example.com", NS),
         ("child.example.com", NS),
         ("child.example.com", DS),
         ("child.example.com", SOA),
@@ -1267,6 +1271,15 @@ const EXCEPTIONS: &[Exception] = &[
         r53: |o| rcode_is(o, "FORMERR"),
     },
     Exception {
+        case: "wildsvc.example.com SVCB",
+        transport: None,
+        why: "SVCB TargetName only a wildcard covers: Knot adds the wildcard's addresses under its own owner (*.wild), which is no name the SVCB points to; r53 adds them under the TargetName, as the answer to it would be (RFC 4592 §3.3.1, RFC 9460 §4.1); NSD adds none",
+        r53: |o| {
+            has(o, additional, "z.wild.example.com. 3600 IN A 192.0.2.100")
+                && count(o, additional) == 1
+        },
+    },
+    Exception {
         case: "OPT with a non-root owner",
         transport: None,
         why: "RFC 6891 §6.1.2: the OPT owner \"MUST be 0 (root domain)\"; r53 treats the message as malformed (FORMERR), Knot ignores the owner and answers",
@@ -1360,6 +1373,18 @@ const ANCHORS: &[Anchor] = &[
         transport: Transport::Udp,
         what: "a referral: AA clear, NS in authority, glue in additional",
         knot: |o| !flag(o, "aa") && count(o, authority) == 2 && count(o, additional) == 2,
+    },
+    Anchor {
+        case: "host.wildns.example.com A",
+        transport: Transport::Udp,
+        what: "glue for a name server only a wildcard covers, synthesized",
+        knot: |o| !flag(o, "aa") && has(o, additional, "x.wild.example.com. 3600 IN A 192.0.2.100"),
+    },
+    Anchor {
+        case: "wildmx.example.com MX",
+        transport: Transport::Udp,
+        what: "the address of a mail exchanger only a wildcard covers, synthesized",
+        knot: |o| has(o, additional, "y.wild.example.com. 3600 IN A 192.0.2.100"),
     },
     Anchor {
         case: "x.wild.example.com A",
