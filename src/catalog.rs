@@ -403,27 +403,21 @@ impl ZoneIndex {
         }
     }
 
-    /// Address records of `target`, when it is in this zone (glue included), and whether they
-    /// are a wildcard's, answering for `target` by synthesis.
+    /// Address records of `target`, and its RRset of type `also` if given, when it is in this
+    /// zone (glue included), and whether they are a wildcard's, answering for `target` by
+    /// synthesis.
     ///
     /// A target that does not exist takes the addresses of the wildcard at its closest
     /// encloser (RFC 4592 §3.3.1), found as for an answer but without regard to zone cuts, as
     /// glue is: Knot and NSD give a referral to `x.wild` the addresses `*.wild` synthesizes
     /// (and Knot, other targets as well), and a resolver that is told nothing of them has to
     /// ask. Only a missing target pays for the walk.
-    fn addresses(&self, target: &Name) -> (Vec<Cow<'_, Rrset>>, bool) {
+    fn additional(&self, target: &Name, also: Option<RecordType>) -> (Vec<Cow<'_, Rrset>>, bool) {
         let Some(wire) = WireName::new(target) else {
             return (Vec::new(), false);
         };
-        fn of<'z>(key: &[u8], node: &'z nodes::Node) -> Vec<Cow<'z, Rrset>> {
-            node.sets
-                .iter()
-                .filter(|s| matches!(s.rtype(), RecordType::A | RecordType::AAAA))
-                .map(|s| s.view(key))
-                .collect()
-        }
         if let Some(node) = self.nodes.get(wire.key()) {
-            return (of(wire.key(), node), false);
+            return (sets_for_additional(node, wire.key(), also), false);
         }
         if wire.labels() <= self.apex_labels || !self.apex().zone_of(target) {
             return (Vec::new(), false);
@@ -438,10 +432,26 @@ impl ZoneIndex {
         let mut buffer = [0u8; 258];
         let key = wildcard_key(encloser, &mut buffer);
         match self.nodes.get(key) {
-            Some(node) => (of(key, node), true),
+            Some(node) => (sets_for_additional(node, key, also), true),
             None => (Vec::new(), false),
         }
     }
+}
+
+/// The address RRsets of `node`, and its RRset of type `also` if given.
+fn sets_for_additional<'z>(
+    node: &'z nodes::Node,
+    key: &[u8],
+    also: Option<RecordType>,
+) -> Vec<Cow<'z, Rrset>> {
+    node.sets
+        .iter()
+        .filter(|s| {
+            let rtype = s.rtype();
+            matches!(rtype, RecordType::A | RecordType::AAAA) || Some(rtype) == also
+        })
+        .map(|s| s.view(key))
+        .collect()
 }
 
 impl RecordSets for ZoneIndex {
@@ -724,12 +734,17 @@ impl Catalog {
                         .filter_map(additional_target)
                         .cloned()
                         .collect();
+                    // RFC 9460 §4.1: "authoritative DNS servers SHOULD return A, AAAA, and
+                    // SVCB records in the Additional section for any TargetNames that are in
+                    // the zone" (of the type asked, SVCB or HTTPS, as Knot returns them).
+                    let also = matches!(set.rtype, RecordType::SVCB | RecordType::HTTPS)
+                        .then_some(set.rtype);
                     answer.answers.push(Section {
                         owner: name,
                         rrset: set,
                     });
                     for target in &targets {
-                        add_addresses(&mut answer, zone, target);
+                        add_additional(&mut answer, zone, target, also);
                     }
                     return answer;
                 }
@@ -787,7 +802,7 @@ impl Catalog {
                         rrset: ns,
                     });
                     for target in &targets {
-                        add_addresses(&mut answer, zone, target);
+                        add_additional(&mut answer, zone, target, None);
                     }
                     answer.glue_cut = Some(cut);
                     return answer;
@@ -928,10 +943,9 @@ fn push_negative_soa<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex) {
 }
 
 /// The name whose addresses belong in the additional section: RFC 1035 §3.3.9 (MX) and
-/// §3.3.11 (NS), RFC 2782 (SRV), and RFC 9460 §4.1 for SVCB and HTTPS ("authoritative DNS
-/// servers SHOULD return A, AAAA, and SVCB records in the Additional section for any
-/// TargetNames that are in the zone"; r53 adds the addresses, as Knot does). A TargetName of
-/// "." names no host to add (RFC 9460 §2.5), and the root has no addresses in any zone.
+/// §3.3.11 (NS), RFC 2782 (SRV), and RFC 9460 §4.1 for SVCB and HTTPS (with the target's own
+/// SVCB or HTTPS RRset). A TargetName of "." names no host to add (RFC 9460 §2.5), and the
+/// root has no addresses in any zone.
 fn additional_target(rdata: &RData) -> Option<&Name> {
     let target = match rdata {
         RData::NS(ns) => &ns.0,
@@ -944,8 +958,15 @@ fn additional_target(rdata: &RData) -> Option<&Name> {
     (!target.is_root()).then_some(target)
 }
 
-fn add_addresses<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex, target: &Name) {
-    let (sets, synthesized) = zone.addresses(target);
+/// Adds to the additional section the address RRsets of `target`, and its RRset of type
+/// `also` if given, unless a section already holds them.
+fn add_additional<'a>(
+    answer: &mut Answer<'a>,
+    zone: &'a ZoneIndex,
+    target: &Name,
+    also: Option<RecordType>,
+) {
+    let (sets, synthesized) = zone.additional(target, also);
     for set in sets {
         // A wildcard's records answer for the target (RFC 4592 §3.3.1), as in the answer.
         let owner = if synthesized { target } else { &set.name };
@@ -1413,6 +1434,37 @@ mod tests {
                 "x.wild.example.com. 3600 192.0.2.100"
             ]
         );
+    }
+
+    #[test]
+    fn an_svcb_targets_own_svcb_rrset_is_additional() {
+        let zone = "$ORIGIN example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.53\n\
+            alias HTTPS 0 pool\n\
+            pool HTTPS 1 . alpn=h3\n\
+            pool SVCB 1 .\n\
+            pool A 192.0.2.1\n\
+            self HTTPS 1 self\n";
+        let c = catalog(&[("example.com", zone)]);
+        let alias = Name::from_ascii("alias.example.com.").unwrap();
+        let a = ask(&c, &alias, RecordType::HTTPS);
+        let kinds: Vec<_> = a
+            .additionals
+            .iter()
+            .map(|s| (s.owner.to_string(), s.rrset.rtype))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("pool.example.com.".to_owned(), RecordType::A),
+                ("pool.example.com.".to_owned(), RecordType::HTTPS)
+            ]
+        );
+        // An RRset already in the answer is not repeated.
+        let own = Name::from_ascii("self.example.com.").unwrap();
+        assert!(ask(&c, &own, RecordType::HTTPS).additionals.is_empty());
     }
 
     #[test]

@@ -438,6 +438,7 @@ fn corpus() -> Vec<Case> {
         ("deleg.example.com", DS),
         ("alias.example.com", CNAME),
         ("svc-target.example.com", A),
+        ("svcalias.example.com", HTTPS),
     ] {
         c.q(name, qtype);
     }
@@ -1385,6 +1386,18 @@ const ANCHORS: &[Anchor] = &[
         transport: Transport::Udp,
         what: "the address of a mail exchanger only a wildcard covers, synthesized",
         knot: |o| has(o, additional, "y.wild.example.com. 3600 IN A 192.0.2.100"),
+    },
+    Anchor {
+        case: "svcalias.example.com HTTPS",
+        transport: Transport::Udp,
+        what: "the HTTPS RRset of an HTTPS answer's TargetName, additional (RFC 9460 §4.1)",
+        knot: |o| {
+            has(
+                o,
+                additional,
+                "svcalias-target.example.com. 3600 IN HTTPS 1 . alpn=h3,",
+            )
+        },
     },
     Anchor {
         case: "x.wild.example.com A",
