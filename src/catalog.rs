@@ -768,7 +768,9 @@ impl Catalog {
                     if visited.len() >= MAX_CNAME_CHAIN || visited.contains(&target) {
                         return answer;
                     }
-                    match self.find_zone(&target, view) {
+                    // The target is looked up as the question was: a DS at a zone apex is
+                    // the parent's (RFC 4035 §3.1.4.1), whichever zone the chain came from.
+                    match self.zone_for_query(&target, qtype, view) {
                         Some(next) => zone = next,
                         None => return answer,
                     }
@@ -1434,6 +1436,36 @@ mod tests {
                 "x.wild.example.com. 3600 192.0.2.100"
             ]
         );
+    }
+
+    #[test]
+    fn a_cname_to_a_child_zones_apex_takes_the_ds_from_the_parent() {
+        let parent = "$ORIGIN example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.53\n\
+            child NS ns.child\n\
+            child DS 1 13 2 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n\
+            to-child CNAME child\n";
+        let child = "$ORIGIN child.example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.54\n";
+        let c = catalog(&[("example.com", parent), ("child.example.com", child)]);
+        let name = Name::from_ascii("to-child.example.com.").unwrap();
+        let a = ask(&c, &name, RecordType::DS);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert_eq!(
+            a.answers
+                .iter()
+                .map(|s| (s.owner.to_string(), s.rrset.rtype))
+                .collect::<Vec<_>>(),
+            [
+                ("to-child.example.com.".to_owned(), RecordType::CNAME),
+                ("child.example.com.".to_owned(), RecordType::DS)
+            ]
+        );
+        assert!(a.authorities.is_empty());
     }
 
     #[test]

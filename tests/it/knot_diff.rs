@@ -531,6 +531,7 @@ fn corpus() -> Vec<Case> {
         ("cross-nx.example.com", A),
         ("back.example.net", A),
         ("cross.example.com", CNAME),
+        ("to-child.example.com", DS),
     ] {
         c.q(name, qtype);
     }
@@ -1398,6 +1399,12 @@ const ANCHORS: &[Anchor] = &[
                 "svcalias-target.example.com. 3600 IN HTTPS 1 . alpn=h3,",
             )
         },
+    },
+    Anchor {
+        case: "to-child.example.com DS",
+        transport: Transport::Udp,
+        what: "a CNAME to a child zone's apex: the DS comes from the parent",
+        knot: |o| count(o, answer) == 2 && flag(o, "aa"),
     },
     Anchor {
         case: "x.wild.example.com A",
