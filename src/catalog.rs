@@ -24,7 +24,8 @@ use crate::model::{
     RrKey, Vpc, WireName,
 };
 
-/// A CNAME chain longer than this is cut short (Knot and NSD stop in the same region).
+/// A CNAME chain longer than this is cut short. No RFC sets a figure, and servers differ:
+/// Knot 3.2 answers at most 5 CNAMEs, NSD 4.6 follows a chain of 40 to its end.
 const MAX_CNAME_CHAIN: usize = 16;
 /// An Alias that targets an Alias that targets ... is followed this deep at most.
 const MAX_ALIAS_DEPTH: usize = 8;
@@ -386,20 +387,55 @@ impl ZoneIndex {
         }
     }
 
-    /// Address records of `target`, when it is in this zone (glue included).
-    fn addresses(&self, target: &Name) -> Vec<Cow<'_, Rrset>> {
+    /// Address records of `target`, and its RRset of type `also` if given, when it is in this
+    /// zone (glue included), and whether they are a wildcard's, answering for `target` by
+    /// synthesis.
+    ///
+    /// A target that does not exist takes the addresses of the wildcard at its closest
+    /// encloser (RFC 4592 §3.3.1), found as for an answer but without regard to zone cuts, as
+    /// glue is: Knot and NSD give a referral to `x.wild` the addresses `*.wild` synthesizes
+    /// (and Knot, other targets as well), and a resolver that is told nothing of them has to
+    /// ask. Only a missing target pays for the walk.
+    fn additional(&self, target: &Name, also: Option<RecordType>) -> (Vec<Cow<'_, Rrset>>, bool) {
         let Some(wire) = WireName::new(target) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
-        let Some(node) = self.nodes.get(wire.key()) else {
-            return Vec::new();
+        if let Some(node) = self.nodes.get(wire.key()) {
+            return (sets_for_additional(node, wire.key(), also), false);
+        }
+        if wire.labels() <= self.apex_labels || !self.apex().zone_of(target) {
+            return (Vec::new(), false);
+        }
+        let Some(encloser) = (self.apex_labels..wire.labels())
+            .rev()
+            .map(|depth| wire.ancestor(depth))
+            .find(|key| self.nodes.contains(key))
+        else {
+            return (Vec::new(), false);
         };
-        node.sets
-            .iter()
-            .filter(|s| matches!(s.rtype(), RecordType::A | RecordType::AAAA))
-            .map(|s| s.view(wire.key()))
-            .collect()
+        let mut buffer = [0u8; 258];
+        let key = wildcard_key(encloser, &mut buffer);
+        match self.nodes.get(key) {
+            Some(node) => (sets_for_additional(node, key, also), true),
+            None => (Vec::new(), false),
+        }
     }
+}
+
+/// The address RRsets of `node`, and its RRset of type `also` if given.
+fn sets_for_additional<'z>(
+    node: &'z nodes::Node,
+    key: &[u8],
+    also: Option<RecordType>,
+) -> Vec<Cow<'z, Rrset>> {
+    node.sets
+        .iter()
+        .filter(|s| {
+            let rtype = s.rtype();
+            matches!(rtype, RecordType::A | RecordType::AAAA) || Some(rtype) == also
+        })
+        .map(|s| s.view(key))
+        .collect()
 }
 
 impl RecordSets for ZoneIndex {
@@ -691,12 +727,17 @@ impl Catalog {
                         .filter_map(additional_target)
                         .cloned()
                         .collect();
+                    // RFC 9460 §4.1: "authoritative DNS servers SHOULD return A, AAAA, and
+                    // SVCB records in the Additional section for any TargetNames that are in
+                    // the zone" (of the type asked, SVCB or HTTPS, as Knot returns them).
+                    let also = matches!(set.rtype, RecordType::SVCB | RecordType::HTTPS)
+                        .then_some(set.rtype);
                     answer.answers.push(Section {
                         owner: name,
                         rrset: set,
                     });
                     for target in &targets {
-                        add_addresses(&mut answer, zone, target);
+                        add_additional(&mut answer, zone, target, also);
                     }
                     return answer;
                 }
@@ -719,7 +760,9 @@ impl Catalog {
                     if visited.len() >= MAX_CNAME_CHAIN || visited.contains(&target) {
                         return answer;
                     }
-                    match self.find_zone(&target, view) {
+                    // The target is looked up as the question was: a DS at a zone apex is
+                    // the parent's (RFC 4035 §3.1.4.1), whichever zone the chain came from.
+                    match self.zone_for_query(&target, qtype, view) {
                         Some(next) => zone = next,
                         None => return answer,
                     }
@@ -753,7 +796,7 @@ impl Catalog {
                         rrset: ns,
                     });
                     for target in &targets {
-                        add_addresses(&mut answer, zone, target);
+                        add_additional(&mut answer, zone, target, None);
                     }
                     answer.glue_cut = Some(cut);
                     return answer;
@@ -899,10 +942,9 @@ fn push_negative_soa<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex) {
 }
 
 /// The name whose addresses belong in the additional section: RFC 1035 §3.3.9 (MX) and
-/// §3.3.11 (NS), RFC 2782 (SRV), and RFC 9460 §4.1 for SVCB and HTTPS ("authoritative DNS
-/// servers SHOULD return A, AAAA, and SVCB records in the Additional section for any
-/// TargetNames that are in the zone"; r53 adds the addresses, as Knot does). A TargetName of
-/// "." names no host to add (RFC 9460 §2.5), and the root has no addresses in any zone.
+/// §3.3.11 (NS), RFC 2782 (SRV), and RFC 9460 §4.1 for SVCB and HTTPS (with the target's own
+/// SVCB or HTTPS RRset). A TargetName of "." names no host to add (RFC 9460 §2.5), and the
+/// root has no addresses in any zone.
 fn additional_target(rdata: &RData) -> Option<&Name> {
     let target = match rdata {
         RData::NS(ns) => &ns.0,
@@ -915,14 +957,24 @@ fn additional_target(rdata: &RData) -> Option<&Name> {
     (!target.is_root()).then_some(target)
 }
 
-fn add_addresses<'a>(answer: &mut Answer<'a>, zone: &'a ZoneIndex, target: &Name) {
-    for set in zone.addresses(target) {
-        let dup = |s: &Section<'_>| s.owner.as_ref() == &set.name && s.rrset.rtype == set.rtype;
+/// Adds to the additional section the address RRsets of `target`, and its RRset of type
+/// `also` if given, unless a section already holds them.
+fn add_additional<'a>(
+    answer: &mut Answer<'a>,
+    zone: &'a ZoneIndex,
+    target: &Name,
+    also: Option<RecordType>,
+) {
+    let (sets, synthesized) = zone.additional(target, also);
+    for set in sets {
+        // A wildcard's records answer for the target (RFC 4592 §3.3.1), as in the answer.
+        let owner = if synthesized { target } else { &set.name };
+        let dup = |s: &Section<'_>| s.owner.as_ref() == owner && s.rrset.rtype == set.rtype;
         if answer.additionals.iter().any(dup) || answer.answers.iter().any(dup) {
             continue;
         }
         answer.additionals.push(Section {
-            owner: Cow::Owned(set.name.clone()),
+            owner: Cow::Owned(owner.clone()),
             rrset: set,
         });
     }
@@ -1457,6 +1509,102 @@ mod tests {
             matches!(a.authorities[0].rrset, Cow::Borrowed(_)),
             "no copy per answer"
         );
+    }
+
+    #[test]
+    fn targets_only_a_wildcard_covers_get_its_addresses_under_their_own_name() {
+        let zone = "$ORIGIN example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.53\n\
+            *.wild A 192.0.2.100\n\
+            *.wild TXT \"no address\"\n\
+            mx MX 10 x.wild\n\
+            mx MX 20 nothing\n\
+            deleg NS x.wild\n\
+            deleg NS ns.deleg\n\
+            *.deleg A 192.0.2.2\n";
+        let c = catalog(&[("example.com", zone)]);
+        let mx = Name::from_ascii("mx.example.com.").unwrap();
+        let a = ask(&c, &mx, RecordType::MX);
+        assert_eq!(
+            lines(&a.additionals),
+            ["x.wild.example.com. 3600 192.0.2.100"]
+        );
+        // Glue, even from a wildcard below the cut, as Knot and NSD give it.
+        let below = Name::from_ascii("host.deleg.example.com.").unwrap();
+        let a = ask(&c, &below, RecordType::A);
+        assert!(!a.authoritative);
+        let mut glue = lines(&a.additionals);
+        glue.sort();
+        assert_eq!(
+            glue,
+            [
+                "ns.deleg.example.com. 3600 192.0.2.2",
+                "x.wild.example.com. 3600 192.0.2.100"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cname_to_a_child_zones_apex_takes_the_ds_from_the_parent() {
+        let parent = "$ORIGIN example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.53\n\
+            child NS ns.child\n\
+            child DS 1 13 2 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n\
+            to-child CNAME child\n";
+        let child = "$ORIGIN child.example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.54\n";
+        let c = catalog(&[("example.com", parent), ("child.example.com", child)]);
+        let name = Name::from_ascii("to-child.example.com.").unwrap();
+        let a = ask(&c, &name, RecordType::DS);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert_eq!(
+            a.answers
+                .iter()
+                .map(|s| (s.owner.to_string(), s.rrset.rtype))
+                .collect::<Vec<_>>(),
+            [
+                ("to-child.example.com.".to_owned(), RecordType::CNAME),
+                ("child.example.com.".to_owned(), RecordType::DS)
+            ]
+        );
+        assert!(a.authorities.is_empty());
+    }
+
+    #[test]
+    fn an_svcb_targets_own_svcb_rrset_is_additional() {
+        let zone = "$ORIGIN example.com.\n$TTL 3600\n\
+            @ SOA ns hostmaster 1 7200 3600 1209600 300\n\
+            @ NS ns\n\
+            ns A 192.0.2.53\n\
+            alias HTTPS 0 pool\n\
+            pool HTTPS 1 . alpn=h3\n\
+            pool SVCB 1 .\n\
+            pool A 192.0.2.1\n\
+            self HTTPS 1 self\n";
+        let c = catalog(&[("example.com", zone)]);
+        let alias = Name::from_ascii("alias.example.com.").unwrap();
+        let a = ask(&c, &alias, RecordType::HTTPS);
+        let kinds: Vec<_> = a
+            .additionals
+            .iter()
+            .map(|s| (s.owner.to_string(), s.rrset.rtype))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("pool.example.com.".to_owned(), RecordType::A),
+                ("pool.example.com.".to_owned(), RecordType::HTTPS)
+            ]
+        );
+        // An RRset already in the answer is not repeated.
+        let own = Name::from_ascii("self.example.com.").unwrap();
+        assert!(ask(&c, &own, RecordType::HTTPS).additionals.is_empty());
     }
 
     #[test]

@@ -851,8 +851,10 @@ fn spelt_like(name: &Name, question: &Name) -> Option<Name> {
     if !respell {
         return None;
     }
-    let own = name.num_labels() as usize - shared;
-    let asked = question.num_labels() as usize - shared;
+    // Every label counts, a leading `*` included (`Name::num_labels` leaves it out, as RRSIG's
+    // Labels field does, and `iter` yields it).
+    let own = name.iter().len() - shared;
+    let asked = question.iter().len() - shared;
     let labels = name.iter().take(own).chain(question.iter().skip(asked));
     let mut respelt = Name::from_labels(labels).ok()?;
     respelt.set_fqdn(name.is_fqdn());
@@ -924,6 +926,16 @@ mod tests {
         // Only the shared end changes: a label that differs stops the match.
         let spelt = spelt_like(&name("sibbig.Example.com."), &name("SIBBIG.other.COM.")).unwrap();
         assert!(spelt.eq_case(&name("sibbig.Example.COM.")), "{spelt}");
+        // A leading `*` is a label like any other, in the question and in the name.
+        let wild = name("*.D1.Example.COM.");
+        let spelt = spelt_like(&name("example.com."), &wild).unwrap();
+        assert!(spelt.eq_case(&name("Example.COM.")), "{spelt}");
+        let spelt = spelt_like(&name("ns1.d1.example.com."), &wild).unwrap();
+        assert!(spelt.eq_case(&name("ns1.D1.Example.COM.")), "{spelt}");
+        let spelt = spelt_like(&name("*.d1.example.com."), &wild).unwrap();
+        assert!(spelt.eq_case(&wild), "{spelt}");
+        let spelt = spelt_like(&name("*.x.example.com."), &name("A.EXAMPLE.com.")).unwrap();
+        assert!(spelt.eq_case(&name("*.x.EXAMPLE.com.")), "{spelt}");
         let soa = RData::SOA(hickory_proto::rr::rdata::SOA::new(
             name("ns1.example.com."),
             name("hostmaster.example.com."),

@@ -25,7 +25,8 @@
 //!
 //! Choices worth knowing:
 //! - An RRset's TTL is its first record's; later records with another TTL join the set and
-//!   take that TTL, as BIND and Knot do (RFC 2181 §5.2 says they must match).
+//!   take that TTL, as BIND does (RFC 2181 §5.2 says they must match; Knot 3.2 takes the
+//!   last record's TTL instead, and NSD 4.6 the lowest).
 //! - A record without a TTL takes `$TTL`, else the last TTL written out, else (SOA only) the
 //!   SOA minimum, else it is an error.
 //! - SPF (type 99) has no hickory type: it is held as `RData::Unknown` with code

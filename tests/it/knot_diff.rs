@@ -438,6 +438,7 @@ fn corpus() -> Vec<Case> {
         ("deleg.example.com", DS),
         ("alias.example.com", CNAME),
         ("svc-target.example.com", A),
+        ("svcalias.example.com", HTTPS),
     ] {
         c.q(name, qtype);
     }
@@ -499,6 +500,8 @@ fn corpus() -> Vec<Case> {
         ("a.loopwild.example.com", A),
         ("host.example.com", A),
         ("host.example.com", AAAA),
+        ("wildmx.example.com", MX),
+        ("wildsvc.example.com", SVCB),
         ("x.host.example.com", A),
         ("x.host.example.com", AAAA),
         ("x.y.host.example.com", A),
@@ -528,6 +531,7 @@ fn corpus() -> Vec<Case> {
         ("cross-nx.example.com", A),
         ("back.example.net", A),
         ("cross.example.com", CNAME),
+        ("to-child.example.com", DS),
     ] {
         c.q(name, qtype);
     }
@@ -549,6 +553,8 @@ fn corpus() -> Vec<Case> {
         ("x.outdeleg.example.com", A),
         ("sibdeleg.example.com", A),
         ("sibdeleg.example.com", NS),
+        ("host.wildns.example.com", A),
+        ("wildcut.example.com", NS),
         ("child.example.com", NS),
         ("child.example.com", DS),
         ("child.example.com", SOA),
@@ -585,6 +591,10 @@ fn corpus() -> Vec<Case> {
         ("Host.Deleg.Example.Com", A),
         ("CHILD.example.com", DS),
         ("WWW.OUTSIDE.TEST", A),
+        // A leading `*` is a label too: names that end like the question are spelt as it is
+        // without losing or gaining a label.
+        ("*.WILD.Example.Com", MX),
+        ("*.DELEG.example.COM", A),
     ] {
         c.q(name, qtype);
     }
@@ -1263,6 +1273,15 @@ const EXCEPTIONS: &[Exception] = &[
         r53: |o| rcode_is(o, "FORMERR"),
     },
     Exception {
+        case: "wildsvc.example.com SVCB",
+        transport: None,
+        why: "SVCB TargetName only a wildcard covers: Knot adds the wildcard's addresses under its own owner (*.wild), which is no name the SVCB points to; r53 adds them under the TargetName, as the answer to it would be (RFC 4592 §3.3.1, RFC 9460 §4.1); NSD adds none",
+        r53: |o| {
+            has(o, additional, "z.wild.example.com. 3600 IN A 192.0.2.100")
+                && count(o, additional) == 1
+        },
+    },
+    Exception {
         case: "OPT with a non-root owner",
         transport: None,
         why: "RFC 6891 §6.1.2: the OPT owner \"MUST be 0 (root domain)\"; r53 treats the message as malformed (FORMERR), Knot ignores the owner and answers",
@@ -1356,6 +1375,36 @@ const ANCHORS: &[Anchor] = &[
         transport: Transport::Udp,
         what: "a referral: AA clear, NS in authority, glue in additional",
         knot: |o| !flag(o, "aa") && count(o, authority) == 2 && count(o, additional) == 2,
+    },
+    Anchor {
+        case: "host.wildns.example.com A",
+        transport: Transport::Udp,
+        what: "glue for a name server only a wildcard covers, synthesized",
+        knot: |o| !flag(o, "aa") && has(o, additional, "x.wild.example.com. 3600 IN A 192.0.2.100"),
+    },
+    Anchor {
+        case: "wildmx.example.com MX",
+        transport: Transport::Udp,
+        what: "the address of a mail exchanger only a wildcard covers, synthesized",
+        knot: |o| has(o, additional, "y.wild.example.com. 3600 IN A 192.0.2.100"),
+    },
+    Anchor {
+        case: "svcalias.example.com HTTPS",
+        transport: Transport::Udp,
+        what: "the HTTPS RRset of an HTTPS answer's TargetName, additional (RFC 9460 §4.1)",
+        knot: |o| {
+            has(
+                o,
+                additional,
+                "svcalias-target.example.com. 3600 IN HTTPS 1 . alpn=h3,",
+            )
+        },
+    },
+    Anchor {
+        case: "to-child.example.com DS",
+        transport: Transport::Udp,
+        what: "a CNAME to a child zone's apex: the DS comes from the parent",
+        knot: |o| count(o, answer) == 2 && flag(o, "aa"),
     },
     Anchor {
         case: "x.wild.example.com A",
