@@ -30,6 +30,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ApiError::InvalidInput(format!("Could not read the request body: {e}"))
                 }
             })?;
+        if is_array(&bytes) {
+            return Err(ApiError::InvalidInput(
+                "Malformed request body: expected a JSON object, found an array".into(),
+            ));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut de)
             .map(JsonBody)
@@ -43,6 +48,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 }
             })
     }
+}
+
+/// Every request body is a JSON object, but serde's derived structs also read a JSON array as
+/// their fields in order: `[]` was UpdateHostedZoneComment with no Comment (the comment
+/// removed) and `["a.example", "ref"]` a CreateHostedZone. Such a body is refused whole.
+fn is_array(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 /// A JSON response with a status.

@@ -747,6 +747,37 @@ async fn malformed_json_names_the_field() {
     );
 }
 
+/// A body that is a JSON array is refused, though serde would read it as a struct's fields in
+/// order: `[]` removed a zone's comment with a 200, and `["a.example", "ref"]` created a zone.
+#[tokio::test]
+async fn a_json_array_body_is_refused_not_read_as_fields() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let path = format!("/2013-04-01/hostedzone/{id}");
+    let (status, body) = api
+        .call(Method::POST, &path, Some(json!({"Comment": "team zone"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (path, raw) in [
+        (path.as_str(), " []"),
+        (path.as_str(), "[\"set by an array\"]"),
+        ("/2013-04-01/hostedzone", "[\"a.example\", \"ref\"]"),
+        ("/2013-04-01/hostedzone", "[]"),
+    ] {
+        let (status, body) = api
+            .call_raw(Method::POST, path, Some(raw.into()), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{raw}: {body}");
+        assert_eq!(error_code(&body), "InvalidInput", "{raw}: {body}");
+    }
+    let (_, body) = api.call(Method::GET, &path, None).await;
+    assert_eq!(body["HostedZone"]["Config"]["Comment"], "team zone");
+    let (_, body) = api
+        .call(Method::GET, "/2013-04-01/hostedzonecount", None)
+        .await;
+    assert_eq!(body, json!({"HostedZoneCount": 1}));
+}
+
 #[tokio::test]
 async fn batch_limits_are_route53s() {
     let api = Api::new();
