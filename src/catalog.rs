@@ -795,8 +795,15 @@ impl Catalog {
                         owner: Cow::Owned(cut.clone()),
                         rrset: ns,
                     });
-                    for target in &targets {
-                        add_additional(&mut answer, zone, target, None);
+                    // In-domain glue first, then the rest (sibling glue, addresses from
+                    // elsewhere in the zone): RFC 9471 §3 has a referral carry all in-domain
+                    // glue or set TC, and §3.2 lets sibling glue that does not fit go without
+                    // TC. In the NS records' order, sibling glue could take the room that
+                    // in-domain glue needed and set TC on a referral that fits whole.
+                    for in_domain in [true, false] {
+                        for target in targets.iter().filter(|t| cut.zone_of(t) == in_domain) {
+                            add_additional(&mut answer, zone, target, None);
+                        }
                     }
                     answer.glue_cut = Some(cut);
                     return answer;

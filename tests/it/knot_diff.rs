@@ -619,6 +619,9 @@ fn corpus() -> Vec<Case> {
             ("x.bigdeleg.example.com", A),
             ("bigdeleg.example.com", NS),
             ("x.sibbig.example.com", A),
+            // Sibling NS before in-domain ones: the in-domain glue goes in first.
+            ("x.mixdeleg.example.com", A),
+            ("mixdeleg.example.com", NS),
             // In other letter case than the zone's: names compress against the question
             // whatever their case, so the same records fit as for a lower-case question.
             ("X.SibBig.EXAMPLE.com", HTTPS),
@@ -1314,6 +1317,22 @@ fn additional(s: &Summary) -> &Vec<String> {
 }
 
 const ANCHORS: &[Anchor] = &[
+    Anchor {
+        case: "x.mixdeleg.example.com A no EDNS",
+        transport: Transport::Udp,
+        what: "all ten in-domain glue records fit in 512 bytes, with sibling glue after them, so no TC (RFC 9471 §3); sibling glue first would leave in-domain glue out",
+        knot: |o| {
+            !flag(o, "tc")
+                && o.summary().is_some_and(|s| {
+                    s.additional
+                        .iter()
+                        .filter(|rr| rr.contains(".mixdeleg.example.com."))
+                        .count()
+                        == 10
+                        && s.additional.iter().any(|rr| rr.starts_with("mixsib"))
+                })
+        },
+    },
     Anchor {
         case: "many.example.com A EDNS 512",
         transport: Transport::Udp,
