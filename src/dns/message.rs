@@ -146,21 +146,70 @@ fn parse_and_answer(
     reusable: &mut bool,
 ) -> Outcome {
     let id = u16::from_be_bytes([request[0], request[1]]);
+    let message = match read_request(request) {
+        Some(m) => m,
+        // hickory reads a Client Subnet option (RFC 7871) into an address and fails the whole
+        // message when it cannot: an unknown family, a prefix longer than the address, the
+        // option cut short. r53 does not use the option, and RFC 6891 §6.1.2 has options a
+        // responder does not understand ignored, as Knot and NSD (ECS not configured) ignore
+        // it and answer. So the message is read again with those options renamed to a code
+        // hickory keeps as opaque bytes; only a message that failed pays for the copy.
+        None => match without_client_subnet(request)
+            .as_deref()
+            .and_then(read_request)
+        {
+            Some(m) => m,
+            None => return Outcome::Reply(error_from_raw(request, ResponseCode::FormErr)),
+        },
+    };
+    respond_to(catalog, message, id, transport, client, recursion, reusable)
+}
+
+/// The request read whole, or `None` when it is malformed.
+fn read_request(request: &[u8]) -> Option<Message> {
     let mut decoder = BinDecoder::new(request);
-    let message = match Message::read(&mut decoder) {
+    match Message::read(&mut decoder) {
         // Bytes after the last record the header counts make the message malformed too
         // (Knot answers FORMERR to them as well).
         // So do EDNS options that overrun their OPT record, which hickory drops quietly.
-        Ok(m) if decoder.is_empty() && (m.edns.is_none() || edns_options_fit(request)) => m,
-        _ => return Outcome::Reply(error_from_raw(request, ResponseCode::FormErr)),
-    };
-    respond_to(catalog, message, id, transport, client, recursion, reusable)
+        Ok(m) if decoder.is_empty() && (m.edns.is_none() || edns_options_fit(request)) => Some(m),
+        _ => None,
+    }
+}
+
+/// EDNS option code 8, Client Subnet (RFC 7871).
+const CLIENT_SUBNET: u16 = 8;
+
+/// A copy of `request` with every Client Subnet option's code replaced by 65535 (reserved,
+/// RFC 6891 §9), which hickory keeps as an unknown option; `None` when it has none.
+fn without_client_subnet(request: &[u8]) -> Option<Vec<u8>> {
+    let mut at = Vec::new();
+    walk_edns_options(request, |offset, code| {
+        if code == CLIENT_SUBNET {
+            at.push(offset);
+        }
+    });
+    if at.is_empty() {
+        return None;
+    }
+    let mut copy = request.to_vec();
+    for offset in at {
+        copy[offset..offset + 2].copy_from_slice(&u16::MAX.to_be_bytes());
+    }
+    Some(copy)
 }
 
 /// Whether the options of every OPT record in `request` (one that hickory read whole) fill
 /// its RDATA exactly, each option's data as long as its length says (RFC 6891 §6.1.2).
 fn edns_options_fit(request: &[u8]) -> bool {
-    let walk = || -> Result<bool, hickory_proto::ProtoError> {
+    walk_edns_options(request, |_, _| {})
+}
+
+/// Walks the options of every OPT record in `request`, telling `visit` where each option's
+/// code is and what it is; false when the message or an option is cut short (an option
+/// whose data overruns its OPT record included).
+fn walk_edns_options(request: &[u8], mut visit: impl FnMut(usize, u16)) -> bool {
+    let mut walk = || -> Result<bool, hickory_proto::ProtoError> {
         let mut d = BinDecoder::new(request);
         d.read_slice(4)?;
         let mut counts = [0u16; 4];
@@ -176,18 +225,21 @@ fn edns_options_fit(request: &[u8]) -> bool {
             let rtype = d.read_u16()?.unverified(/*compared only*/);
             d.read_slice(6)?; // class, TTL
             let len = usize::from(d.read_u16()?.unverified(/*read as a slice, bounds-checked*/));
+            let mut offset = d.index();
             let mut rdata = d.read_slice(len)?.unverified(/*walked below, bounds-checked*/);
             if rtype != u16::from(RecordType::OPT) {
                 continue;
             }
             while !rdata.is_empty() {
-                let [_, _, high, low, rest @ ..] = rdata else {
+                let [code_high, code_low, high, low, rest @ ..] = rdata else {
                     return Ok(false);
                 };
                 let option_len = usize::from(u16::from_be_bytes([*high, *low]));
                 if rest.len() < option_len {
                     return Ok(false);
                 }
+                visit(offset, u16::from_be_bytes([*code_high, *code_low]));
+                offset += 4 + option_len;
                 rdata = &rest[option_len..];
             }
         }
@@ -1149,6 +1201,31 @@ mod tests {
         assert_eq!(rcode(&overrun), ResponseCode::FormErr);
         assert_eq!(
             rcode(&[&cookie[..], &[0, 12, 0]].concat()),
+            ResponseCode::FormErr
+        );
+    }
+
+    #[test]
+    fn a_client_subnet_option_that_does_not_read_is_ignored() {
+        let catalog = Catalog::default();
+        let rcode = |options: &[u8]| {
+            let mut opt = vec![0, 0, 41, 4, 0xd0, 0, 0, 0, 0];
+            opt.extend_from_slice(&(options.len() as u16).to_be_bytes());
+            opt.extend_from_slice(options);
+            let out = reply(&catalog, &www_query(1, &opt), Transport::Udp).unwrap();
+            Message::from_vec(&out).unwrap().metadata.response_code
+        };
+        // Family 3, then an option cut short after its family, then one after a cookie.
+        let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert_ne!(rcode(&[0, 8, 0, 4, 0, 3, 0, 0]), ResponseCode::FormErr);
+        assert_ne!(rcode(&[0, 8, 0, 2, 0, 1]), ResponseCode::FormErr);
+        assert_ne!(
+            rcode(&[&cookie[..], &[0, 8, 0, 2, 0, 1]].concat()),
+            ResponseCode::FormErr
+        );
+        // Still malformed when an option overruns the OPT record.
+        assert_eq!(
+            rcode(&[0, 8, 0, 2, 0, 1, 0, 10, 0, 9]),
             ResponseCode::FormErr
         );
     }

@@ -914,6 +914,27 @@ fn corpus() -> Vec<Case> {
     bad_opt.extend(&opt(1232, 0)[1..]);
     opt_owner.extend(bad_opt);
     c.raw("OPT with a non-root owner", opt_owner, UDP);
+    // Client Subnet options (RFC 7871, code 8) neither server uses and hickory cannot read as
+    // an address: an unknown family, a prefix longer than IPv4's, the option cut short after
+    // its family. RFC 6891 §6.1.2: ignored; the query is answered.
+    for (id, label, option) in [
+        (0x7012, "family 3", &[0, 8, 0, 4, 0, 3, 0, 0][..]),
+        (
+            0x7013,
+            "prefix 40",
+            &[0, 8, 0, 9, 0, 1, 40, 0, 192, 0, 2, 1, 2],
+        ),
+        (0x7014, "cut short", &[0, 8, 0, 2, 0, 1]),
+    ] {
+        let mut q = header(id, flags, [1, 0, 0, 1]);
+        q.extend(question("www.example.com", 1, 1));
+        let mut edns = opt(1232, 0);
+        let rdlen = edns.len() - 2;
+        edns[rdlen..].copy_from_slice(&(option.len() as u16).to_be_bytes());
+        edns.extend_from_slice(option);
+        q.extend(edns);
+        c.raw(&format!("Client Subnet option, {label}"), q, BOTH);
+    }
 
     c.cases
 }
@@ -1317,6 +1338,12 @@ fn additional(s: &Summary) -> &Vec<String> {
 }
 
 const ANCHORS: &[Anchor] = &[
+    Anchor {
+        case: "Client Subnet option, cut short",
+        transport: Transport::Udp,
+        what: "a Client Subnet option Knot does not use is ignored: the query is answered",
+        knot: |o| rcode_is(o, "NOERROR") && count(o, answer) == 1,
+    },
     Anchor {
         case: "x.mixdeleg.example.com A no EDNS",
         transport: Transport::Udp,
