@@ -878,14 +878,55 @@ fn emit_rrset(
     let owner = section.owner.as_ref();
     let respelt = question.and_then(|q| spelt_like(owner, q));
     let owner = respelt.as_ref().unwrap_or(owner);
+    let mut first_owner = None;
     for rdata in &set.records {
         let rdata = match question {
             Some(q) => rdata_spelt_like(rdata, q),
             None => Cow::Borrowed(rdata),
         };
-        ttl_at(emit_record(encoder, owner, set.rtype, set.ttl, &rdata)?);
+        ttl_at(emit_record(
+            encoder,
+            owner,
+            &mut first_owner,
+            set.rtype,
+            set.ttl,
+            &rdata,
+        )?);
     }
     Ok(set.records.len() as u16)
+}
+
+/// Writes the owner name of one record of an RRset. The first record's goes through hickory's
+/// compression, and `first` notes where its bytes are; every later record's is a pointer to
+/// them (RFC 1035 §4.1.4), or the same bytes again where a pointer cannot reach (past offset
+/// 0x3FFF) or they are a pointer already. hickory compresses only the first 120 names of a
+/// message (`COMPRESSED_NAME_LIMIT`, against CPU exhaustion) and writes the rest out in full,
+/// so an RRset of thousands of records, which fits in a 64 KiB TCP message compressed as
+/// Knot and NSD send it, did not fit and was answered with TC and nothing.
+fn emit_owner(
+    encoder: &mut BinEncoder<'_>,
+    owner: &Name,
+    first: &mut Option<(usize, usize)>,
+) -> Result<(), hickory_proto::ProtoError> {
+    match *first {
+        None => {
+            let start = encoder.offset();
+            owner.emit(encoder)?;
+            *first = Some((start, encoder.offset()));
+        }
+        Some((start, end)) if end - start > 2 && start < 0x3FFF => {
+            encoder.emit_u16(0xC000 | start as u16)?;
+        }
+        Some((start, end)) => {
+            // A name is at most 255 bytes on the wire: copied through the stack, since the
+            // encoder cannot lend its own bytes while writing.
+            let mut bytes = [0u8; 255];
+            let len = end - start;
+            bytes[..len].copy_from_slice(encoder.slice_of(start, end));
+            encoder.emit_vec(&bytes[..len])?;
+        }
+    }
+    Ok(())
 }
 
 /// `name` with the labels it shares with the end of `question` (compared without regard to
@@ -941,11 +982,12 @@ fn rdata_spelt_like<'r>(rdata: &'r RData, question: &Name) -> Cow<'r, RData> {
 fn emit_record(
     encoder: &mut BinEncoder<'_>,
     owner: &Name,
+    first_owner: &mut Option<(usize, usize)>,
     rtype: RecordType,
     ttl: u32,
     rdata: &RData,
 ) -> Result<usize, hickory_proto::ProtoError> {
-    owner.emit(encoder)?;
+    emit_owner(encoder, owner, first_owner)?;
     encoder.emit_u16(rtype.into())?;
     encoder.emit_u16(DNSClass::IN.into())?;
     let ttl_at = encoder.offset();
@@ -1228,6 +1270,40 @@ mod tests {
             rcode(&[0, 8, 0, 2, 0, 1, 0, 10, 0, 9]),
             ResponseCode::FormErr
         );
+    }
+
+    #[test]
+    fn every_record_of_a_large_rrset_has_its_owner_compressed() {
+        // 360 A records at a 255-byte name: 16 bytes each with the owner a pointer, 269 each
+        // written out, which would not fit in 65535 bytes.
+        let owner = Name::from_ascii(format!(
+            "{}.{}.example.com.",
+            vec!["l".repeat(63); 3].join("."),
+            "r".repeat(49)
+        ))
+        .unwrap();
+        let records = (0..360u32)
+            .map(|i| RData::A(std::net::Ipv4Addr::from(0xc612_0000 | i).into()))
+            .collect();
+        let mut answer = Answer::new(ResponseCode::NoError, true);
+        answer.answers.push(Section {
+            owner: Cow::Owned(owner.clone()),
+            rrset: Cow::Owned(Rrset {
+                name: owner.clone(),
+                rtype: RecordType::A,
+                ttl: 60,
+                records,
+                alias: None,
+            }),
+        });
+        let mut request = Message::query();
+        request.add_query(Query::query(owner.clone(), RecordType::A));
+        let out = Response::new(&request, 7).compose(&answer, u16::MAX);
+        let m = Message::from_vec(&out).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 360);
+        assert!(m.answers.iter().all(|r| r.name == owner));
+        assert_eq!(out.len(), 12 + 259 + 360 * 16);
     }
 
     #[test]

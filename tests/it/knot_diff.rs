@@ -351,6 +351,9 @@ impl Corpus {
 /// 512 bytes only if the NS owners compress against the question.
 const LONG_MIXED_CASE: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.a.a.a.a.a.a.NS08.BIGDELEG.EXAMPLE.COM";
 
+/// The owner of `example.com`'s 360 A records: 255 bytes on the wire.
+const BIG_RRSET_OWNER: &str = "lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll.lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll.lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll.rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr.example.com";
+
 /// A header: id, flags (QR=0, opcode, RD), counts.
 fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
     let mut h = id.to_be_bytes().to_vec();
@@ -642,6 +645,16 @@ fn corpus() -> Vec<Case> {
             );
         }
     }
+
+    // An RRset far over 120 records (hickory compresses only a message's first 120 names)
+    // that fits in one TCP message only with every owner compressed.
+    c.dressed(
+        "360 A records at a 255-byte name",
+        BIG_RRSET_OWNER,
+        A,
+        Dress::default(),
+        &[Transport::Tcp],
+    );
 
     // EDNS (RFC 6891) and header flags.
     let plain = Dress::default();
@@ -1338,6 +1351,12 @@ fn additional(s: &Summary) -> &Vec<String> {
 }
 
 const ANCHORS: &[Anchor] = &[
+    Anchor {
+        case: "360 A records at a 255-byte name",
+        transport: Transport::Tcp,
+        what: "the whole RRset comes over TCP in one message",
+        knot: |o| !flag(o, "tc") && count(o, answer) == 360,
+    },
     Anchor {
         case: "Client Subnet option, cut short",
         transport: Transport::Udp,
