@@ -172,9 +172,33 @@ fn read_request(request: &[u8]) -> Option<Message> {
         // Bytes after the last record the header counts make the message malformed too
         // (Knot answers FORMERR to them as well).
         // So do EDNS options that overrun their OPT record, which hickory drops quietly.
-        Ok(m) if decoder.is_empty() && (m.edns.is_none() || edns_options_fit(request)) => Some(m),
+        // So does a question whose name is a pointer, or ends in one.
+        Ok(m)
+            if decoder.is_empty()
+                && (m.edns.is_none() || edns_options_fit(request))
+                && (m.queries.is_empty() || question_name_is_plain(request)) =>
+        {
+            Some(m)
+        }
         _ => None,
     }
+}
+
+/// Whether the first question's name is written out, without a compression pointer. RFC 1035
+/// §4.1.4 lets a pointer stand for "a prior occurance of the same name", and no name comes
+/// before the first question: a pointer there reaches into the header (hickory reads the
+/// bytes there as labels) or back into the name itself. Knot drops such a query, NSD answers
+/// FORMERR.
+fn question_name_is_plain(request: &[u8]) -> bool {
+    let mut at = HEADER_LEN;
+    while let Some(&len) = request.get(at) {
+        match len {
+            0 => return true,
+            1..=63 => at += 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// EDNS option code 8, Client Subnet (RFC 7871).
@@ -1304,6 +1328,16 @@ mod tests {
         assert_eq!(m.answers.len(), 360);
         assert!(m.answers.iter().all(|r| r.name == owner));
         assert_eq!(out.len(), 12 + 259 + 360 * 16);
+    }
+
+    #[test]
+    fn a_question_with_a_compression_pointer_is_formerr() {
+        let catalog = Catalog::default();
+        // `a` then a pointer to offset 4, where QDCOUNT's zero byte reads as the root.
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x01a\xc0\x04\x00\x01\x00\x01");
+        let out = reply(&catalog, &m, Transport::Udp).unwrap();
+        assert_eq!(out[3] & 0x0f, 1);
     }
 
     #[test]

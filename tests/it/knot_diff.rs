@@ -906,6 +906,10 @@ fn corpus() -> Vec<Case> {
     let mut loop_ptr = header(0x700c, flags, [1, 0, 0, 0]);
     loop_ptr.extend([0xc0, 12, 0, 1, 0, 1]);
     c.raw("compression loop in the question", loop_ptr, UDP);
+    // `a` then a pointer into the header, where QDCOUNT's zero byte would read as the root.
+    let mut header_ptr = header(0x7015, flags, [1, 0, 0, 0]);
+    header_ptr.extend([1, b'a', 0xc0, 4, 0, 1, 0, 1]);
+    c.raw("question pointing into the header", header_ptr, UDP);
     let mut long_label = header(0x700d, flags, [1, 0, 0, 0]);
     long_label.push(63);
     long_label.extend([b'a'; 63]);
@@ -1305,6 +1309,12 @@ const EXCEPTIONS: &[Exception] = &[
     },
     Exception {
         case: "compression loop in the question",
+        transport: None,
+        why: MALFORMED_FORMERR,
+        r53: |o| rcode_is(o, "FORMERR"),
+    },
+    Exception {
+        case: "question pointing into the header",
         transport: None,
         why: MALFORMED_FORMERR,
         r53: |o| rcode_is(o, "FORMERR"),
