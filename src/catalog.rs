@@ -20,8 +20,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::model::{
-    reversed_name, type_name, Endpoint, EndpointZones, HostedZone, RecordSets, ResourceRecordSet,
-    RrKey, Vpc, WireName,
+    reversed_name, type_mnemonic, Endpoint, EndpointZones, HostedZone, RecordSets,
+    ResourceRecordSet, RrKey, Vpc, WireName,
 };
 
 /// A CNAME chain longer than this is cut short. No RFC sets a figure, and servers differ:
@@ -51,11 +51,11 @@ pub type Rrset = ResourceRecordSet;
 /// name, ListResourceRecordSets sorts results by the record type", in ASCII order): the name
 /// as [`reversed_name`] spells it, then the type's mnemonic. Type 0 (a start with no type)
 /// sorts before every type.
-fn listing_key(key: &[u8], rtype: RecordType) -> (Vec<u8>, String) {
+fn listing_key(key: &[u8], rtype: RecordType) -> (Vec<u8>, Cow<'static, str>) {
     let mnemonic = if u16::from(rtype) == 0 {
-        String::new()
+        Cow::Borrowed("")
     } else {
-        type_name(rtype)
+        type_mnemonic(rtype)
     };
     (reversed_name(key), mnemonic)
 }
@@ -1416,7 +1416,7 @@ mod tests {
             "A0.example.com.",
             "b.example.com.",
         ];
-        let mut keys: Vec<(Vec<u8>, String)> = names
+        let mut keys: Vec<_> = names
             .iter()
             .map(|n| listing_key(&key_of(&Name::from_ascii(n).unwrap()), RecordType::A))
             .collect();

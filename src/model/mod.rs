@@ -15,7 +15,8 @@ mod zone;
 pub use change::{plan, Action, Change, ChangeBatch, ChangeInfo, Plan, ALL_TYPES};
 pub use endpoint::{Endpoint, EndpointAddress, EndpointKind, EndpointZones};
 pub use record_set::{
-    normalize_name, parse_type, type_name, AliasTarget, RecordSets, ResourceRecordSet, RrKey, SPF,
+    normalize_name, parse_type, type_mnemonic, type_name, AliasTarget, RecordSets,
+    ResourceRecordSet, RrKey, SPF,
 };
 pub use value::{parse_name, parse_value, route53_name, InvalidInput};
 pub use vpc::{check_vpc_id, Vpc, VpcAssociation};

@@ -1,5 +1,6 @@
 //! Resource record sets: a name, a type, a TTL and the record data.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -10,10 +11,16 @@ pub const SPF: RecordType = RecordType::Unknown(99);
 
 /// The mnemonic of a type (`SPF` for type 99, `TYPE65280` for one without a name).
 pub fn type_name(rtype: RecordType) -> String {
+    type_mnemonic(rtype).into_owned()
+}
+
+/// [`type_name`] without an allocation for a type that has a name: what sorts and compares
+/// mnemonics (ListResourceRecordSets' order) uses.
+pub fn type_mnemonic(rtype: RecordType) -> Cow<'static, str> {
     match rtype {
-        SPF => "SPF".to_owned(),
-        RecordType::Unknown(code) => format!("TYPE{code}"),
-        other => other.to_string(),
+        SPF => Cow::Borrowed("SPF"),
+        RecordType::Unknown(code) => Cow::Owned(format!("TYPE{code}")),
+        other => Cow::Borrowed(other.into()),
     }
 }
 
