@@ -73,24 +73,28 @@ pub enum ServiceError {
     Internal(String),
 }
 
-/// A private zone named `name`, other than `except`, that the VPC already sees: Route 53 lets
-/// a VPC see one private zone of a name (ConflictingDomainExists).
-fn same_name_in_vpc(
+/// Refuses a VPC a second private zone named `name` (any but `except`): Route 53 lets a VPC
+/// see one private zone of a name (ConflictingDomainExists).
+fn one_zone_of_a_name_per_vpc(
     zones: &BTreeMap<HostedZoneId, ZoneState>,
     name: &Name,
-    vpc_id: &str,
+    vpc: &VpcAssociation,
     except: Option<&HostedZoneId>,
-) -> Option<HostedZoneId> {
-    zones
-        .values()
-        .map(ZoneState::zone)
-        .find(|z| {
-            Some(&z.id) != except
-                && z.private
-                && z.name == *name
-                && z.vpcs.iter().any(|a| a.vpc_id == vpc_id)
-        })
-        .map(|z| z.id.clone())
+) -> Result<(), ServiceError> {
+    let other = zones.values().map(ZoneState::zone).find(|z| {
+        Some(&z.id) != except
+            && z.private
+            && z.name == *name
+            && z.vpcs.iter().any(|a| a.vpc_id == vpc.vpc_id)
+    });
+    match other {
+        Some(z) => Err(ServiceError::SameNameInVpc {
+            vpc_id: vpc.vpc_id.clone(),
+            region: vpc.region.clone(),
+            zone: z.id.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What CreateHostedZone asks for.
@@ -447,13 +451,7 @@ impl Service {
             if !state.vpcs.contains_key(&vpc.vpc_id) {
                 return Err(ServiceError::InvalidVpcId(vpc.vpc_id));
             }
-            if let Some(other) = same_name_in_vpc(&state.zones, &name, &vpc.vpc_id, None) {
-                return Err(ServiceError::SameNameInVpc {
-                    vpc_id: vpc.vpc_id,
-                    region: vpc.region,
-                    zone: other,
-                });
-            }
+            one_zone_of_a_name_per_vpc(&state.zones, &name, &vpc, None)?;
             zone.private = true;
             zone.vpcs.push(vpc);
         }
@@ -711,7 +709,7 @@ impl Service {
         vpc: VpcAssociation,
         associate: bool,
     ) -> Result<ChangeInfo, ServiceError> {
-        let mut state = self.state.lock().await;
+        let state = self.state.lock().await;
         if associate && !state.vpcs.contains_key(&vpc.vpc_id) {
             return Err(ServiceError::InvalidVpcId(vpc.vpc_id));
         }
@@ -725,13 +723,7 @@ impl Service {
         let mut zone = current.zone().clone();
         let position = zone.vpcs.iter().position(|a| a.vpc_id == vpc.vpc_id);
         if associate && position.is_none() {
-            if let Some(other) = same_name_in_vpc(&state.zones, &zone.name, &vpc.vpc_id, Some(id)) {
-                return Err(ServiceError::SameNameInVpc {
-                    vpc_id: vpc.vpc_id,
-                    region: vpc.region,
-                    zone: other,
-                });
-            }
+            one_zone_of_a_name_per_vpc(&state.zones, &zone.name, &vpc, Some(id))?;
         }
         match (associate, position) {
             (true, Some(_)) => return Err(ServiceError::ConflictingVpcAssociation(vpc.vpc_id)),
@@ -745,17 +737,7 @@ impl Service {
             }
         }
         let change = ChangeInfo::new(None);
-        self.apply(Batch(vec![
-            Write::PutZone(zone.clone()),
-            Write::PutChange(change.clone()),
-        ]))
-        .await?;
-        if let Some(z) = state.zones.get_mut(id) {
-            z.rrsets = Arc::new(z.rrsets.with_zone(zone));
-        }
-        let seq = state.stage();
-        drop(state);
-        self.wait_durable(seq).await?;
+        self.put_zone(state, zone, Some(change.clone())).await?;
         Ok(change)
     }
 
@@ -766,7 +748,7 @@ impl Service {
         id: &HostedZoneId,
         comment: Option<String>,
     ) -> Result<(HostedZone, usize), ServiceError> {
-        let mut state = self.state.lock().await;
+        let state = self.state.lock().await;
         let current = state
             .zones
             .get(id)
@@ -774,15 +756,27 @@ impl Service {
         let count = current.rrsets.len();
         let mut zone = current.zone().clone();
         zone.comment = comment;
-        self.apply(Batch(vec![Write::PutZone(zone.clone())]))
-            .await?;
-        if let Some(z) = state.zones.get_mut(id) {
-            z.rrsets = Arc::new(z.rrsets.with_zone(zone.clone()));
+        self.put_zone(state, zone.clone(), None).await?;
+        Ok((zone, count))
+    }
+
+    /// Writes a hosted zone's new description (and the change that records it, when there is
+    /// one), puts it in the state, lets go of the writer lock and waits until it is durable.
+    async fn put_zone(
+        &self,
+        mut state: tokio::sync::MutexGuard<'_, State>,
+        zone: HostedZone,
+        change: Option<ChangeInfo>,
+    ) -> Result<(), ServiceError> {
+        let mut writes = vec![Write::PutZone(zone.clone())];
+        writes.extend(change.map(Write::PutChange));
+        self.apply(Batch(writes)).await?;
+        if let Some(z) = state.zones.get_mut(&zone.id) {
+            z.rrsets = Arc::new(z.rrsets.with_zone(zone));
         }
         let seq = state.stage();
         drop(state);
-        self.wait_durable(seq).await?;
-        Ok((zone, count))
+        self.wait_durable(seq).await
     }
 
     /// The private zones associated with a VPC (ListHostedZonesByVPC).
