@@ -213,14 +213,14 @@ impl ZoneIndex {
     pub fn get(&self, key: &RrKey) -> Option<Arc<ResourceRecordSet>> {
         let wire = WireName::new(&key.name)?;
         let set = self.nodes.get(wire.key())?.get(key.rtype)?;
-        Some(set.to_arc(wire.key()))
+        Some(set.listed(wire.key()))
     }
 
     /// Every record set, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = Arc<ResourceRecordSet>> + '_ {
         self.nodes
             .iter()
-            .flat_map(|(key, node)| node.sets.iter().map(move |set| set.to_arc(key)))
+            .flat_map(|(key, node)| node.sets.iter().map(move |set| set.listed(key)))
     }
 
     /// Every record set in Route 53's listing order (names with their labels reversed, as
@@ -237,7 +237,7 @@ impl ZoneIndex {
         let start = start.map(|start| listing_key(&key_of(&start.name), start.rtype));
         self.nodes
             .listing(changed, start.as_ref(), listing_key)
-            .filter_map(|(key, rtype)| Some(self.nodes.get(key)?.get(rtype)?.to_arc(key)))
+            .filter_map(|(key, rtype)| Some(self.nodes.get(key)?.get(rtype)?.listed(key)))
     }
 
     fn refresh_soa(&mut self) {
@@ -1384,6 +1384,55 @@ mod tests {
         read.sort_by_key(|s| s.key());
         sets.sort_by_key(|s| s.key());
         assert_eq!(read, sets);
+    }
+
+    #[test]
+    fn values_as_entered_are_listed_and_kept_in_the_stored_form() {
+        let zone = HostedZone::new(&Name::from_ascii("example.com.").unwrap(), "t", None);
+        let name = |n: &str| Name::from_ascii(n).unwrap();
+        let cname = |owner: &str| {
+            ResourceRecordSet::new(
+                &name(owner),
+                RecordType::CNAME,
+                60,
+                vec![RData::CNAME(hickory_proto::rr::rdata::CNAME(name(
+                    "Target.Example.org.",
+                )))],
+            )
+        };
+        // One set as r53 stored it before values were kept as entered, one entered since.
+        let old = cname("old.example.com.");
+        let entered = cname("new.example.com.").with_texts(vec!["Target.Example.org".into()]);
+        let mut stored = crate::store::EncodedSets::default();
+        for set in [&old, &entered] {
+            stored.push(&crate::store::codec::encode_rrset(set).unwrap());
+        }
+        let index = ZoneIndex::from_encoded(zone.clone(), &stored).unwrap();
+        let listed = |index: &ZoneIndex| -> Vec<String> {
+            index
+                .listing(None)
+                .map(|s| format!("{} {:?}", s.name, s.listed_values().collect::<Vec<_>>()))
+                .collect()
+        };
+        let expected = [
+            r#"new.example.com. ["Target.Example.org"]"#,
+            r#"old.example.com. ["Target.Example.org."]"#,
+        ];
+        assert_eq!(listed(&index), expected);
+        // DNS reads the records alone.
+        let key = RrKey::new(&name("new.example.com."), RecordType::CNAME);
+        assert_eq!(index.record_set(&key).unwrap().texts, None);
+        // The snapshot (`encoded`) carries them, and so does an index patched by a change.
+        let again = ZoneIndex::from_encoded(zone.clone(), &index.encoded().unwrap()).unwrap();
+        assert_eq!(listed(&again), expected);
+        let upserted = old.clone().with_texts(vec!["target.example.org.".into()]);
+        let patched = again.patch(&[], &[Arc::new(upserted)]);
+        assert_eq!(
+            listed(&patched),
+            [expected[0], r#"old.example.com. ["target.example.org."]"#]
+        );
+        let built = ZoneIndex::build(zone, patched.values());
+        assert_eq!(listed(&built), listed(&patched));
     }
 
     #[test]

@@ -220,6 +220,7 @@ fn alias(owner: &str, rtype: RecordType, zone_id: &str, target: &str) -> Resourc
             dns_name: name(target),
             evaluate_target_health: false,
         })),
+        texts: None,
     }
 }
 

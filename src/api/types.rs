@@ -13,7 +13,6 @@ use crate::model::{
     ChangeBatch, ChangeInfo, Endpoint, EndpointAddress, EndpointKind, EndpointZones, HostedZone,
     ResourceRecordSet, VpcAssociation,
 };
-use crate::zonefile;
 
 /// Route 53 caps the values of one record set at 400.
 pub const MAX_VALUES_PER_RRSET: usize = 400;
@@ -385,8 +384,10 @@ impl ResourceRecordSetDto {
                 route53_name(&name)
             )]));
         }
+        // Route 53 lists each value as it was sent; DNS answers from the records.
+        let texts = records.into_iter().map(|r| r.value).collect();
         Ok((
-            ResourceRecordSet::new(&name, rtype, ttl as u32, rdatas),
+            ResourceRecordSet::new(&name, rtype, ttl as u32, rdatas).with_texts(texts),
             value_chars,
         ))
     }
@@ -410,10 +411,9 @@ impl ResourceRecordSetDto {
             rtype: type_name(set.rtype),
             ttl: Some(i64::from(set.ttl)),
             resource_records: Some(
-                set.records
-                    .iter()
-                    .map(|r| ResourceRecordDto {
-                        value: zonefile::rdata_text(r),
+                set.listed_values()
+                    .map(|value| ResourceRecordDto {
+                        value: value.into_owned(),
                     })
                     .collect(),
             ),

@@ -31,10 +31,15 @@ const INLINE: usize = 24;
 #[derive(Clone, Debug)]
 pub(super) enum Stored {
     /// Its records as [`codec::push_rdata`] writes them: each a u16 length and the RDATA.
+    /// A set entered through the API (`texts`) also keeps the values as they were entered, in
+    /// the same buffer: `data` is then the records' length (u32), the records, and the values
+    /// as [`codec::push_texts`] writes them. The flag sits in padding, so a set without them
+    /// (every zone file's) costs not a byte more.
     Wire {
         rtype: u16,
+        texts: bool,
         ttl: u32,
-        records: SmallVec<[u8; INLINE]>,
+        data: SmallVec<[u8; INLINE]>,
     },
     /// An Alias record set, which has no records; answering follows its target.
     Alias(Arc<ResourceRecordSet>),
@@ -49,12 +54,52 @@ impl Stored {
         for rdata in &set.records {
             codec::push_rdata(&mut records, rdata)?;
         }
-        Ok(Self::Wire {
-            rtype: set.rtype.into(),
-            ttl: set.ttl,
-            // Inline whenever the bytes fit, whatever capacity the Vec grew to.
-            records: SmallVec::from_slice(&records),
-        })
+        let mut texts = None;
+        if let Some(entered) = set.texts.as_deref() {
+            let mut section = Vec::new();
+            codec::push_texts(&mut section, entered.iter().map(|t| &**t))?;
+            texts = Some(section);
+        }
+        Ok(Self::wire(
+            set.rtype.into(),
+            set.ttl,
+            &records,
+            texts.as_deref(),
+        ))
+    }
+
+    fn wire(rtype: u16, ttl: u32, records: &[u8], texts: Option<&[u8]>) -> Self {
+        // Inline whenever the bytes fit, whatever capacity a Vec grew to.
+        let data = match texts {
+            None => SmallVec::from_slice(records),
+            Some(texts) => {
+                let mut data = SmallVec::with_capacity(4 + records.len() + texts.len());
+                data.extend_from_slice(&(records.len() as u32).to_be_bytes());
+                data.extend_from_slice(records);
+                data.extend_from_slice(texts);
+                data
+            }
+        };
+        Self::Wire {
+            rtype,
+            texts: texts.is_some(),
+            ttl,
+            data,
+        }
+    }
+
+    /// A wire set's records and, when it was entered through the API, its values as entered.
+    fn parts(texts: bool, data: &[u8]) -> (&[u8], Option<&[u8]>) {
+        if !texts {
+            return (data, None);
+        }
+        // `wire` wrote the length; a short buffer cannot occur, but reads as no records.
+        let Some((len, rest)) = data.split_first_chunk::<4>() else {
+            return (&[], None);
+        };
+        let len = (u32::from_be_bytes(*len) as usize).min(rest.len());
+        let (records, texts) = rest.split_at(len);
+        (records, Some(texts))
     }
 
     /// The set a stored value holds, with its owner's key.
@@ -65,11 +110,7 @@ impl Stored {
             }
             let mut key: Box<[u8]> = raw.name.into();
             key.make_ascii_lowercase();
-            let stored = Self::Wire {
-                rtype: raw.rtype,
-                ttl: raw.ttl,
-                records: SmallVec::from_slice(raw.records),
-            };
+            let stored = Self::wire(raw.rtype, raw.ttl, raw.records, raw.texts);
             return Ok((key, stored));
         }
         let set = Arc::new(codec::decode_rrset(value)?);
@@ -81,14 +122,19 @@ impl Stored {
         match self {
             Self::Wire {
                 rtype,
+                texts,
                 ttl,
-                records,
-            } => Ok(codec::encode_raw_rrset(&RawRrset {
-                name: key,
-                rtype: *rtype,
-                ttl: *ttl,
-                records,
-            })),
+                data,
+            } => {
+                let (records, texts) = Self::parts(*texts, data);
+                Ok(codec::encode_raw_rrset(&RawRrset {
+                    name: key,
+                    rtype: *rtype,
+                    ttl: *ttl,
+                    records,
+                    texts,
+                }))
+            }
             Self::Alias(set) => codec::encode_rrset(set),
         }
     }
@@ -100,17 +146,20 @@ impl Stored {
         }
     }
 
-    /// The record set, owned by `key`'s name: decoded, or borrowed when it is kept decoded.
-    /// Records that do not decode (never written so by r53) are left out.
+    /// The record set, owned by `key`'s name, as DNS answers it: decoded, or borrowed when it
+    /// is kept decoded. Records that do not decode (never written so by r53) are left out, and
+    /// so are the values as entered, which only a listing shows (see [`listed`](Self::listed)).
     pub(super) fn view(&self, key: &[u8]) -> Cow<'_, ResourceRecordSet> {
         match self {
             Self::Alias(set) => Cow::Borrowed(set),
             Self::Wire {
                 rtype,
+                texts,
                 ttl,
-                records,
+                data,
             } => {
                 let rtype = RecordType::from(*rtype);
+                let (records, _) = Self::parts(*texts, data);
                 Cow::Owned(ResourceRecordSet {
                     name: name_of(key),
                     rtype,
@@ -119,16 +168,30 @@ impl Stored {
                         .filter_map(Result::ok)
                         .collect(),
                     alias: None,
+                    texts: None,
                 })
             }
         }
     }
 
-    /// [`view`](Self::view), shared.
-    pub(super) fn to_arc(&self, key: &[u8]) -> Arc<ResourceRecordSet> {
+    /// The record set as the API lists it: [`view`](Self::view) with the values as they were
+    /// entered, when they were, shared.
+    pub(super) fn listed(&self, key: &[u8]) -> Arc<ResourceRecordSet> {
         match self {
             Self::Alias(set) => set.clone(),
-            Self::Wire { .. } => Arc::new(self.view(key).into_owned()),
+            Self::Wire { texts, data, .. } => {
+                let mut set = self.view(key).into_owned();
+                if let (records, Some(texts)) = Self::parts(*texts, data) {
+                    let texts: Box<[Box<str>]> = codec::read_texts(texts).map(Box::from).collect();
+                    // A record that did not decode was left out of the view: its value would
+                    // no longer pair off with its record, so the set lists as decoded.
+                    let whole = codec::read_rdata(records, set.rtype).count() == set.records.len();
+                    if whole && texts.len() == set.records.len() {
+                        set.texts = Some(texts);
+                    }
+                }
+                Arc::new(set)
+            }
         }
     }
 }
@@ -494,5 +557,13 @@ mod tests {
             !is_wire_name(&[&[64u8][..], &[b'a'; 64], &[0]].concat()),
             "a 64-byte label"
         );
+    }
+
+    /// Keeping the values as entered costs a set that has none (every zone file's) nothing:
+    /// the flag sits in padding. 40 bytes on 64-bit targets, as before.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_stored_set_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Stored>(), 40);
     }
 }

@@ -694,6 +694,7 @@ fn push_rrsets(
                 ttl: r.ttl,
                 records: vec![r.data.clone()],
                 alias: None,
+                texts: None,
             }),
             owner: Cow::Owned(owner),
         });
@@ -1314,6 +1315,7 @@ mod tests {
                 ttl: 60,
                 records,
                 alias: None,
+                texts: None,
             }),
         });
         let mut request = Message::query();

@@ -111,6 +111,12 @@ pub struct ResourceRecordSet {
     /// Boxed: most record sets are not Aliases, and a million of them should not each carry
     /// room for one.
     pub alias: Option<Box<AliasTarget>>,
+    /// The values as an API client entered them, one per record in `records`' order: Route 53
+    /// lists a value as it was sent (`foo.example.com` stays without its dot, `2001:DB8:0::1`
+    /// as written), while DNS answers from `records`. `None` for a set never entered as API
+    /// text (a zone file's, a new zone's SOA and NS, an Alias), which lists in presentation
+    /// form. See [`ResourceRecordSet::with_texts`].
+    pub texts: Option<Box<[Box<str>]>>,
 }
 
 impl ResourceRecordSet {
@@ -121,6 +127,7 @@ impl ResourceRecordSet {
             ttl,
             records: Vec::with_capacity(records.len()),
             alias: None,
+            texts: None,
         };
         for rdata in records {
             set.push(rdata);
@@ -136,13 +143,36 @@ impl ResourceRecordSet {
             ttl: 0,
             records: Vec::new(),
             alias: Some(Box::new(target)),
+            texts: None,
         }
     }
 
+    /// The set with `texts` as the values its records were entered as, one per record in
+    /// order. Texts that do not pair off with the records one to one (a value repeated, which
+    /// `new` dropped) are not kept: the set then lists in presentation form.
+    pub fn with_texts(mut self, texts: Vec<String>) -> Self {
+        self.texts = (self.alias.is_none() && texts.len() == self.records.len())
+            .then(|| texts.into_iter().map(String::into_boxed_str).collect());
+        self
+    }
+
+    /// Each record's value as Route 53 lists it: the text it was entered as, else the record
+    /// in presentation form.
+    pub fn listed_values(&self) -> impl Iterator<Item = Cow<'_, str>> + '_ {
+        self.records.iter().enumerate().map(|(i, rdata)| {
+            match self.texts.as_deref().and_then(|t| t.get(i)) {
+                Some(text) => Cow::Borrowed(&**text),
+                None => Cow::Owned(crate::zonefile::rdata_text(rdata)),
+            }
+        })
+    }
+
     /// Adds a value unless an equal one is already present (an RRset is a set, RFC 2181 §5).
+    /// A value added so was not entered as text: the set no longer has its values as entered.
     pub fn push(&mut self, rdata: RData) {
         if !self.records.contains(&rdata) {
             self.records.push(rdata);
+            self.texts = None;
         }
     }
 

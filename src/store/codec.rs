@@ -26,6 +26,10 @@ const RULE_V1: u8 = 1;
 const RRSET_V1: u8 = 1;
 /// Owner in wire form, and the Alias target.
 const RRSET_V2: u8 = 2;
+/// Version 2, then the values as the API client entered them, one per record (see
+/// [`push_texts`]). Written only for a set that has them, so a zone file's sets, and every
+/// store written before values were kept as entered, stay in version 2.
+const RRSET_V3: u8 = 3;
 const ENDPOINT_V1: u8 = 1;
 const CHANGE_V1: u8 = 1;
 
@@ -227,7 +231,8 @@ fn read_name(r: &mut Reader<'_>) -> Result<Name, StoreError> {
 }
 
 pub fn encode_rrset(set: &ResourceRecordSet) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![RRSET_V2];
+    let texts = set.texts.as_deref().filter(|_| set.alias.is_none());
+    let mut out = vec![if texts.is_some() { RRSET_V3 } else { RRSET_V2 }];
     put_name(&mut out, &set.name)?;
     out.extend_from_slice(&u16::from(set.rtype).to_be_bytes());
     out.extend_from_slice(&set.ttl.to_be_bytes());
@@ -246,7 +251,51 @@ pub fn encode_rrset(set: &ResourceRecordSet) -> Result<Vec<u8>, StoreError> {
             out.push(u8::from(alias.evaluate_target_health));
         }
     }
+    if let Some(texts) = texts {
+        if texts.len() != set.records.len() {
+            return Err(corrupt(
+                "values as entered do not pair off with the records",
+            ));
+        }
+        push_texts(&mut out, texts.iter().map(|t| &**t))?;
+    }
     Ok(out)
+}
+
+/// The values as entered, one after another, each a u16 length then its UTF-8 bytes (Route 53
+/// caps a value at 4000 characters, 16000 bytes at most).
+pub fn push_texts<'t>(
+    out: &mut Vec<u8>,
+    texts: impl IntoIterator<Item = &'t str>,
+) -> Result<(), StoreError> {
+    for text in texts {
+        let len = u16::try_from(text.len()).map_err(|_| corrupt("value over 65535 bytes"))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    Ok(())
+}
+
+/// The values [`push_texts`] wrote, which [`check_texts`] has found whole.
+pub fn read_texts(texts: &[u8]) -> impl Iterator<Item = &str> + '_ {
+    let mut r = Reader(texts);
+    std::iter::from_fn(move || {
+        let len = r.u16().ok()?;
+        std::str::from_utf8(r.take(len as usize).ok()?).ok()
+    })
+}
+
+/// Whether `texts` is exactly `count` values as [`push_texts`] writes them.
+fn check_texts(texts: &[u8], count: u32) -> Result<(), StoreError> {
+    let mut r = Reader(texts);
+    for _ in 0..count {
+        let len = r.u16()?;
+        std::str::from_utf8(r.take(len as usize)?).map_err(corrupt)?;
+    }
+    if !r.0.is_empty() {
+        return Err(corrupt("record set with trailing bytes"));
+    }
+    Ok(())
 }
 
 /// A record set's stored form taken apart without decoding its records: what the zone index
@@ -258,41 +307,52 @@ pub struct RawRrset<'a> {
     pub ttl: u32,
     /// Each record as a u16 length then its RDATA, names uncompressed.
     pub records: &'a [u8],
+    /// The values as entered, as [`push_texts`] writes them (one per record), when the set was
+    /// entered through the API.
+    pub texts: Option<&'a [u8]>,
 }
 
 /// `value` taken apart, when it is a plain record set in the current format: `None` for an
 /// Alias or an older format, which [`decode_rrset`] reads.
 pub fn raw_rrset(value: &[u8]) -> Result<Option<RawRrset<'_>>, StoreError> {
     let mut r = Reader(value);
-    if r.u8()? != RRSET_V2 {
+    let format = r.u8()?;
+    if format != RRSET_V2 && format != RRSET_V3 {
         return Ok(None);
     }
     let name_len = r.u16()? as usize;
     let name = r.take(name_len)?;
     let rtype = r.u16()?;
     let ttl = r.u32()?;
-    let records = take_records(&mut r)?;
-    match r.0 {
-        [0] => Ok(Some(RawRrset {
-            name,
-            rtype,
-            ttl,
-            records,
-        })),
-        [1, ..] => Ok(None),
-        _ => Err(corrupt("record set with trailing bytes")),
-    }
+    let (count, records) = take_records(&mut r)?;
+    let texts = match (format, r.0) {
+        (RRSET_V2, [0]) => None,
+        (RRSET_V3, [0, texts @ ..]) => {
+            check_texts(texts, count)?;
+            Some(texts)
+        }
+        (_, [1, ..]) => return Ok(None),
+        _ => return Err(corrupt("record set with trailing bytes")),
+    };
+    Ok(Some(RawRrset {
+        name,
+        rtype,
+        ttl,
+        records,
+        texts,
+    }))
 }
 
-/// A record count, then that many records as [`push_rdata`] writes them: the records' bytes.
-fn take_records<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], StoreError> {
+/// A record count, then that many records as [`push_rdata`] writes them: the count and the
+/// records' bytes.
+fn take_records<'a>(r: &mut Reader<'a>) -> Result<(u32, &'a [u8]), StoreError> {
     let count = r.u32()?;
     let start = r.0;
     for _ in 0..count {
         let len = r.u16()?;
         r.take(len as usize)?;
     }
-    Ok(&start[..start.len() - r.0.len()])
+    Ok((count, &start[..start.len() - r.0.len()]))
 }
 
 /// The stored form of a plain record set from its parts (the inverse of [`raw_rrset`]).
@@ -305,8 +365,13 @@ pub fn encode_raw_rrset(raw: &RawRrset<'_>) -> Vec<u8> {
             .unwrap_or_default();
         count += 1;
     }
-    let mut out = Vec::with_capacity(16 + raw.name.len() + raw.records.len());
-    out.push(RRSET_V2);
+    let texts = raw.texts.unwrap_or_default();
+    let mut out = Vec::with_capacity(16 + raw.name.len() + raw.records.len() + texts.len());
+    out.push(if raw.texts.is_some() {
+        RRSET_V3
+    } else {
+        RRSET_V2
+    });
     out.extend_from_slice(&(raw.name.len() as u16).to_be_bytes());
     out.extend_from_slice(raw.name);
     out.extend_from_slice(&raw.rtype.to_be_bytes());
@@ -314,6 +379,7 @@ pub fn encode_raw_rrset(raw: &RawRrset<'_>) -> Vec<u8> {
     out.extend_from_slice(&count.to_be_bytes());
     out.extend_from_slice(raw.records);
     out.push(0);
+    out.extend_from_slice(texts);
     out
 }
 
@@ -359,12 +425,13 @@ pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
             let name = std::str::from_utf8(r.take(name_len)?).map_err(corrupt)?;
             Name::from_ascii(name).map_err(corrupt)?
         }
-        RRSET_V2 => read_name(&mut r)?,
+        RRSET_V2 | RRSET_V3 => read_name(&mut r)?,
         _ => return Err(corrupt("unknown record set format")),
     };
     let rtype = RecordType::from(r.u16()?);
     let ttl = r.u32()?;
-    let records = read_rdata(take_records(&mut r)?, rtype).collect::<Result<Vec<_>, _>>()?;
+    let (count, records) = take_records(&mut r)?;
+    let records = read_rdata(records, rtype).collect::<Result<Vec<_>, _>>()?;
     let alias = match (format, r.0.is_empty()) {
         (RRSET_V1, _) => None,
         _ => match r.u8()? {
@@ -376,12 +443,20 @@ pub fn decode_rrset(value: &[u8]) -> Result<ResourceRecordSet, StoreError> {
             }),
         },
     };
+    let texts = match format {
+        RRSET_V3 => {
+            check_texts(r.0, count)?;
+            Some(read_texts(r.0).map(Box::from).collect())
+        }
+        _ => None,
+    };
     Ok(ResourceRecordSet {
         name,
         rtype,
         ttl,
         records,
         alias: alias.map(Box::new),
+        texts,
     })
 }
 
@@ -582,9 +657,89 @@ mod tests {
             60,
             vec![RData::try_from_str(RecordType::TXT, "\"hello\" \"world\"").unwrap()],
         );
-        let bytes = encode_rrset(&set).unwrap();
-        for cut in 0..bytes.len() {
-            assert!(decode_rrset(&bytes[..cut]).is_err());
+        let entered = set.clone().with_texts(vec!["\"hello\"  \"world\"".into()]);
+        for set in [set, entered] {
+            let bytes = encode_rrset(&set).unwrap();
+            for cut in 0..bytes.len() {
+                assert!(decode_rrset(&bytes[..cut]).is_err());
+                // The zone index's reading of it: an error or, cut inside an Alias, not a
+                // plain set; never a panic, and never the values as entered cut short.
+                assert!(
+                    !matches!(raw_rrset(&bytes[..cut]), Ok(Some(_))),
+                    "cut at {cut}"
+                );
+            }
         }
+    }
+
+    fn entered_mx() -> ResourceRecordSet {
+        ResourceRecordSet::new(
+            &Name::from_str("example.com.").unwrap(),
+            RecordType::MX,
+            300,
+            vec![
+                RData::try_from_str(RecordType::MX, "10 mail.example.com.").unwrap(),
+                RData::try_from_str(RecordType::MX, "20 mail2.example.net.").unwrap(),
+            ],
+        )
+        .with_texts(vec![
+            "10 Mail.example.com".into(),
+            "020 mail2.example.net.".into(),
+        ])
+    }
+
+    #[test]
+    fn values_as_entered_round_trip() {
+        let set = entered_mx();
+        let bytes = encode_rrset(&set).unwrap();
+        assert_eq!(bytes[0], RRSET_V3);
+        let back = decode_rrset(&bytes).unwrap();
+        assert_eq!(back, set);
+        let listed: Vec<_> = back.listed_values().collect();
+        assert_eq!(listed, ["10 Mail.example.com", "020 mail2.example.net."]);
+        // And taken apart and put together again as the zone index does (the snapshot).
+        let raw = raw_rrset(&bytes).unwrap().unwrap();
+        let texts: Vec<_> = read_texts(raw.texts.unwrap()).collect();
+        assert_eq!(texts, ["10 Mail.example.com", "020 mail2.example.net."]);
+        assert_eq!(encode_raw_rrset(&raw), bytes);
+    }
+
+    /// What r53 wrote before it kept values as entered (and still writes for a zone file's
+    /// sets), spelt out byte by byte: it reads as it did, with no values as entered.
+    #[test]
+    fn version_2_record_sets_read_as_before() {
+        let mut old = vec![2u8];
+        let owner = b"\x07example\x03com\x00";
+        old.extend_from_slice(&(owner.len() as u16).to_be_bytes());
+        old.extend_from_slice(owner);
+        old.extend_from_slice(&15u16.to_be_bytes()); // MX
+        old.extend_from_slice(&300u32.to_be_bytes());
+        old.extend_from_slice(&1u32.to_be_bytes());
+        let rdata = b"\x00\x0a\x04Mail\x07example\x03com\x00";
+        old.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        old.extend_from_slice(rdata);
+        old.push(0); // no Alias
+        let set = decode_rrset(&old).unwrap();
+        assert_eq!(set.texts, None);
+        let listed: Vec<_> = set.listed_values().collect();
+        assert_eq!(listed, ["10 Mail.example.com."]);
+        let raw = raw_rrset(&old).unwrap().unwrap();
+        assert_eq!(raw.texts, None);
+        assert_eq!(encode_raw_rrset(&raw), old);
+        // A set without values as entered is still written so.
+        assert_eq!(encode_rrset(&set).unwrap(), old);
+    }
+
+    #[test]
+    fn values_as_entered_that_do_not_pair_off_are_corrupt() {
+        let mut bytes = encode_rrset(&entered_mx()).unwrap();
+        bytes.extend_from_slice(&[0, 1, b'x']); // a third value for two records
+        assert!(decode_rrset(&bytes).is_err());
+        assert!(raw_rrset(&bytes).is_err());
+        let mut bytes = encode_rrset(&entered_mx()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] = 0xff; // not UTF-8
+        assert!(decode_rrset(&bytes).is_err());
+        assert!(raw_rrset(&bytes).is_err());
     }
 }

@@ -19,3 +19,4 @@ mod resolver;
 mod serve;
 mod snapshot;
 mod support;
+mod values;

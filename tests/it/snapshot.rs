@@ -275,3 +275,102 @@ async fn a_change_arriving_after_shutdown_is_refused_and_the_snapshot_matches_th
         .collect::<Vec<_>>();
     assert_eq!(www, [set("www.example.com.", "192.0.2.1")]);
 }
+
+/// The values as an API client entered them (listed so, as Route 53 lists them) are in the
+/// start-up snapshot and in the store: they list the same after a clean restart, and after a
+/// kill -9, when the zones are read back from sled.
+#[tokio::test]
+async fn values_as_entered_survive_a_clean_restart_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let batch = |action: &str, cname: &str| {
+        json!({"ChangeBatch": {"Changes": [
+            {"Action": action, "ResourceRecordSet": {"Name": "www.entered.test", "Type": "CNAME",
+                "TTL": 60, "ResourceRecords": [{"Value": cname}]}},
+            {"Action": "UPSERT", "ResourceRecordSet": {"Name": "v6.entered.test", "Type": "AAAA",
+                "TTL": 60, "ResourceRecords": [{"Value": "2001:DB8:0::1"}, {"Value": "2001:db8::0:2"}]}},
+        ]}})
+    };
+    let listing = |server: &Server, zone: &str| {
+        let (api, path) = (server.api, format!("/2013-04-01/hostedzone/{zone}/rrset"));
+        async move {
+            let (status, body) = http(api, "GET", &path, None).await;
+            assert_eq!(status, 200, "{body}");
+            body["ResourceRecordSets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["Name"] != "entered.test.")
+                .map(|s| {
+                    let values = s["ResourceRecords"].as_array().unwrap().iter();
+                    let values: Vec<_> = values.map(|r| r["Value"].as_str().unwrap()).collect();
+                    format!("{} {} {}", s["Name"], s["Type"], values.join(" | "))
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let server = Server::start(&data);
+    let (status, body) = http(
+        server.api,
+        "POST",
+        "/2013-04-01/hostedzone",
+        Some(json!({"Name": "entered.test", "CallerReference": "entered-1"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let zone = bare_id(&body["HostedZone"]["Id"]);
+    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
+    let (status, body) = http(
+        server.api,
+        "POST",
+        &rrset,
+        Some(batch("CREATE", "Target.Example.org")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let entered = [
+        r#""v6.entered.test." "AAAA" 2001:DB8:0::1 | 2001:db8::0:2"#,
+        r#""www.entered.test." "CNAME" Target.Example.org"#,
+    ];
+    assert_eq!(listing(&server, &zone).await, entered);
+    server.terminate();
+
+    // From the start-up snapshot.
+    let server = Server::start(&data);
+    assert_eq!(listing(&server, &zone).await, entered);
+    assert_eq!(
+        server.answer("www.entered.test.", RecordType::CNAME).await,
+        ["www.entered.test. 60 CNAME Target.Example.org."]
+    );
+    // Only a trailing dot added: a change all the same, and then kill -9.
+    let (status, body) = http(
+        server.api,
+        "POST",
+        &rrset,
+        Some(batch("UPSERT", "Target.Example.org.")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let log = server.kill();
+    assert!(loaded_line(&log).contains("from=snapshot"), "{log}");
+
+    // From the store.
+    let server = Server::start(&data);
+    assert_eq!(
+        listing(&server, &zone).await,
+        [
+            r#""v6.entered.test." "AAAA" 2001:DB8:0::1 | 2001:db8::0:2"#,
+            r#""www.entered.test." "CNAME" Target.Example.org."#,
+        ]
+    );
+    assert_eq!(
+        server.answer("v6.entered.test.", RecordType::AAAA).await,
+        [
+            "v6.entered.test. 60 AAAA 2001:db8::1",
+            "v6.entered.test. 60 AAAA 2001:db8::2"
+        ]
+    );
+    let log = server.terminate();
+    assert!(loaded_line(&log).contains("from=store"), "{log}");
+}
