@@ -44,6 +44,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::InvalidInput(format!("Malformed request body at '{path}': {inner}"))
             }
         })?;
+        // Only whitespace may follow the object (what serde_json::from_slice checks): reading
+        // stops at its closing brace, and `{...} trailing` was taken.
+        de.end()
+            .map_err(|e| ApiError::InvalidInput(format!("Malformed request body: {e}")))?;
         Ok(JsonBody(value))
     }
 }

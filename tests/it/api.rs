@@ -862,6 +862,38 @@ async fn an_array_where_an_object_belongs_is_refused_naming_the_field() {
     assert_eq!(status, StatusCode::OK, "{reply}");
 }
 
+/// A body with more after its JSON object is refused: serde read the object and stopped, so
+/// `{...} trailing` made the change.
+#[tokio::test]
+async fn bytes_after_the_json_body_are_refused() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let batch = json!({"ChangeBatch": {"Changes": [rrset("CREATE", "a.example.com.", "A", 60, &["192.0.2.1"])]}});
+    let path = format!("/2013-04-01/hostedzone/{id}/rrset");
+    for tail in [" trailing", " {}", "]"] {
+        let (status, body) = api
+            .call_raw(Method::POST, &path, Some(format!("{batch}{tail}")), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{tail}: {body}");
+        assert_eq!(error_code(&body), "InvalidInput", "{tail}: {body}");
+        assert!(
+            error_message(&body).starts_with("Malformed request body: trailing characters"),
+            "{tail}: {body}"
+        );
+    }
+    let page = api.list(&id, "").await;
+    assert_eq!(
+        page["ResourceRecordSets"].as_array().unwrap().len(),
+        2,
+        "{page}"
+    );
+    // Whitespace after it is not more JSON.
+    let (status, body) = api
+        .call_raw(Method::POST, &path, Some(format!("{batch} \n")), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn batch_limits_are_route53s() {
     let api = Api::new();
