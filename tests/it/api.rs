@@ -862,6 +862,29 @@ async fn an_array_where_an_object_belongs_is_refused_naming_the_field() {
     assert_eq!(status, StatusCode::OK, "{reply}");
 }
 
+/// An empty name in a batch is refused in Route 53's words for an empty AliasTarget DNSName
+/// ("[FATAL problem: DomainNameEmpty (Domain name is empty) encountered with '']",
+/// harmony-one/harmony-ops#491); r53 said "DNS name must not be empty".
+#[tokio::test]
+async fn an_empty_name_is_domain_name_empty() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let empty_target = json!({"Action": "CREATE", "ResourceRecordSet": {
+        "Name": "a.example.com.", "Type": "A",
+        "AliasTarget": {"HostedZoneId": id.as_str(), "DNSName": "", "EvaluateTargetHealth": false}}});
+    let empty_name = rrset("CREATE", "", "A", 60, &["192.0.2.1"]);
+    for change in [empty_target, empty_name] {
+        let (status, body) = api.change(&id, json!([change])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "InvalidChangeBatch", "{body}");
+        assert_eq!(
+            body["Error"]["Messages"],
+            json!(["FATAL problem: DomainNameEmpty (Domain name is empty) encountered with ''"]),
+            "{body}"
+        );
+    }
+}
+
 /// A body with more after its JSON object is refused: serde read the object and stopped, so
 /// `{...} trailing` made the change.
 #[tokio::test]
