@@ -1,6 +1,7 @@
 //! What handlers take from a request and how they reply, with every rejection in the API's
 //! error shape: JSON bodies decoded with the failing field named
-//! (`ChangeBatch.Changes[0].Action: unknown variant ...`), query strings and path segments
+//! (`ChangeBatch.Changes[0].Action: unknown variant ...`), a struct given as an array refused
+//! where it is (`ObjectsOnly`), query strings and path segments
 //! refused as InvalidInput rather than with axum's plain-text 400.
 
 use axum::body::Bytes;
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::objects::ObjectsOnly;
 
 /// A JSON request body, or a 400 that names what is wrong and where.
 pub struct JsonBody<T>(pub T);
@@ -30,31 +32,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ApiError::InvalidInput(format!("Could not read the request body: {e}"))
                 }
             })?;
-        if is_array(&bytes) {
-            return Err(ApiError::InvalidInput(
-                "Malformed request body: expected a JSON object, found an array".into(),
-            ));
-        }
+        // Every request body is a JSON object, and so is every struct inside one: see
+        // `ObjectsOnly` for why serde alone would read an array there.
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(&mut de)
-            .map(JsonBody)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path.is_empty() || path == "." {
-                    ApiError::InvalidInput(format!("Malformed request body: {inner}"))
-                } else {
-                    ApiError::InvalidInput(format!("Malformed request body at '{path}': {inner}"))
-                }
-            })
+        let value = serde_path_to_error::deserialize(ObjectsOnly(&mut de)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                ApiError::InvalidInput(format!("Malformed request body: {inner}"))
+            } else {
+                ApiError::InvalidInput(format!("Malformed request body at '{path}': {inner}"))
+            }
+        })?;
+        // Only whitespace may follow the object (what serde_json::from_slice checks): reading
+        // stops at its closing brace, and `{...} trailing` was taken.
+        de.end()
+            .map_err(|e| ApiError::InvalidInput(format!("Malformed request body: {e}")))?;
+        Ok(JsonBody(value))
     }
-}
-
-/// Every request body is a JSON object, but serde's derived structs also read a JSON array as
-/// their fields in order: `[]` was UpdateHostedZoneComment with no Comment (the comment
-/// removed) and `["a.example", "ref"]` a CreateHostedZone. Such a body is refused whole.
-fn is_array(body: &[u8]) -> bool {
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 /// A JSON response with a status.

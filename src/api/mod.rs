@@ -9,6 +9,7 @@ mod endpoints;
 pub mod error;
 mod extract;
 mod hosted_zones;
+mod objects;
 mod resolver;
 mod rrsets;
 pub mod types;

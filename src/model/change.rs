@@ -95,8 +95,8 @@ fn describe(set: &ResourceRecordSet) -> String {
 }
 
 /// Checks `batch` against the zone's current record sets, in order, as Route 53 does: each
-/// change sees the effect of the ones before it. All or nothing: any message refuses the
-/// whole batch.
+/// change sees the effect of the ones before it (a loop is also looked for in the zone as the
+/// whole batch leaves it). All or nothing: any message refuses the whole batch.
 ///
 /// `endpoint_zones` names the zones endpoints are registered under, and `endpoint_exists`
 /// says whether an endpoint of that kind is registered under that name (Alias targets that
@@ -156,6 +156,17 @@ pub fn plan(
 
     // Work on a view of the zone that later changes see.
     let mut view: BTreeMap<RrKey, Option<&ResourceRecordSet>> = BTreeMap::new();
+    // And on the zone as the whole batch would leave it, every change applied as written
+    // (whether or not it is refused for something else), for loops only: Route 53 judges an
+    // Alias target's existence in order (an Alias listed before the set it targets is "not
+    // found", DNSControl #937, octodns #366), but a loop closed by a later change of the same
+    // batch (a to b, then b to a) is as much a loop as one closed by a later batch, and is
+    // refused in the same words, for each change on it.
+    let mut written: BTreeMap<RrKey, Option<&ResourceRecordSet>> = BTreeMap::new();
+    for change in &batch.changes {
+        let set = &change.rrset;
+        written.insert(set.key(), (change.action != Action::Delete).then_some(set));
+    }
     fn lookup<'a>(
         view: &BTreeMap<RrKey, Option<&'a ResourceRecordSet>>,
         current: &'a impl RecordSets,
@@ -224,7 +235,13 @@ pub fn plan(
                 endpoint_exists,
             ));
         }
-        if creates_loop(zone, set, |k| lookup(&view, current, k)) {
+        let loops = creates_loop(zone, set, |k| lookup(&view, current, k))
+            || creates_loop(zone, set, |k| lookup(&written, current, k));
+        // A set refused only as a loop stays in place for the changes after it: the loop is
+        // the batch's doing, so b to a, after a to b, finds a and is told of the loop rather
+        // than that a was not found, as it is when a to b came in an earlier batch.
+        let only_a_loop = loops && refused.is_empty();
+        if loops {
             refused.push(format!(
                 "RRSet of type {} with DNS name {} is not permitted as it creates a CNAME or alias loop in the zone.",
                 type_name(set.rtype),
@@ -233,7 +250,9 @@ pub fn plan(
         }
         if !refused.is_empty() {
             messages.extend(refused);
-            continue;
+            if !only_a_loop {
+                continue;
+            }
         }
         view.insert(key, Some(set));
     }
@@ -375,7 +394,7 @@ fn next_in_zone(zone: &HostedZone, set: &ResourceRecordSet) -> Option<RrKey> {
 /// Whether `set`, once in place, leads back to itself through Aliases and CNAMEs of the zone
 /// (`a` to `a`, or `a` to `b` to `a`): Route 53 refuses it ("RRSet of type CNAME with DNS name
 /// ... is not permitted as it creates a CNAME or alias loop in the zone."). `lookup` reads the
-/// zone as the batch has changed it so far. A loop the chain runs into that does not pass
+/// zone as the batch has changed it (so far, or as a whole). A loop the chain runs into that does not pass
 /// through `set` (one a zone file brought in) is not this change's doing.
 fn creates_loop<'a>(
     zone: &HostedZone,
@@ -905,7 +924,14 @@ mod tests {
                 ),
             ],
         );
-        assert_eq!(m, [loop_message("c2.example.com.", "CNAME")]);
+        // Both changes are on the loop the batch closes.
+        assert_eq!(
+            m,
+            [
+                loop_message("c1.example.com.", "CNAME"),
+                loop_message("c2.example.com.", "CNAME"),
+            ]
+        );
         // A chain is not a loop: a to b to www, and a CNAME out of the zone.
         let ok = refused(
             &zone,
@@ -922,6 +948,95 @@ mod tests {
             ],
         );
         assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    /// A loop closed by a later change of the same batch is refused in the words a loop closed
+    /// by a later batch gets, for each change on it; Alias targets are still looked for in
+    /// order, so an Alias listed before the set it targets is "not found" (as in Route 53:
+    /// DNSControl #937, "if I add the CNAME first, and then add the R53_ALIAS it runs fine").
+    #[test]
+    fn a_loop_closed_within_one_batch_is_refused_for_each_change_on_it() {
+        let zone = zone();
+        let id = zone.id.as_str().to_owned();
+        let a_to_b = || alias("a.example.com.", RecordType::A, &id, "b.example.com.");
+        let b_to_a = || alias("b.example.com.", RecordType::A, &id, "a.example.com.");
+        let b_to_www = || alias("b.example.com.", RecordType::A, &id, "www.example.com.");
+        let not_found = |target: &str| {
+            format!("Tried to create an alias that targets {target}, type A in zone {id}, but that target was not found")
+        };
+        // b already an Alias to www: each change finds its target, and both are on the loop.
+        let m = refused(
+            &zone,
+            &[b_to_www()],
+            vec![
+                change(Action::Upsert, a_to_b()),
+                change(Action::Upsert, b_to_a()),
+            ],
+        );
+        assert_eq!(
+            m,
+            [
+                loop_message("a.example.com.", "A"),
+                loop_message("b.example.com.", "A")
+            ]
+        );
+        // Across two batches, the second change alone says the same of itself.
+        let m = refused(
+            &zone,
+            &[a_to_b(), b_to_www()],
+            vec![change(Action::Upsert, b_to_a())],
+        );
+        assert_eq!(m, [loop_message("b.example.com.", "A")]);
+        // Both new: a's target comes later in the batch (not found, in order), a refused
+        // change is not in the view later ones see, and both are on the loop.
+        let m = refused(
+            &zone,
+            &[],
+            vec![
+                change(Action::Create, a_to_b()),
+                change(Action::Create, b_to_a()),
+            ],
+        );
+        assert_eq!(
+            m,
+            [
+                not_found("b.example.com."),
+                loop_message("a.example.com.", "A"),
+                not_found("a.example.com."),
+                loop_message("b.example.com.", "A"),
+            ]
+        );
+        // A pair that ends at a real set is taken when the target comes first, and is "not
+        // found" the other way round, as Route 53 answers it.
+        let ok = refused(
+            &zone,
+            &[],
+            vec![
+                change(Action::Create, b_to_www()),
+                change(Action::Create, a_to_b()),
+            ],
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+        let m = refused(
+            &zone,
+            &[],
+            vec![
+                change(Action::Create, a_to_b()),
+                change(Action::Create, b_to_www()),
+            ],
+        );
+        assert_eq!(m, [not_found("b.example.com.")]);
+        // Re-pointing: a loop the batch passes through but does not leave behind is refused
+        // as before (in order, a to b meets b to a).
+        let m = refused(
+            &zone,
+            &[b_to_a()],
+            vec![
+                change(Action::Upsert, a_to_b()),
+                change(Action::Upsert, b_to_www()),
+            ],
+        );
+        assert_eq!(m, [loop_message("a.example.com.", "A")]);
     }
 
     #[test]

@@ -50,7 +50,9 @@ fn in_record(e: InvalidInput) -> InvalidInput {
 /// [`route53_name`]), and what it lists must read back as the same name.
 pub fn parse_name(text: &str) -> Result<Name, InvalidInput> {
     if text.is_empty() {
-        return Err(InvalidInput("DNS name must not be empty".into()));
+        // Route 53, for an empty AliasTarget DNSName: "[FATAL problem: DomainNameEmpty
+        // (Domain name is empty) encountered with '']".
+        return Err(fatal_name("DomainNameEmpty", "Domain name is empty", text));
     }
     let bad_escape = || {
         InvalidInput(format!(

@@ -394,6 +394,83 @@ async fn bad_aliases_are_refused_and_nothing_is_stored() {
     assert_eq!(listed["Endpoints"].as_array().unwrap().len(), 1, "{listed}");
 }
 
+/// An Alias loop closed inside one batch (a to b, b to a) is refused in the words the same loop
+/// gets when it closes across two batches, for each change on it, and leaves nothing behind;
+/// a pair that ends at a real set is taken when its target comes first in the batch, and is
+/// "not found" the other way round, as Route 53 judges targets in order.
+#[tokio::test]
+async fn an_alias_loop_closed_in_one_batch_is_a_loop() {
+    let s = Server::start().await;
+    let zone = s.zone.clone();
+    let looped = |name: &str| {
+        format!("RRSet of type A with DNS name {name} is not permitted as it creates a CNAME or alias loop in the zone.")
+    };
+    let (status, body) = s
+        .change(json!([alias(
+            "b.example.com.",
+            "A",
+            &zone,
+            "www.example.com."
+        )]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s
+        .change(json!([
+            alias("a.example.com.", "A", &zone, "b.example.com."),
+            alias("b.example.com.", "A", &zone, "a.example.com."),
+        ]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["Error"]["Code"], "InvalidChangeBatch", "{body}");
+    assert_eq!(
+        body["Error"]["Messages"],
+        json!([looped("a.example.com."), looped("b.example.com.")]),
+        "{body}"
+    );
+    // Both new in one batch: a's target is not there yet at its turn, and both loop.
+    let (status, body) = s
+        .change(json!([
+            alias("c.example.com.", "A", &zone, "d.example.com."),
+            alias("d.example.com.", "A", &zone, "c.example.com."),
+        ]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let messages: Vec<String> = serde_json::from_value(body["Error"]["Messages"].clone()).unwrap();
+    assert!(messages.contains(&looped("c.example.com.")), "{body}");
+    assert!(messages.contains(&looped("d.example.com.")), "{body}");
+    // Nothing of either batch was kept: b still answers www's address, a, c, d are not there.
+    let answer = s.ask("a.example.com.", RecordType::A).await;
+    assert_eq!(answer.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        addresses(&s.ask("b.example.com.", RecordType::A).await),
+        ["192.0.2.10"]
+    );
+    // Target first: taken. Target second: not found.
+    let (status, body) = s
+        .change(json!([
+            alias("f.example.com.", "A", &zone, "www.example.com."),
+            alias("e.example.com.", "A", &zone, "f.example.com."),
+        ]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        addresses(&s.ask("e.example.com.", RecordType::A).await),
+        ["192.0.2.10"]
+    );
+    let (status, body) = s
+        .change(json!([
+            alias("g.example.com.", "A", &zone, "h.example.com."),
+            alias("h.example.com.", "A", &zone, "www.example.com."),
+        ]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["Error"]["Messages"],
+        json!([format!("Tried to create an alias that targets h.example.com., type A in zone {zone}, but that target was not found")]),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn endpoints_and_aliases_survive_a_restart() {
     let s = Server::start().await;

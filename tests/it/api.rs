@@ -778,6 +778,145 @@ async fn a_json_array_body_is_refused_not_read_as_fields() {
     assert_eq!(body, json!({"HostedZoneCount": 1}));
 }
 
+/// Every object inside a body is refused as an array too, naming the field it is at: serde read
+/// `{"ChangeBatch": [null, [...]]}` as a batch, `[["CREATE", {...}]]` as Changes, a record set
+/// `["a.example.com.", "A", 60, [...]]` as its fields, and so on, and made the change.
+#[tokio::test]
+async fn an_array_where_an_object_belongs_is_refused_naming_the_field() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let rrsets = format!("/2013-04-01/hostedzone/{id}/rrset");
+    let set = json!(["a.example.com.", "A", 60, [{"Value": "192.0.2.1"}]]);
+    let record = json!({"Name": "a.example.com.", "Type": "A", "TTL": 60,
+                        "ResourceRecords": [["192.0.2.1"]]});
+    let alias = json!({"Name": "a.example.com.", "Type": "A",
+                       "AliasTarget": [id.as_str(), "www.example.com.", false]});
+    let cases = [
+        (
+            rrsets.as_str(),
+            json!({"ChangeBatch": [null, [{"Action": "CREATE", "ResourceRecordSet": record.clone()}]]}),
+            "ChangeBatch",
+        ),
+        (
+            rrsets.as_str(),
+            json!({"ChangeBatch": {"Changes": [["CREATE", set.clone()]]}}),
+            "ChangeBatch.Changes[0]",
+        ),
+        (
+            rrsets.as_str(),
+            json!({"ChangeBatch": {"Changes": [{"Action": "CREATE", "ResourceRecordSet": set}]}}),
+            "ChangeBatch.Changes[0].ResourceRecordSet",
+        ),
+        (
+            rrsets.as_str(),
+            json!({"ChangeBatch": {"Changes": [{"Action": "CREATE", "ResourceRecordSet": record}]}}),
+            "ChangeBatch.Changes[0].ResourceRecordSet.ResourceRecords[0]",
+        ),
+        (
+            rrsets.as_str(),
+            json!({"ChangeBatch": {"Changes": [{"Action": "CREATE", "ResourceRecordSet": alias}]}}),
+            "ChangeBatch.Changes[0].ResourceRecordSet.AliasTarget",
+        ),
+        (
+            "/2013-04-01/hostedzone",
+            json!({"Name": "example.net", "CallerReference": "r2",
+                   "HostedZoneConfig": ["a comment", false]}),
+            "HostedZoneConfig",
+        ),
+        (
+            "/2013-04-01/hostedzone",
+            json!({"Name": "example.org", "CallerReference": "r3", "VPC": ["us-east-1", "vpc-1"]}),
+            "VPC",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, reply) = api.call(Method::POST, path, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");
+        assert_eq!(error_code(&reply), "InvalidInput", "{body}: {reply}");
+        let message = error_message(&reply);
+        assert!(
+            message.starts_with(&format!(
+                "Malformed request body at '{field}': expected a JSON object, found an array"
+            )),
+            "{body}: {reply}"
+        );
+    }
+    // Nothing was made: the zone holds its SOA and NS, and it is the only zone.
+    let page = api.list(&id, "").await;
+    assert_eq!(
+        page["ResourceRecordSets"].as_array().unwrap().len(),
+        2,
+        "{page}"
+    );
+    let (_, count) = api
+        .call(Method::GET, "/2013-04-01/hostedzonecount", None)
+        .await;
+    assert_eq!(count, json!({"HostedZoneCount": 1}));
+    // The same batch written with objects is taken.
+    let (status, reply) = api
+        .change(
+            &id,
+            json!([rrset("CREATE", "a.example.com.", "A", 60, &["192.0.2.1"])]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+}
+
+/// An empty name in a batch is refused in Route 53's words for an empty AliasTarget DNSName
+/// ("[FATAL problem: DomainNameEmpty (Domain name is empty) encountered with '']",
+/// harmony-one/harmony-ops#491); r53 said "DNS name must not be empty".
+#[tokio::test]
+async fn an_empty_name_is_domain_name_empty() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let empty_target = json!({"Action": "CREATE", "ResourceRecordSet": {
+        "Name": "a.example.com.", "Type": "A",
+        "AliasTarget": {"HostedZoneId": id.as_str(), "DNSName": "", "EvaluateTargetHealth": false}}});
+    let empty_name = rrset("CREATE", "", "A", 60, &["192.0.2.1"]);
+    for change in [empty_target, empty_name] {
+        let (status, body) = api.change(&id, json!([change])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_code(&body), "InvalidChangeBatch", "{body}");
+        assert_eq!(
+            body["Error"]["Messages"],
+            json!(["FATAL problem: DomainNameEmpty (Domain name is empty) encountered with ''"]),
+            "{body}"
+        );
+    }
+}
+
+/// A body with more after its JSON object is refused: serde read the object and stopped, so
+/// `{...} trailing` made the change.
+#[tokio::test]
+async fn bytes_after_the_json_body_are_refused() {
+    let api = Api::new();
+    let id = api.create_zone("example.com").await;
+    let batch = json!({"ChangeBatch": {"Changes": [rrset("CREATE", "a.example.com.", "A", 60, &["192.0.2.1"])]}});
+    let path = format!("/2013-04-01/hostedzone/{id}/rrset");
+    for tail in [" trailing", " {}", "]"] {
+        let (status, body) = api
+            .call_raw(Method::POST, &path, Some(format!("{batch}{tail}")), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{tail}: {body}");
+        assert_eq!(error_code(&body), "InvalidInput", "{tail}: {body}");
+        assert!(
+            error_message(&body).starts_with("Malformed request body: trailing characters"),
+            "{tail}: {body}"
+        );
+    }
+    let page = api.list(&id, "").await;
+    assert_eq!(
+        page["ResourceRecordSets"].as_array().unwrap().len(),
+        2,
+        "{page}"
+    );
+    // Whitespace after it is not more JSON.
+    let (status, body) = api
+        .call_raw(Method::POST, &path, Some(format!("{batch} \n")), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn batch_limits_are_route53s() {
     let api = Api::new();
