@@ -18,7 +18,7 @@
 //! - Every record of an RRset after the first has its owner point to the first's.
 //! - The owner of an additional record points to the same name in the RDATA of one of the first
 //!   15 records of an answer or authority RRset (a name server's glue to its NS record, a mail
-//!   exchanger's address to its MX), as Knot's per-record compression hints do.
+//!   exchanger's address to its MX, an SRV target's), as Knot's per-record compression hints do.
 //!
 //! Names are compared byte for byte, so what a client decompresses is exactly what r53 wrote
 //! (Knot compares without regard to case; r53 spells the names that end like the question as
@@ -192,15 +192,12 @@ impl Names {
                 encoder.emit_u32(soa.minimum)?;
                 Some(start)
             }
-            // Priority, weight and port, then the target.
+            // Priority, weight and port, then the target. (An SVCB or HTTPS TargetName is no
+            // hint: Knot 3.2 writes the owners of their additional records compressed against
+            // the question.)
             RData::SRV(_) => {
                 rdata.emit(encoder)?;
                 Some(start + 6)
-            }
-            // SvcPriority, then the TargetName.
-            RData::SVCB(_) | RData::HTTPS(_) => {
-                rdata.emit(encoder)?;
-                Some(start + 2)
             }
             _ => {
                 rdata.emit(encoder)?;
