@@ -1280,6 +1280,158 @@ mod tests {
         assert_eq!(out.len(), 12 + 259 + 360 * 16);
     }
 
+    /// Reads every name in `wire` (question, owners, and the RDATA names of NS, CNAME, PTR,
+    /// MX, SOA and SRV) and checks that each compression pointer points back at the first
+    /// byte of a label read before it; returns how many pointers there were.
+    fn check_pointers(wire: &[u8]) -> usize {
+        let mut labels = std::collections::HashSet::new();
+        let mut pointers = 0;
+        let mut name = |at: &mut usize| loop {
+            let len = wire[*at];
+            match len {
+                0 => {
+                    *at += 1;
+                    return;
+                }
+                1..=63 => {
+                    labels.insert(*at);
+                    *at += 1 + usize::from(len);
+                }
+                _ => {
+                    assert!(len >= 0xC0, "a bad label type at {at}");
+                    let target = usize::from(u16::from_be_bytes([len & 0x3F, wire[*at + 1]]));
+                    assert!(target < *at, "a pointer at {at} to {target}, not back");
+                    assert!(
+                        labels.contains(&target),
+                        "a pointer at {at} to {target}, no label"
+                    );
+                    pointers += 1;
+                    *at += 2;
+                    return;
+                }
+            }
+        };
+        let count = |i: usize| usize::from(u16::from_be_bytes([wire[i], wire[i + 1]]));
+        let mut at = HEADER_LEN;
+        for _ in 0..count(4) {
+            name(&mut at);
+            at += 4;
+        }
+        for _ in 0..count(6) + count(8) + count(10) {
+            name(&mut at);
+            let rtype = count(at);
+            let rdlen = count(at + 8);
+            at += 10;
+            let end = at + rdlen;
+            let mut inner = at;
+            match RecordType::from(rtype as u16) {
+                RecordType::NS | RecordType::CNAME | RecordType::PTR => name(&mut inner),
+                RecordType::MX => {
+                    inner += 2;
+                    name(&mut inner);
+                }
+                RecordType::SRV => {
+                    inner += 6;
+                    name(&mut inner);
+                }
+                RecordType::SOA => {
+                    name(&mut inner);
+                    name(&mut inner);
+                    inner += 20;
+                }
+                _ => inner = end,
+            }
+            assert_eq!(
+                inner, end,
+                "RDATA of type {rtype} at {at} is not its length"
+            );
+            at = end;
+        }
+        assert_eq!(at, wire.len());
+        pointers
+    }
+
+    #[test]
+    fn names_compress_to_earlier_names_and_read_back_exactly_past_the_pointer_reach() {
+        // 400 MX records at the question, in its mixed case, then their exchanges' addresses
+        // (every tenth with an AAAA too) and 200 SRV records of another name: some 20 KB, past
+        // the 0x3FFF a pointer reaches, and far past the 120 names hickory would compress.
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        let zone_name = |i: usize| name(&format!("h{i:03}.large.test."));
+        let set = |owner: Name, rtype, records| Section {
+            owner: Cow::Owned(owner.clone()),
+            rrset: Cow::Owned(Rrset {
+                name: owner,
+                rtype,
+                ttl: 3600,
+                records,
+                alias: None,
+            }),
+        };
+        let mut answer = Answer::new(ResponseCode::NoError, true);
+        let mx = (0..400)
+            .map(|i| RData::MX(MX::new(i as u16, zone_name(i))))
+            .collect();
+        answer
+            .answers
+            .push(set(name("mx400.large.test."), RecordType::MX, mx));
+        let srv = (0..200)
+            .map(|i| RData::SRV(hickory_proto::rr::rdata::SRV::new(0, 0, 5060, zone_name(i))))
+            .collect();
+        answer
+            .authorities
+            .push(set(name("_sip._tcp.large.test."), RecordType::SRV, srv));
+        for i in 0..400 {
+            let a = RData::A(std::net::Ipv4Addr::new(10, 0, (i / 256) as u8, i as u8).into());
+            answer
+                .additionals
+                .push(set(zone_name(i), RecordType::A, vec![a]));
+            if i % 10 == 0 {
+                let aaaa = RData::AAAA(std::net::Ipv6Addr::LOCALHOST.into());
+                answer
+                    .additionals
+                    .push(set(zone_name(i), RecordType::AAAA, vec![aaaa]));
+            }
+        }
+        let mut request = Message::query();
+        request.add_query(Query::query(name("MX400.Large.TEST."), RecordType::MX));
+        let out = Response::new(&request, 7).compose(&answer, u16::MAX);
+        assert!(out.len() > 0x3FFF, "{} bytes", out.len());
+        assert!(check_pointers(&out) > 1000);
+        let m = Message::from_vec(&out).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(
+            (m.answers.len(), m.authorities.len(), m.additionals.len()),
+            (400, 200, 440)
+        );
+        // Names that end like the question are spelt as it is; others as r53 keeps them. What
+        // was written is what is read back, letter case included.
+        let respelt = |i: usize| name(&format!("h{i:03}.Large.TEST."));
+        for (i, r) in m.answers.iter().enumerate() {
+            assert!(r.name.eq_case(&name("MX400.Large.TEST.")), "{}", r.name);
+            let RData::MX(mx) = &r.data else {
+                panic!("an MX")
+            };
+            assert!(mx.exchange.eq_case(&respelt(i)), "{}", mx.exchange);
+        }
+        for (i, r) in m.authorities.iter().enumerate() {
+            assert!(r.name.eq_case(&name("_sip._tcp.Large.TEST.")), "{}", r.name);
+            let RData::SRV(srv) = &r.data else {
+                panic!("an SRV")
+            };
+            // Never compressed, so never respelt.
+            assert!(srv.target.eq_case(&zone_name(i)), "{}", srv.target);
+        }
+        let mut owners = m.additionals.iter().map(|r| &r.name);
+        for i in 0..400 {
+            let copies = if i % 10 == 0 { 2 } else { 1 };
+            for _ in 0..copies {
+                let owner = owners.next().unwrap();
+                assert!(owner.eq_case(&respelt(i)), "{owner}");
+            }
+        }
+    }
+
     #[test]
     fn a_question_with_a_compression_pointer_is_formerr() {
         let catalog = Catalog::default();
