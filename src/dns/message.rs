@@ -20,6 +20,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use super::cache::Countdown;
+use super::compress::{self, Names};
 use crate::catalog::{Answer, Catalog, Rrset, Section, SharedCatalog, View};
 use crate::resolver::{dangling, Cached, Freshness, Resolved, Resolver};
 
@@ -785,10 +786,8 @@ impl<'q> Response<'q> {
         let mut counts = [0u16; 4];
         let mut truncated = false;
         {
-            // The encoder may use the whole 64 KiB and the budget is checked after each RRset:
-            // hickory writes a name out in full before replacing its tail with a compression
-            // pointer, so a record needs more room while being written than once written,
-            // and a record that fits would otherwise be refused.
+            // The encoder may use the whole 64 KiB and the budget is checked after each RRset,
+            // on the bytes as written, compression included.
             let mut encoder = BinEncoder::new(&mut buf);
             // Header placeholder, patched below once the counts are known.
             let header_ok = encoder.emit_vec(&[0u8; HEADER_LEN]).is_ok();
@@ -797,6 +796,9 @@ impl<'q> Response<'q> {
                     counts[0] = 1;
                 }
             }
+            // Every name r53 compresses goes through `names` (Knot's scheme, see `compress`),
+            // not hickory's compression, which gives up after a message's 120th name.
+            let mut names = Names::new((counts[0] == 1).then_some(HEADER_LEN));
             // Names are respelt only for a question with capitals in it: r53 keeps its names
             // in lower case (`model::normalize_name`), so for any other question there is
             // nothing to respell, and the check is cheaper than the walk.
@@ -812,26 +814,29 @@ impl<'q> Response<'q> {
             'sections: for (sections, slot) in sections {
                 for (index, section) in sections.iter().enumerate() {
                     let mark = encoder.offset();
+                    let names_mark = names.mark();
                     let noted = ttls.as_ref().map_or(0, |t| t.len());
-                    let emitted = emit_rrset(&mut encoder, section, respell, |offset| {
-                        if let Some(ttls) = ttls.as_mut() {
-                            ttls.push(TtlAt {
-                                section: slot as u8,
-                                index,
-                                offset,
-                            });
-                        }
-                    });
+                    let emitted =
+                        emit_rrset(&mut encoder, &mut names, section, slot, respell, |offset| {
+                            if let Some(ttls) = ttls.as_mut() {
+                                ttls.push(TtlAt {
+                                    section: slot as u8,
+                                    index,
+                                    offset,
+                                });
+                            }
+                        });
                     match emitted {
                         Ok(n) if encoder.offset() <= budget => counts[slot] += n,
                         _ => {
                             if let Some(ttls) = ttls.as_mut() {
                                 ttls.truncate(noted);
                             }
-                            // Roll back to before the RRset; `trim` also forgets compression
-                            // targets in the discarded bytes, so later names stay correct.
+                            // Roll back to before the RRset, and forget the names in the
+                            // discarded bytes, so that no later name points into them.
                             encoder.set_offset(mark);
                             encoder.trim();
+                            names.rollback(names_mark);
                             if slot < 3 {
                                 truncated = true;
                                 break 'sections;
@@ -886,7 +891,7 @@ impl<'q> Response<'q> {
 }
 
 /// Emits every record of one RRset, telling `ttl_at` where each TTL went; on error the
-/// caller rolls back to before the set.
+/// caller rolls back to before the set (and `names` to its mark).
 ///
 /// Names are compared for compression byte for byte, so a name that ends like the question
 /// but in other letter case is first spelt as the question is ([`spelt_like`]); it then
@@ -895,7 +900,9 @@ impl<'q> Response<'q> {
 /// the response cache's copy would depend on the case of the question that made it.
 fn emit_rrset(
     encoder: &mut BinEncoder<'_>,
+    names: &mut Names,
     section: &Section<'_>,
+    slot: usize,
     question: Option<&Name>,
     mut ttl_at: impl FnMut(usize),
 ) -> Result<u16, hickory_proto::ProtoError> {
@@ -904,54 +911,27 @@ fn emit_rrset(
     let respelt = question.and_then(|q| spelt_like(owner, q));
     let owner = respelt.as_ref().unwrap_or(owner);
     let mut first_owner = None;
-    for rdata in &set.records {
+    for (index, rdata) in set.records.iter().enumerate() {
         let rdata = match question {
             Some(q) => rdata_spelt_like(rdata, q),
             None => Cow::Borrowed(rdata),
         };
-        ttl_at(emit_record(
-            encoder,
-            owner,
-            &mut first_owner,
-            set.rtype,
-            set.ttl,
-            &rdata,
-        )?);
+        names.emit_owner(encoder, owner, &mut first_owner, slot == 3)?;
+        encoder.emit_u16(set.rtype.into())?;
+        encoder.emit_u16(DNSClass::IN.into())?;
+        ttl_at(encoder.offset());
+        encoder.emit_u32(set.ttl)?;
+        let len_at = encoder.offset();
+        encoder.emit_u16(0)?;
+        let start = encoder.offset();
+        // Additional records' owners may point to the names of answer and authority RDATA.
+        names.emit_rdata(encoder, &rdata, slot < 3 && compress::hinted(index))?;
+        let end = encoder.offset();
+        encoder.set_offset(len_at);
+        encoder.emit_u16((end - start) as u16)?;
+        encoder.set_offset(end);
     }
     Ok(set.records.len() as u16)
-}
-
-/// Writes the owner name of one record of an RRset. The first record's goes through hickory's
-/// compression, and `first` notes where its bytes are; every later record's is a pointer to
-/// them (RFC 1035 §4.1.4), or the same bytes again where a pointer cannot reach (past offset
-/// 0x3FFF) or they are a pointer already. hickory compresses only the first 120 names of a
-/// message (`COMPRESSED_NAME_LIMIT`, against CPU exhaustion) and writes the rest out in full,
-/// so an RRset of thousands of records, which fits in a 64 KiB TCP message compressed as
-/// Knot and NSD send it, did not fit and was answered with TC and nothing.
-fn emit_owner(
-    encoder: &mut BinEncoder<'_>,
-    owner: &Name,
-    first: &mut Option<(usize, usize)>,
-) -> Result<(), hickory_proto::ProtoError> {
-    match *first {
-        None => {
-            let start = encoder.offset();
-            owner.emit(encoder)?;
-            *first = Some((start, encoder.offset()));
-        }
-        Some((start, end)) if end - start > 2 && start < 0x3FFF => {
-            encoder.emit_u16(0xC000 | start as u16)?;
-        }
-        Some((start, end)) => {
-            // A name is at most 255 bytes on the wire: copied through the stack, since the
-            // encoder cannot lend its own bytes while writing.
-            let mut bytes = [0u8; 255];
-            let len = end - start;
-            bytes[..len].copy_from_slice(encoder.slice_of(start, end));
-            encoder.emit_vec(&bytes[..len])?;
-        }
-    }
-    Ok(())
 }
 
 /// `name` with the labels it shares with the end of `question` (compared without regard to
@@ -1001,32 +981,6 @@ fn rdata_spelt_like<'r>(rdata: &'r RData, question: &Name) -> Cow<'r, RData> {
         _ => None,
     };
     respelt.map_or(Cow::Borrowed(rdata), Cow::Owned)
-}
-
-/// Emits one record; returns where its TTL is.
-fn emit_record(
-    encoder: &mut BinEncoder<'_>,
-    owner: &Name,
-    first_owner: &mut Option<(usize, usize)>,
-    rtype: RecordType,
-    ttl: u32,
-    rdata: &RData,
-) -> Result<usize, hickory_proto::ProtoError> {
-    emit_owner(encoder, owner, first_owner)?;
-    encoder.emit_u16(rtype.into())?;
-    encoder.emit_u16(DNSClass::IN.into())?;
-    let ttl_at = encoder.offset();
-    encoder.emit_u32(ttl)?;
-    let len_at = encoder.offset();
-    encoder.emit_u16(0)?;
-    let start = encoder.offset();
-    rdata.emit(encoder)?;
-    let len = encoder.offset() - start;
-    let end = encoder.offset();
-    encoder.set_offset(len_at);
-    encoder.emit_u16(len as u16)?;
-    encoder.set_offset(end);
-    Ok(ttl_at)
 }
 
 #[cfg(test)]
@@ -1326,6 +1280,158 @@ mod tests {
         assert_eq!(m.answers.len(), 360);
         assert!(m.answers.iter().all(|r| r.name == owner));
         assert_eq!(out.len(), 12 + 259 + 360 * 16);
+    }
+
+    /// Reads every name in `wire` (question, owners, and the RDATA names of NS, CNAME, PTR,
+    /// MX, SOA and SRV) and checks that each compression pointer points back at the first
+    /// byte of a label read before it; returns how many pointers there were.
+    fn check_pointers(wire: &[u8]) -> usize {
+        let mut labels = std::collections::HashSet::new();
+        let mut pointers = 0;
+        let mut name = |at: &mut usize| loop {
+            let len = wire[*at];
+            match len {
+                0 => {
+                    *at += 1;
+                    return;
+                }
+                1..=63 => {
+                    labels.insert(*at);
+                    *at += 1 + usize::from(len);
+                }
+                _ => {
+                    assert!(len >= 0xC0, "a bad label type at {at}");
+                    let target = usize::from(u16::from_be_bytes([len & 0x3F, wire[*at + 1]]));
+                    assert!(target < *at, "a pointer at {at} to {target}, not back");
+                    assert!(
+                        labels.contains(&target),
+                        "a pointer at {at} to {target}, no label"
+                    );
+                    pointers += 1;
+                    *at += 2;
+                    return;
+                }
+            }
+        };
+        let count = |i: usize| usize::from(u16::from_be_bytes([wire[i], wire[i + 1]]));
+        let mut at = HEADER_LEN;
+        for _ in 0..count(4) {
+            name(&mut at);
+            at += 4;
+        }
+        for _ in 0..count(6) + count(8) + count(10) {
+            name(&mut at);
+            let rtype = count(at);
+            let rdlen = count(at + 8);
+            at += 10;
+            let end = at + rdlen;
+            let mut inner = at;
+            match RecordType::from(rtype as u16) {
+                RecordType::NS | RecordType::CNAME | RecordType::PTR => name(&mut inner),
+                RecordType::MX => {
+                    inner += 2;
+                    name(&mut inner);
+                }
+                RecordType::SRV => {
+                    inner += 6;
+                    name(&mut inner);
+                }
+                RecordType::SOA => {
+                    name(&mut inner);
+                    name(&mut inner);
+                    inner += 20;
+                }
+                _ => inner = end,
+            }
+            assert_eq!(
+                inner, end,
+                "RDATA of type {rtype} at {at} is not its length"
+            );
+            at = end;
+        }
+        assert_eq!(at, wire.len());
+        pointers
+    }
+
+    #[test]
+    fn names_compress_to_earlier_names_and_read_back_exactly_past_the_pointer_reach() {
+        // 400 MX records at the question, in its mixed case, then their exchanges' addresses
+        // (every tenth with an AAAA too) and 200 SRV records of another name: some 20 KB, past
+        // the 0x3FFF a pointer reaches, and far past the 120 names hickory would compress.
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        let zone_name = |i: usize| name(&format!("h{i:03}.large.test."));
+        let set = |owner: Name, rtype, records| Section {
+            owner: Cow::Owned(owner.clone()),
+            rrset: Cow::Owned(Rrset {
+                name: owner,
+                rtype,
+                ttl: 3600,
+                records,
+                alias: None,
+            }),
+        };
+        let mut answer = Answer::new(ResponseCode::NoError, true);
+        let mx = (0..400)
+            .map(|i| RData::MX(MX::new(i as u16, zone_name(i))))
+            .collect();
+        answer
+            .answers
+            .push(set(name("mx400.large.test."), RecordType::MX, mx));
+        let srv = (0..200)
+            .map(|i| RData::SRV(hickory_proto::rr::rdata::SRV::new(0, 0, 5060, zone_name(i))))
+            .collect();
+        answer
+            .authorities
+            .push(set(name("_sip._tcp.large.test."), RecordType::SRV, srv));
+        for i in 0..400 {
+            let a = RData::A(std::net::Ipv4Addr::new(10, 0, (i / 256) as u8, i as u8).into());
+            answer
+                .additionals
+                .push(set(zone_name(i), RecordType::A, vec![a]));
+            if i % 10 == 0 {
+                let aaaa = RData::AAAA(std::net::Ipv6Addr::LOCALHOST.into());
+                answer
+                    .additionals
+                    .push(set(zone_name(i), RecordType::AAAA, vec![aaaa]));
+            }
+        }
+        let mut request = Message::query();
+        request.add_query(Query::query(name("MX400.Large.TEST."), RecordType::MX));
+        let out = Response::new(&request, 7).compose(&answer, u16::MAX);
+        assert!(out.len() > 0x3FFF, "{} bytes", out.len());
+        assert!(check_pointers(&out) > 1000);
+        let m = Message::from_vec(&out).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(
+            (m.answers.len(), m.authorities.len(), m.additionals.len()),
+            (400, 200, 440)
+        );
+        // Names that end like the question are spelt as it is; others as r53 keeps them. What
+        // was written is what is read back, letter case included.
+        let respelt = |i: usize| name(&format!("h{i:03}.Large.TEST."));
+        for (i, r) in m.answers.iter().enumerate() {
+            assert!(r.name.eq_case(&name("MX400.Large.TEST.")), "{}", r.name);
+            let RData::MX(mx) = &r.data else {
+                panic!("an MX")
+            };
+            assert!(mx.exchange.eq_case(&respelt(i)), "{}", mx.exchange);
+        }
+        for (i, r) in m.authorities.iter().enumerate() {
+            assert!(r.name.eq_case(&name("_sip._tcp.Large.TEST.")), "{}", r.name);
+            let RData::SRV(srv) = &r.data else {
+                panic!("an SRV")
+            };
+            // Never compressed, so never respelt.
+            assert!(srv.target.eq_case(&zone_name(i)), "{}", srv.target);
+        }
+        let mut owners = m.additionals.iter().map(|r| &r.name);
+        for i in 0..400 {
+            let copies = if i % 10 == 0 { 2 } else { 1 };
+            for _ in 0..copies {
+                let owner = owners.next().unwrap();
+                assert!(owner.eq_case(&respelt(i)), "{owner}");
+            }
+        }
     }
 
     #[test]

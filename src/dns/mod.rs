@@ -1,5 +1,6 @@
 //! DNS service: the socket loops ([`server`]), the request-to-response function
-//! ([`message`]) and UDP response-rate limiting ([`rrl`]). The only module that serves DNS.
+//! ([`message`]), with the name compression of what it composes (`compress`), and UDP
+//! response-rate limiting ([`rrl`]). The only module that serves DNS.
 //!
 //! ```text
 //!   UdpSocket ×N (SO_REUSEPORT) ─┐
@@ -10,6 +11,7 @@
 //! ```
 
 pub mod cache;
+mod compress;
 pub mod message;
 mod mmsg;
 pub mod rrl;
