@@ -1368,6 +1368,7 @@ mod tests {
                 ttl: 3600,
                 records,
                 alias: None,
+                texts: None,
             }),
         };
         let mut answer = Answer::new(ResponseCode::NoError, true);
