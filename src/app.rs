@@ -87,6 +87,9 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub cache_bytes: u64,
     pub zones_dir: Option<PathBuf>,
+    /// How long the zones must go unchanged before a live start-up snapshot is written;
+    /// `None`: only at a clean shutdown.
+    pub snapshot_quiet: Option<Duration>,
     pub dns: DnsOptions,
 }
 
@@ -106,6 +109,7 @@ impl Default for ServeOptions {
             data_dir: PathBuf::from("./data"),
             cache_bytes: 8 << 20,
             zones_dir: None,
+            snapshot_quiet: None,
             dns: DnsOptions::default(),
         }
     }
@@ -225,6 +229,8 @@ impl TryFrom<ServeArgs> for ServeOptions {
             data_dir: args.data.data_dir,
             cache_bytes: args.data.cache_mb << 20,
             zones_dir: Some(args.zones_dir),
+            snapshot_quiet: (args.snapshot_quiet_ms > 0)
+                .then(|| Duration::from_millis(args.snapshot_quiet_ms)),
             dns,
         })
     }
@@ -275,6 +281,24 @@ async fn sweep_leases(service: Arc<Service>, shutdown: CancellationToken) {
         }
         if let Err(e) = service.expire_endpoints().await {
             warn!(error = %e, "could not forget expired endpoints");
+        }
+    }
+}
+
+/// Writes the live start-up snapshot whenever the zones have been quiet for `quiet`
+/// ([`Service::live_snapshot`]); looks a few times per quiet period.
+async fn live_snapshots(service: Arc<Service>, quiet: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval((quiet / 4).max(Duration::from_millis(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        // Not raced against the shutdown: `close` waits for the writer lock this holds, and a
+        // file cut short is never used.
+        if let Err(e) = service.live_snapshot(quiet).await {
+            warn!(error = %e, "the live start-up snapshot was not written; the next start after a crash reads the store");
         }
     }
 }
@@ -337,6 +361,9 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         .serve(service.catalog(), dns_options, shutdown.clone())
         .context("cannot start the DNS threads")?;
     tasks.spawn(sweep_leases(service.clone(), shutdown.clone()));
+    if let Some(quiet) = options.snapshot_quiet {
+        tasks.spawn(live_snapshots(service.clone(), quiet, shutdown.clone()));
+    }
     let api_addr = match options.api_addr {
         Some(addr) => Some(
             start_api(

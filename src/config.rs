@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// Directory of zone files (NAME.zone) imported at start when no zone of that name exists.
     #[arg(long, env = "R53_ZONES_DIR", default_value = "./zones")]
     pub zones_dir: PathBuf,
+    /// Once no zone or record set has changed for this many milliseconds, write the start-up
+    /// snapshot while serving, so that a start after a crash need not scan the store
+    /// (0: only at a clean shutdown).
+    #[arg(long, env = "R53_SNAPSHOT_QUIET_MS", default_value_t = 2000)]
+    pub snapshot_quiet_ms: u64,
     /// UDP sockets bound with SO_REUSEPORT, each served by a thread (default: one per CPU).
     #[arg(long, env = "R53_UDP_SOCKETS")]
     pub udp_sockets: Option<usize>,

@@ -162,6 +162,18 @@ impl ZoneState {
     }
 }
 
+/// Each zone's stored form, encoded as it is asked for: one zone's encoding at a time.
+fn encode_zones(
+    zones: &[Arc<ZoneIndex>],
+) -> impl Iterator<Item = Result<StoredZone, StoreError>> + '_ {
+    zones.iter().map(|index| {
+        Ok(StoredZone {
+            zone: index.zone.clone(),
+            rrsets: index.encoded()?,
+        })
+    })
+}
+
 /// Builds each stored zone's index.
 fn load_zones(stored: Vec<StoredZone>) -> Result<BTreeMap<HostedZoneId, ZoneState>, StoreError> {
     let mut zones = BTreeMap::new();
@@ -895,17 +907,8 @@ impl Service {
             .collect();
         let store = self.store.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let zones = zones
-                .iter()
-                .map(|index| {
-                    Ok(StoredZone {
-                        zone: index.zone.clone(),
-                        rrsets: index.encoded()?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let bytes = store.write_snapshot(&zones)?;
-            let record_sets = zones.iter().map(|z| z.rrsets.len()).sum::<usize>();
+            let record_sets = zones.iter().map(|z| z.len()).sum::<usize>();
+            let bytes = store.write_snapshot(zones.len(), &mut encode_zones(&zones))?;
             Ok::<_, StoreError>((zones.len(), record_sets, bytes))
         })
         .await
@@ -924,6 +927,71 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    /// While serving: once no zone or record set has been written for `quiet`, and none of
+    /// the changes applied is still on its way to the store, writes a start-up snapshot
+    /// without closing the store, so that a kill -9 after a quiet moment starts from it too.
+    /// Returns whether one was written. The store removes the snapshot's token with the next
+    /// write to the zones or record sets (in that write's transaction), so the file never
+    /// stands for a store that has changed since: a change racing the file's writing makes
+    /// it stale, never wrong.
+    pub async fn live_snapshot(&self, quiet: std::time::Duration) -> Result<bool, ServiceError> {
+        let started = std::time::Instant::now();
+        let (token, zones) = {
+            // Under the writer lock: no change is being decided, queued or (a large zone)
+            // written, so the state's zones are what the store holds once `durable` has
+            // caught up with `applied`.
+            let state = self.state.lock().await;
+            if self.closed.load(Ordering::SeqCst) || self.commits.durable() < state.applied {
+                return Ok(false);
+            }
+            if !matches!(self.store.zones_quiet_for(), Some(q) if q >= quiet) {
+                return Ok(false);
+            }
+            // The indexes are immutable: holding them costs nothing, whatever changes next.
+            let zones: Vec<Arc<ZoneIndex>> =
+                state.zones.values().map(|z| z.rrsets.clone()).collect();
+            let store = self.store.clone();
+            let token = tokio::task::spawn_blocking(move || store.begin_snapshot())
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))??;
+            (token, zones)
+        };
+        let Some(token) = token else {
+            return Ok(false);
+        };
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let record_sets = zones.iter().map(|z| z.len()).sum::<usize>();
+            let bytes = store.write_snapshot_file(token, zones.len(), &mut encode_zones(&zones))?;
+            drop(zones);
+            // The encoding's buffers are freed; hand the pages back rather than keep them
+            // resident while serving.
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim only releases free heap memory; it touches no live allocation.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            Ok::<_, StoreError>(bytes.map(|bytes| (record_sets, bytes)))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        match written {
+            Some((record_sets, bytes)) => {
+                tracing::info!(
+                    record_sets,
+                    bytes,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "live start-up snapshot written"
+                );
+                Ok(true)
+            }
+            None => {
+                tracing::debug!("a change came before the live snapshot was written; skipped");
+                Ok(false)
+            }
+        }
     }
 
     /// Refuses a change once [`Service::close`] has begun. Called with the writer lock held,

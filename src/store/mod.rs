@@ -8,9 +8,10 @@
 //! decides what is valid (the service does) and is never read on the DNS path (the catalog is).
 //!
 //! A store may keep a start-up snapshot ([`Store::write_snapshot`] at a clean shutdown,
-//! [`Store::take_snapshot`] at the next start): the hosted zones as they were when the last
-//! process stopped, to be read instead of the store. It is used at most once, and only when
-//! nothing was written since it was made.
+//! [`Store::begin_snapshot`] and [`Store::write_snapshot_file`] while serving, once the zones
+//! have been quiet for a moment; [`Store::take_snapshot`] at the next start): the hosted zones
+//! as they were when it was made, to be read instead of the store. It is used at most once,
+//! and only when no zone or record set was written since it was made.
 
 pub(crate) mod codec;
 mod sled_store;
@@ -250,12 +251,42 @@ pub trait Store: Send + Sync + 'static {
     fn take_snapshot(&self) -> Option<Vec<StoredZone>> {
         None
     }
-    /// Writes the start-up snapshot: `zones` must be every hosted zone with its record sets as
-    /// the store holds them, everything applied flushed. The last thing done with the store:
-    /// it refuses every write after this. Returns the snapshot's size in bytes (0: this store
-    /// keeps none). Blocking.
-    fn write_snapshot(&self, _zones: &[StoredZone]) -> Result<u64, StoreError> {
+    /// Writes the start-up snapshot at shutdown: `zones` (`count` of them) must be every
+    /// hosted zone with its record sets as the store holds them, everything applied flushed.
+    /// The last thing done with the store: it refuses every write after this. Returns the
+    /// snapshot's size in bytes (0: this store keeps none). Blocking.
+    fn write_snapshot(
+        &self,
+        _count: usize,
+        _zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
+    ) -> Result<u64, StoreError> {
         Ok(0)
+    }
+    /// While serving: how long the zones and record sets have gone unwritten, when a live
+    /// snapshot is wanted (none stands for the store as it is, and the store is open to
+    /// writes); `None` otherwise, and for a store that keeps no snapshot.
+    fn zones_quiet_for(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// The first step of a live snapshot: stores (durably) a new token that every later write
+    /// to the zones or record sets removes, and returns it (`None`: this store keeps no
+    /// snapshot, or it is closed). The caller must hold what the store holds at this moment,
+    /// everything applied flushed and nothing being written, and hands it to
+    /// [`write_snapshot_file`](Self::write_snapshot_file) with the token. Blocking.
+    fn begin_snapshot(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    /// The second step: writes the snapshot file for `token` (`zones` as for
+    /// [`write_snapshot`](Self::write_snapshot)). `None` when the token is no longer the
+    /// store's (a write since made it stale) and nothing was written; otherwise the size.
+    /// Blocking.
+    fn write_snapshot_file(
+        &self,
+        _token: u64,
+        _count: usize,
+        _zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(None)
     }
     /// Every registered endpoint, for the registry at start.
     fn load_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;

@@ -7,14 +7,22 @@
 //! thread.
 //!
 //! The start-up snapshot ([`super::snapshot`]) is tied to sled by a token: a random u64 kept
-//! under [`SNAPSHOT_TOKEN_KEY`] in sled's default tree and in the file. `write_snapshot` stores
-//! and flushes the token first, then writes the file; `open` uses a file only when its token
-//! is sled's, and removes both in every case before it returns. So a snapshot is used at most
-//! once, and any write made after a start (by `serve`, or offline by `zone import`, which opens
-//! the store the same way) is made when no snapshot exists any more.
+//! under [`SNAPSHOT_TOKEN_KEY`] in sled's default tree and in the file. `begin_snapshot` stores
+//! and flushes the token first, then `write_snapshot_file` writes the file; `open` uses a file
+//! only when its token is sled's, and removes both in every case before it returns. So a
+//! snapshot is used at most once.
+//!
+//! While a token stands, every write that changes what [`Store::load`] returns (the zones and
+//! rrsets trees) removes it *in the same sled transaction*: after a crash either both the write
+//! and the removal are there, or neither is. So a token that survives in sled means that no
+//! write to the zones or record sets was made after it, and the file that carries it holds
+//! exactly what the store does. A write never waits for the file: a file written for a token
+//! that a write has removed meanwhile is simply stale, and ignored at the next start.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -77,8 +85,19 @@ pub struct SledStore {
     /// The valid start-up snapshot's zones, until `take_snapshot` hands them over.
     snapshot: Mutex<Option<Vec<StoredZone>>>,
     /// Set by `write_snapshot`: the store refuses writes from then on. Writers hold it shared
-    /// while they write, so none is half-way through when the snapshot's token is stored.
+    /// while they write, so none is half-way through when a snapshot's token is stored
+    /// (`begin_snapshot` holds it exclusively).
     closed: RwLock<bool>,
+    /// The token standing in sled (0: none). Set by `begin_snapshot` under `closed`'s write
+    /// lock; a writer that changes zones or record sets reads it under the read lock, removes
+    /// the token in its transaction when there is one, and clears it. Writers while no token
+    /// stands pay nothing for it.
+    live_token: AtomicU64,
+    /// When zones or record sets were last written (or the store opened): how long they have
+    /// been quiet.
+    zones_written: Mutex<Instant>,
+    /// Held while a snapshot file is written: one writer of the temporary file at a time.
+    file: Mutex<()>,
     db: sled::Db,
     zones: sled::Tree,
     rrsets: sled::Tree,
@@ -172,6 +191,9 @@ impl SledStore {
             dir: dir.to_path_buf(),
             snapshot: Mutex::new(snapshot),
             closed: RwLock::new(false),
+            live_token: AtomicU64::new(0),
+            zones_written: Mutex::new(Instant::now()),
+            file: Mutex::new(()),
             rules,
             db,
             zones,
@@ -291,14 +313,27 @@ impl Store for SledStore {
             }
             self.rrsets.apply_batch(batch).map_err(engine)?;
         }
+        // The steps above wrote record sets under a zone id no zone record names yet, which
+        // `load` does not read (and `open` removes after a crash): a standing snapshot still
+        // holds what `load` returns. This transaction makes the zone appear, so it is the one
+        // that removes the token.
+        let live = self.live_token.load(Ordering::SeqCst) != 0;
         let value = codec::encode_zone(zone);
         (&*self.db, &self.zones)
             .transaction(|(db, zones)| {
                 zones.insert(id.as_slice(), value.as_slice())?;
                 db.remove(marker.as_slice())?;
+                if live {
+                    db.remove(SNAPSHOT_TOKEN_KEY)?;
+                }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(transaction_error)
+            .map_err(transaction_error)?;
+        if live {
+            self.live_token.store(0, Ordering::SeqCst);
+        }
+        self.zones_were_written();
+        Ok(())
     }
 
     fn load(&self) -> Result<Vec<StoredZone>, StoreError> {
@@ -317,34 +352,49 @@ impl Store for SledStore {
             return Ok(());
         }
         let _open = self.open_for_writes()?;
+        let touches_zones = writes
+            .0
+            .iter()
+            .any(|op| matches!(op.tree, Tree::Zones | Tree::Rrsets));
+        // Read under `_open`: no token can be stored between this and the commit.
+        let remove_token = touches_zones && self.live_token.load(Ordering::SeqCst) != 0;
         // The closure may run more than once (sled retries on conflict), so it only writes:
         // everything was encoded before.
-        (
-            &self.zones,
-            &self.rrsets,
-            &self.changes,
-            &self.endpoints,
-            &self.vpcs,
-            &self.rules,
-        )
-            .transaction(|(zones, rrsets, changes, endpoints, vpcs, rules)| {
-                for op in &writes.0 {
-                    let tree = match op.tree {
-                        Tree::Zones => zones,
-                        Tree::Rrsets => rrsets,
-                        Tree::Changes => changes,
-                        Tree::Endpoints => endpoints,
-                        Tree::Vpcs => vpcs,
-                        Tree::Rules => rules,
-                    };
-                    match &op.value {
-                        Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
-                        None => tree.remove(op.key.as_slice())?,
-                    };
-                }
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(transaction_error)?;
+        if remove_token {
+            (
+                &self.zones,
+                &self.rrsets,
+                &self.changes,
+                &self.endpoints,
+                &self.vpcs,
+                &self.rules,
+                &*self.db,
+            )
+                .transaction(|(zones, rrsets, changes, endpoints, vpcs, rules, db)| {
+                    // The token goes with the write, all or nothing: a snapshot can never
+                    // stand for a store this write changed.
+                    db.remove(SNAPSHOT_TOKEN_KEY)?;
+                    write_ops(writes, [zones, rrsets, changes, endpoints, vpcs, rules])
+                })
+                .map_err(transaction_error)?;
+            self.live_token.store(0, Ordering::SeqCst);
+        } else {
+            (
+                &self.zones,
+                &self.rrsets,
+                &self.changes,
+                &self.endpoints,
+                &self.vpcs,
+                &self.rules,
+            )
+                .transaction(|(zones, rrsets, changes, endpoints, vpcs, rules)| {
+                    write_ops(writes, [zones, rrsets, changes, endpoints, vpcs, rules])
+                })
+                .map_err(transaction_error)?;
+        }
+        if touches_zones {
+            self.zones_were_written();
+        }
         Ok(())
     }
 
@@ -396,22 +446,112 @@ impl Store for SledStore {
             .take()
     }
 
-    /// The token in sled first (flushed), then the file: a crash in between leaves a token
-    /// with no file, which the next `open` removes.
-    fn write_snapshot(&self, zones: &[StoredZone]) -> Result<u64, StoreError> {
-        let mut closed = self.closed.write().unwrap_or_else(PoisonError::into_inner);
-        *closed = true;
-        let token: u64 = rand::random();
+    /// At shutdown: closes the store to writes, then a snapshot as `begin_snapshot` and
+    /// `write_snapshot_file` make one.
+    fn write_snapshot(
+        &self,
+        count: usize,
+        zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let token = {
+            let mut closed = self.closed.write().unwrap_or_else(PoisonError::into_inner);
+            *closed = true;
+            self.store_token()?
+        };
+        Ok(self.write_snapshot_file(token, count, zones)?.unwrap_or(0))
+    }
+
+    fn zones_quiet_for(&self) -> Option<Duration> {
+        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
+        if *closed || self.live_token.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        Some(
+            self.zones_written
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .elapsed(),
+        )
+    }
+
+    fn begin_snapshot(&self) -> Result<Option<u64>, StoreError> {
+        // Exclusively: no write is half-way through, and every later one sees the token.
+        let closed = self.closed.write().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return Ok(None);
+        }
+        self.store_token().map(Some)
+    }
+
+    /// Writes the file unless `token` is no longer sled's (a write removed it, or another
+    /// snapshot replaced it): `None` then, as the file would be stale before it was whole.
+    /// A write may still remove the token while the file is written; the file is then stale
+    /// and ignored at the next start.
+    fn write_snapshot_file(
+        &self,
+        token: u64,
+        count: usize,
+        zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
+    ) -> Result<Option<u64>, StoreError> {
+        let _file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.live_token.load(Ordering::SeqCst) != token {
+            return Ok(None);
+        }
+        snapshot::write(&self.dir, token, count, zones)
+            .map(Some)
+            .map_err(|e| {
+                engine(format!(
+                    "writing {}: {e}",
+                    snapshot::path(&self.dir).display()
+                ))
+            })
+    }
+}
+
+/// Applies `writes` inside a transaction over the trees, in [`Tree`]'s order.
+fn write_ops(
+    writes: &Encoded,
+    trees: [&sled::transaction::TransactionalTree; 6],
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let [zones, rrsets, changes, endpoints, vpcs, rules] = trees;
+    for op in &writes.0 {
+        let tree = match op.tree {
+            Tree::Zones => zones,
+            Tree::Rrsets => rrsets,
+            Tree::Changes => changes,
+            Tree::Endpoints => endpoints,
+            Tree::Vpcs => vpcs,
+            Tree::Rules => rules,
+        };
+        match &op.value {
+            Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
+            None => tree.remove(op.key.as_slice())?,
+        };
+    }
+    Ok(())
+}
+
+impl SledStore {
+    /// Stores a new token in sled and flushes it. The caller holds `closed`'s write lock, so
+    /// no write is in progress and every later one sees the token and removes it.
+    fn store_token(&self) -> Result<u64, StoreError> {
+        // Never 0, which `live_token` keeps for "none".
+        let token: u64 = rand::random::<u64>().max(1);
+        // Set before the insert: should the insert or the flush fail, a later write still
+        // removes whatever reached sled.
+        self.live_token.store(token, Ordering::SeqCst);
         self.db
             .insert(SNAPSHOT_TOKEN_KEY, &token.to_be_bytes())
             .map_err(engine)?;
         self.db.flush().map_err(engine)?;
-        snapshot::write(&self.dir, token, zones).map_err(|e| {
-            engine(format!(
-                "writing {}: {e}",
-                snapshot::path(&self.dir).display()
-            ))
-        })
+        Ok(token)
+    }
+
+    fn zones_were_written(&self) {
+        *self
+            .zones_written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
 }
 
@@ -432,7 +572,7 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HostedZone, ResourceRecordSet};
+    use crate::model::{HostedZone, ResourceRecordSet, Vpc};
     use crate::store::{Batch, Write};
     use hickory_proto::rr::{Name, RData, RecordType};
     use std::str::FromStr;
@@ -579,7 +719,9 @@ mod tests {
         let store = SledStore::open(dir, 1 << 20).unwrap();
         assert!(store.take_snapshot().is_none());
         let zones = store.load().unwrap();
-        let bytes = store.write_snapshot(&zones).unwrap();
+        let bytes = store
+            .write_snapshot(zones.len(), &mut zones.iter().cloned().map(Ok))
+            .unwrap();
         assert_eq!(std::fs::metadata(snapshot::path(dir)).unwrap().len(), bytes);
         contents(&zones)
     }
@@ -637,7 +779,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (small, _) = two_zones(dir.path());
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-        store.write_snapshot(&store.load().unwrap()).unwrap();
+        let zones = store.load().unwrap();
+        store
+            .write_snapshot(zones.len(), &mut zones.into_iter().map(Ok))
+            .unwrap();
         let write = Batch(vec![Write::PutRrset(
             small.id.clone(),
             a_set("late.small.example.", "192.0.2.7"),
@@ -772,6 +917,155 @@ mod tests {
         assert!(snapshot.is_none());
         assert_eq!(store.load().unwrap().len(), 2);
         assert_no_snapshot_left(&store, dir.path());
+    }
+
+    /// A live snapshot of what `store` holds, in its two steps; the file's size, `None` when
+    /// the store no longer held the token when the file was to be written.
+    fn live_snapshot(store: &SledStore) -> Option<u64> {
+        let zones = store.load().unwrap();
+        let token = store.begin_snapshot().unwrap().expect("a token");
+        store
+            .write_snapshot_file(token, zones.len(), &mut zones.into_iter().map(Ok))
+            .unwrap()
+    }
+
+    fn put(zone: &HostedZone, name: &str, ip: &str) -> Encoded {
+        Batch(vec![Write::PutRrset(zone.id.clone(), a_set(name, ip))])
+            .encode()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_live_snapshot_is_used_after_a_crash_while_the_store_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        two_zones(dir.path());
+        let held = {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            assert!(store.zones_quiet_for().is_some(), "none stands after open");
+            assert!(live_snapshot(&store).unwrap() > 0);
+            assert!(store.zones_quiet_for().is_none(), "one stands");
+            // Endpoints, VPCs and change records are not in the snapshot (they are read
+            // from the store at every start): writing them leaves it standing.
+            let vpc = Vpc {
+                id: "vpc-1".into(),
+                cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+            };
+            store
+                .apply(&Batch(vec![Write::PutVpc(vpc)]).encode().unwrap())
+                .unwrap();
+            store.flush().unwrap();
+            assert!(store.zones_quiet_for().is_none(), "still stands");
+            contents(&store.load().unwrap())
+            // Dropped without a shutdown snapshot, as after kill -9.
+        };
+        let (store, snapshot) = reopen(dir.path());
+        assert_eq!(
+            contents(&snapshot.expect("the live snapshot is used")),
+            held
+        );
+        assert_eq!(store.load_vpcs().unwrap().len(), 1);
+        assert_no_snapshot_left(&store, dir.path());
+    }
+
+    #[test]
+    fn a_write_after_a_live_snapshot_makes_it_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, large) = two_zones(dir.path());
+        // A record set written, a large zone created in steps, a zone deleted: each after a
+        // live snapshot, then a crash.
+        let writes: [&dyn Fn(&SledStore); 3] = [
+            &|store| {
+                store
+                    .apply(&put(&small, "new.small.example.", "192.0.2.8"))
+                    .unwrap()
+            },
+            &|store| {
+                let zone = HostedZone::new(&Name::from_str("big.example.").unwrap(), "g", None);
+                store
+                    .create_zone(&zone, &many_sets(CREATE_STEP + 1))
+                    .unwrap()
+            },
+            &|store| {
+                let delete = Batch(vec![Write::DeleteZone(large.id.clone())]);
+                store.apply(&delete.encode().unwrap()).unwrap()
+            },
+        ];
+        for (i, write) in writes.iter().enumerate() {
+            let held = {
+                let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+                assert!(live_snapshot(&store).is_some());
+                write(&store);
+                store.flush().unwrap();
+                assert!(
+                    store.zones_quiet_for().is_some(),
+                    "{i}: it no longer stands"
+                );
+                assert!(snapshot::path(dir.path()).exists());
+                contents(&store.load().unwrap())
+            };
+            let (store, snapshot) = reopen(dir.path());
+            assert!(snapshot.is_none(), "{i}: a stale live snapshot was used");
+            assert_eq!(contents(&store.load().unwrap()), held, "{i}");
+            assert_no_snapshot_left(&store, dir.path());
+        }
+    }
+
+    #[test]
+    fn a_write_while_the_live_snapshot_is_written_makes_it_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, _) = two_zones(dir.path());
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let zones = store.load().unwrap();
+            let count = zones.len();
+            let token = store.begin_snapshot().unwrap().unwrap();
+            // The write lands after the file has begun and before it is whole.
+            let mut written = false;
+            let mut zones = zones.into_iter().map(|zone| {
+                if !written {
+                    store
+                        .apply(&put(&small, "mid.small.example.", "192.0.2.5"))
+                        .unwrap();
+                    store.flush().unwrap();
+                    written = true;
+                }
+                Ok(zone)
+            });
+            let bytes = store.write_snapshot_file(token, count, &mut zones).unwrap();
+            assert!(bytes.is_some(), "the file was begun before the write");
+            assert!(snapshot::path(dir.path()).exists());
+        }
+        let (store, snapshot) = reopen(dir.path());
+        assert!(
+            snapshot.is_none(),
+            "the file written around a write was used"
+        );
+        let held = contents(&store.load().unwrap());
+        let small_sets = &held.iter().find(|z| z.0.id == small.id).unwrap().1;
+        assert!(small_sets.contains(&a_set("mid.small.example.", "192.0.2.5")));
+    }
+
+    #[test]
+    fn a_write_between_the_token_and_the_file_skips_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, _) = two_zones(dir.path());
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let zones = store.load().unwrap();
+            let token = store.begin_snapshot().unwrap().unwrap();
+            store
+                .apply(&put(&small, "new.small.example.", "192.0.2.8"))
+                .unwrap();
+            store.flush().unwrap();
+            let written = store
+                .write_snapshot_file(token, zones.len(), &mut zones.into_iter().map(Ok))
+                .unwrap();
+            assert_eq!(written, None);
+            assert!(!snapshot::path(dir.path()).exists());
+        }
+        let (store, snapshot) = reopen(dir.path());
+        assert!(snapshot.is_none());
+        assert_eq!(store.db.get(SNAPSHOT_TOKEN_KEY).unwrap(), None);
     }
 
     #[test]

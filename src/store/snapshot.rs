@@ -84,12 +84,19 @@ impl<R: Read> Read for Crc<R> {
     }
 }
 
-/// Writes `zones` under `token` as `dir`'s snapshot, durably: a temporary file, fsync,
-/// rename, fsync of the dir. Returns the file's size. A failure leaves no temporary file
-/// behind (when it can be removed) and any earlier snapshot as it was.
-pub(crate) fn write(dir: &Path, token: u64, zones: &[StoredZone]) -> io::Result<u64> {
+/// Writes `count` zones under `token` as `dir`'s snapshot, durably: a temporary file, fsync,
+/// rename, fsync of the dir. Returns the file's size. A failure (of the disk, of a zone that
+/// cannot be encoded, or `zones` not holding `count`) leaves no temporary file behind (when it
+/// can be removed) and any earlier snapshot as it was. `zones` is taken one at a time, so only
+/// one zone's encoding is held at once beside the zone indexes it comes from.
+pub(crate) fn write(
+    dir: &Path,
+    token: u64,
+    count: usize,
+    zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
+) -> io::Result<u64> {
     let tmp = dir.join(TMP);
-    let written = write_file(&tmp, token, zones).and_then(|size| {
+    let written = write_file(&tmp, token, count, zones).and_then(|size| {
         std::fs::rename(&tmp, path(dir))?;
         sync_dir(dir)?;
         Ok(size)
@@ -100,14 +107,22 @@ pub(crate) fn write(dir: &Path, token: u64, zones: &[StoredZone]) -> io::Result<
     written
 }
 
-fn write_file(tmp: &Path, token: u64, zones: &[StoredZone]) -> io::Result<u64> {
+fn write_file(
+    tmp: &Path,
+    token: u64,
+    count: usize,
+    zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
+) -> io::Result<u64> {
     let mut out = Crc::new(BufWriter::with_capacity(BUFFER, File::create(tmp)?));
     out.write_all(MAGIC)?;
     out.write_all(&FORMAT.to_be_bytes())?;
     out.write_all(&SCHEMA_VERSION.to_be_bytes())?;
     out.write_all(&token.to_be_bytes())?;
-    out.write_all(&u32::try_from(zones.len()).map_err(too_large)?.to_be_bytes())?;
+    out.write_all(&u32::try_from(count).map_err(too_large)?.to_be_bytes())?;
+    let mut written = 0;
     for stored in zones {
+        let stored = stored.map_err(io::Error::other)?;
+        written += 1;
         let zone = codec::encode_zone(&stored.zone);
         out.write_all(&u32::try_from(zone.len()).map_err(too_large)?.to_be_bytes())?;
         out.write_all(&zone)?;
@@ -115,6 +130,11 @@ fn write_file(tmp: &Path, token: u64, zones: &[StoredZone]) -> io::Result<u64> {
         out.write_all(&(stored.rrsets.len() as u64).to_be_bytes())?;
         out.write_all(&(sets.len() as u64).to_be_bytes())?;
         out.write_all(sets)?;
+    }
+    if written != count {
+        return Err(io::Error::other(format!(
+            "{written} zones given for a snapshot of {count}"
+        )));
     }
     let crc = out.hasher.clone().finalize();
     out.write_all(&crc.to_be_bytes())?;

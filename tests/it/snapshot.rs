@@ -2,7 +2,9 @@
 //! `<data-dir>/r53-snapshot` behind, the next start loads its zones from it (and says so) and
 //! removes it, and a change made after that start survives a kill -9, read back from the store.
 //! In process: a change that arrives once shutdown has begun is refused, so the snapshot and
-//! the store hold the same.
+//! the store hold the same. While serving, once the zones have been quiet for a moment, a live
+//! snapshot is written: a kill -9 then starts from it, and a change made after it (the next
+//! start finds it stale) is read from the store.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -27,7 +29,13 @@ struct Server {
 }
 
 impl Server {
+    /// With no live snapshot: only a clean shutdown writes one.
     fn start(data: &Path) -> Self {
+        Self::start_with(data, 0)
+    }
+
+    /// With a live snapshot once the zones have been quiet for `quiet_ms` (0: none).
+    fn start_with(data: &Path, quiet_ms: u64) -> Self {
         let dns: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut child = Command::new(BIN)
@@ -36,6 +44,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data)
             .args(["--zones-dir", "/nonexistent", "--no-recursion"])
+            .args(["--snapshot-quiet-ms", &quiet_ms.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -373,4 +382,119 @@ async fn values_as_entered_survive_a_clean_restart_and_kill_9() {
     );
     let log = server.terminate();
     assert!(loaded_line(&log).contains("from=store"), "{log}");
+}
+
+/// Waits until `<data>/r53-snapshot` was last written at least `after` past `since`: a live
+/// snapshot begun once the zones had been quiet for `after` since the write acknowledged at
+/// `since` (one begun before that write is skipped or made stale by it, and written within
+/// moments of it).
+fn wait_for_live_snapshot(data: &Path, since: std::time::SystemTime, after: Duration) {
+    let path = data.join(SNAPSHOT_FILE);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+            if modified >= since + after {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live snapshot within 30 s: {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn after_a_quiet_moment_kill_9_starts_from_the_live_snapshot_and_a_later_change_is_not_hidden(
+) {
+    const QUIET_MS: u64 = 1000;
+    let quiet = Duration::from_millis(QUIET_MS);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snapshot = data.join(SNAPSHOT_FILE);
+
+    let server = Server::start_with(&data, QUIET_MS);
+    let (status, body) = http(
+        server.api,
+        "POST",
+        "/2013-04-01/hostedzone",
+        Some(json!({"Name": "live.test", "CallerReference": "live-1"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let zone = bare_id(&body["HostedZone"]["Id"]);
+    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
+    for (name, value) in [
+        ("www.live.test", "192.0.2.10"),
+        ("api.live.test", "192.0.2.11"),
+    ] {
+        let (status, body) = http(
+            server.api,
+            "POST",
+            &rrset,
+            Some(change("CREATE", name, value)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let acknowledged = std::time::SystemTime::now();
+    wait_for_live_snapshot(&data, acknowledged, quiet);
+    let log = server.kill();
+    assert!(log.contains("live start-up snapshot written"), "{log}");
+
+    // (1) kill -9 after a quiet moment: the next start reads the live snapshot.
+    let server = Server::start_with(&data, QUIET_MS);
+    assert!(
+        !snapshot.exists(),
+        "the snapshot is removed when it is read"
+    );
+    assert_eq!(
+        server.answer("www.live.test.", RecordType::A).await,
+        ["www.live.test. 300 A 192.0.2.10"]
+    );
+    assert_eq!(
+        server.answer("api.live.test.", RecordType::A).await,
+        ["api.live.test. 300 A 192.0.2.11"]
+    );
+    assert!(!server.answer("live.test.", RecordType::NS).await.is_empty());
+    // This start writes a live snapshot of its own once quiet (nothing was written since it
+    // began, so any file now is this start's).
+    let started = std::time::SystemTime::now();
+    wait_for_live_snapshot(&data, started, Duration::ZERO);
+
+    // (2) One more acknowledged change after it, then kill -9 at once.
+    let (status, body) = http(
+        server.api,
+        "POST",
+        &rrset,
+        Some(change("UPSERT", "www.live.test", "192.0.2.20")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let log = server.kill();
+    let line = loaded_line(&log);
+    assert!(line.contains("from=snapshot"), "{line}");
+    assert!(line.contains("record_sets=4"), "{line}");
+    assert!(log.contains("start-up snapshot read"), "{log}");
+    assert!(
+        snapshot.exists(),
+        "the live snapshot made before the change"
+    );
+
+    // The change is there: the snapshot was refused as stale, the store read.
+    let server = Server::start_with(&data, 0);
+    assert_eq!(
+        server.answer("www.live.test.", RecordType::A).await,
+        ["www.live.test. 300 A 192.0.2.20"]
+    );
+    assert_eq!(
+        server.answer("api.live.test.", RecordType::A).await,
+        ["api.live.test. 300 A 192.0.2.11"]
+    );
+    let log = server.terminate();
+    assert!(log.contains("the start-up snapshot is stale"), "{log}");
+    let line = loaded_line(&log);
+    assert!(line.contains("from=store"), "{line}");
 }
