@@ -9,6 +9,9 @@
 //! never serves a change that is not durable, and an acknowledged change is visible to the
 //! next query. At shutdown [`Service::close`] refuses every later change, flushes, and has the
 //! store write its start-up snapshot of the zones, which the next `open` reads if it can.
+//! While serving, [`Service::live_snapshot`] writes the same snapshot once the zones have been
+//! quiet for a moment, without closing anything: the store drops it with the next write to a
+//! zone or record set.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
