@@ -497,16 +497,24 @@ if [ "$MILLION" = 1 ]; then
   }
   timed_start r53-import "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_imp _ _ <<<"$TS"
   timed_start r53 "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_t r_rss r_pss <<<"$TS"
-  # The stop above wrote the start-up snapshot, which that start read. After a kill -9 there
-  # is none: start once more, kill -9 it, and time the start that scans sled.
-  RUST_LOG=warn "$R53_BIN" "${BIG_ARGS[@]}" >"$B/r53-crash.log" 2>&1 & crash_pid=$!; PIDS+=("$crash_pid")
-  wait_dns "$R53_PORT" "r53 (to be killed)" "$crash_pid" 600
-  kill -9 "$crash_pid"; wait "$crash_pid" 2>/dev/null || true
+  # The stop above wrote the start-up snapshot, which that start read (and removed). A
+  # running r53 writes a live one once its zones have been quiet for 2 s
+  # (--snapshot-quiet-ms): kill -9 one 5 s after its first answer and time the start that
+  # reads it. Then kill -9 one at once, before it has written one: the next start scans sled.
+  crash_start() { # seconds to wait after the first answer, then kill -9
+    RUST_LOG=warn "$R53_BIN" "${BIG_ARGS[@]}" >"$B/r53-crash.log" 2>&1 & crash_pid=$!; PIDS+=("$crash_pid")
+    wait_dns "$R53_PORT" "r53 (to be killed)" "$crash_pid" 600
+    sleep "$1"
+    kill -9 "$crash_pid"; wait "$crash_pid" 2>/dev/null || true
+  }
+  crash_start 5
+  timed_start r53-live "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_live_t r_live_rss _ <<<"$TS"
+  crash_start 0
   timed_start r53-scan "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_scan_t r_scan_rss _ <<<"$TS"
   timed_start nsd "$NSD_PORT" nsd -d -c "$B/nsd/nsd.conf"; read -r n_t n_rss n_pss <<<"$TS"
   timed_start knot "$KNOT_PORT" knotd -c "$B/knot/knot.conf"; read -r k_t k_rss k_pss <<<"$TS"
-  BIG_LINE="$BIG_RECORDS records: start-up to first answer / RSS / PSS: r53 (data in sled, after a clean stop: from the start-up snapshot) $r_t s / $r_rss MiB / $r_pss MiB (after a kill -9, scanning sled: $r_scan_t s / $r_scan_rss MiB; first start, importing the zone file: $r_imp s); NSD (zone file) $n_t s / $n_rss MiB / $n_pss MiB; Knot (zone file) $k_t s / $k_rss MiB / $k_pss MiB"
-  BIG_KV="r53_t=$r_t r53_rss=$r_rss r53_scan_t=$r_scan_t r53_scan_rss=$r_scan_rss knot_t=$k_t knot_rss=$k_rss"
+  BIG_LINE="$BIG_RECORDS records: start-up to first answer / RSS / PSS: r53 (data in sled, after a clean stop: from the start-up snapshot) $r_t s / $r_rss MiB / $r_pss MiB (after a kill -9 once quiet, from the live snapshot: $r_live_t s / $r_live_rss MiB; after a kill -9 within 2 s of a start, scanning sled: $r_scan_t s / $r_scan_rss MiB; first start, importing the zone file: $r_imp s); NSD (zone file) $n_t s / $n_rss MiB / $n_pss MiB; Knot (zone file) $k_t s / $k_rss MiB / $k_pss MiB"
+  BIG_KV="r53_t=$r_t r53_rss=$r_rss r53_live_t=$r_live_t r53_live_rss=$r_live_rss r53_scan_t=$r_scan_t r53_scan_rss=$r_scan_rss knot_t=$k_t knot_rss=$k_rss"
   echo "   $BIG_LINE" >&2
 fi
 
