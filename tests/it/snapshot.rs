@@ -113,6 +113,33 @@ fn change(action: &str, name: &str, value: &str) -> serde_json::Value {
     }]}})
 }
 
+/// Creates the hosted zone `<label>.test` through the API, with `www` A 192.0.2.10 and `api` A
+/// 192.0.2.11 in it; its id and its ChangeResourceRecordSets path.
+async fn zone_with_two_hosts(server: &Server, label: &str) -> (String, String) {
+    let (status, body) = http(
+        server.api,
+        "POST",
+        "/2013-04-01/hostedzone",
+        Some(json!({"Name": format!("{label}.test"), "CallerReference": format!("{label}-1")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let zone = bare_id(&body["HostedZone"]["Id"]);
+    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
+    for (host, value) in [("www", "192.0.2.10"), ("api", "192.0.2.11")] {
+        let name = format!("{host}.{label}.test");
+        let (status, body) = http(
+            server.api,
+            "POST",
+            &rrset,
+            Some(change("CREATE", &name, value)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    (zone, rrset)
+}
+
 #[tokio::test]
 async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,29 +148,7 @@ async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9()
 
     // A zone and records made through the API.
     let server = Server::start(&data);
-    let (status, body) = http(
-        server.api,
-        "POST",
-        "/2013-04-01/hostedzone",
-        Some(json!({"Name": "snap.test", "CallerReference": "snap-1"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let zone = bare_id(&body["HostedZone"]["Id"]);
-    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
-    for (name, value) in [
-        ("www.snap.test", "192.0.2.10"),
-        ("api.snap.test", "192.0.2.11"),
-    ] {
-        let (status, body) = http(
-            server.api,
-            "POST",
-            &rrset,
-            Some(change("CREATE", name, value)),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    let (zone, rrset) = zone_with_two_hosts(&server, "snap").await;
     let www = server.answer("www.snap.test.", RecordType::A).await;
     assert_eq!(www, ["www.snap.test. 300 A 192.0.2.10"]);
     let ns = server.answer("snap.test.", RecordType::NS).await;
@@ -416,29 +421,7 @@ async fn after_a_quiet_moment_kill_9_starts_from_the_live_snapshot_and_a_later_c
     let snapshot = data.join(SNAPSHOT_FILE);
 
     let server = Server::start_with(&data, QUIET_MS);
-    let (status, body) = http(
-        server.api,
-        "POST",
-        "/2013-04-01/hostedzone",
-        Some(json!({"Name": "live.test", "CallerReference": "live-1"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let zone = bare_id(&body["HostedZone"]["Id"]);
-    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
-    for (name, value) in [
-        ("www.live.test", "192.0.2.10"),
-        ("api.live.test", "192.0.2.11"),
-    ] {
-        let (status, body) = http(
-            server.api,
-            "POST",
-            &rrset,
-            Some(change("CREATE", name, value)),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    let (_, rrset) = zone_with_two_hosts(&server, "live").await;
     let acknowledged = std::time::SystemTime::now();
     wait_for_live_snapshot(&data, acknowledged, quiet);
     let log = server.kill();
