@@ -273,34 +273,44 @@ fn open_service(
 const LEASE_SWEEP: Duration = Duration::from_secs(1);
 
 async fn sweep_leases(service: Arc<Service>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(LEASE_SWEEP);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
+    every(LEASE_SWEEP, shutdown, || async {
         if let Err(e) = service.expire_endpoints().await {
             warn!(error = %e, "could not forget expired endpoints");
         }
-    }
+    })
+    .await;
 }
 
-/// Writes the live start-up snapshot whenever the zones have been quiet for `quiet`
-/// ([`Service::live_snapshot`]); looks a few times per quiet period.
-async fn live_snapshots(service: Arc<Service>, quiet: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval((quiet / 4).max(Duration::from_millis(50)));
+/// Runs `work` every `period` (a late round delays the next, none are made up) until
+/// `shutdown`. A round under way is not cut short by it.
+async fn every<F, R>(period: Duration, shutdown: CancellationToken, mut work: F)
+where
+    F: FnMut() -> R,
+    R: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        // Not raced against the shutdown: `close` waits for the writer lock this holds, and a
-        // file cut short is never used.
+        work().await;
+    }
+}
+
+/// Writes the live start-up snapshot whenever the zones have been quiet for `quiet`
+/// ([`Service::live_snapshot`]); looks a few times per quiet period.
+async fn live_snapshots(service: Arc<Service>, quiet: Duration, shutdown: CancellationToken) {
+    let period = (quiet / 4).max(Duration::from_millis(50));
+    // Not raced against the shutdown: `close` waits for the writer lock this holds, and a
+    // file cut short is never used.
+    every(period, shutdown, || async {
         if let Err(e) = service.live_snapshot(quiet).await {
             warn!(error = %e, "the live start-up snapshot was not written; the next start after a crash reads the store");
         }
-    }
+    })
+    .await;
 }
 
 /// Opens the store, imports zone files, binds and starts serving.
