@@ -751,6 +751,19 @@ mod tests {
         assert!(store.take_snapshot().is_none(), "handed over once at most");
     }
 
+    /// Reopens the store at `dir` and checks that it did not use the snapshot (`what` says
+    /// why it must not), read `held` from sled instead, and left no snapshot behind.
+    fn assert_reopened_from_the_store(
+        dir: &Path,
+        held: &[(HostedZone, Vec<ResourceRecordSet>)],
+        what: &str,
+    ) {
+        let (store, snapshot) = reopen(dir);
+        assert!(snapshot.is_none(), "{what}: the snapshot was used");
+        assert_eq!(contents(&store.load().unwrap()), held, "{what}");
+        assert_no_snapshot_left(&store, dir);
+    }
+
     #[test]
     fn a_snapshot_loads_the_same_zones_once_and_is_gone_afterwards() {
         let dir = tempfile::tempdir().unwrap();
@@ -823,10 +836,7 @@ mod tests {
             let mut bytes = std::fs::read(&path).unwrap();
             damage(&mut bytes);
             std::fs::write(&path, bytes).unwrap();
-            let (store, snapshot) = reopen(dir.path());
-            assert!(snapshot.is_none(), "{what}: damaged, still used");
-            assert_eq!(contents(&store.load().unwrap()), held, "{what}");
-            assert_no_snapshot_left(&store, dir.path());
+            assert_reopened_from_the_store(dir.path(), &held, &format!("{what}: damaged"));
         }
     }
 
@@ -846,10 +856,7 @@ mod tests {
         }
         let held = write_snapshot(b.path());
         std::fs::copy(snapshot::path(a.path()), snapshot::path(b.path())).unwrap();
-        let (store, snapshot) = reopen(b.path());
-        assert!(snapshot.is_none(), "a's snapshot used for b");
-        assert_eq!(contents(&store.load().unwrap()), held);
-        assert_no_snapshot_left(&store, b.path());
+        assert_reopened_from_the_store(b.path(), &held, "a's snapshot, for b");
     }
 
     #[test]
@@ -1003,10 +1010,7 @@ mod tests {
                 assert!(snapshot::path(dir.path()).exists());
                 contents(&store.load().unwrap())
             };
-            let (store, snapshot) = reopen(dir.path());
-            assert!(snapshot.is_none(), "{i}: a stale live snapshot was used");
-            assert_eq!(contents(&store.load().unwrap()), held, "{i}");
-            assert_no_snapshot_left(&store, dir.path());
+            assert_reopened_from_the_store(dir.path(), &held, &format!("{i}: stale, live"));
         }
     }
 
