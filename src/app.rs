@@ -299,8 +299,9 @@ where
     }
 }
 
-/// Writes the live start-up snapshot whenever the zones have been quiet for `quiet`
-/// ([`Service::live_snapshot`]); looks a few times per quiet period.
+/// Writes the live start-up snapshot whenever one is due: the zones have been quiet for
+/// `quiet`, and the store's other rules ([`Service::live_snapshot`]); looks a few times per
+/// quiet period.
 async fn live_snapshots(service: Arc<Service>, quiet: Duration, shutdown: CancellationToken) {
     let period = (quiet / 4).max(Duration::from_millis(50));
     // Not raced against the shutdown: `close` waits for the writer lock this holds, and a

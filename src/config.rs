@@ -87,7 +87,8 @@ pub struct ServeArgs {
     pub zones_dir: PathBuf,
     /// Once no zone or record set has changed for this many milliseconds, write the start-up
     /// snapshot while serving, so that a start after a crash need not scan the store
-    /// (0: only at a clean shutdown).
+    /// (0: only at a clean shutdown). Also the wait before a failed one is tried again; and
+    /// one begins no sooner than 20 times as long as the last one took after it began.
     #[arg(long, env = "R53_SNAPSHOT_QUIET_MS", default_value_t = 2000)]
     pub snapshot_quiet_ms: u64,
     /// UDP sockets bound with SO_REUSEPORT, each served by a thread (default: one per CPU).

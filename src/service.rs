@@ -8,10 +8,10 @@
 //! catalog published by that group carries it. So a refused change leaves nothing behind, DNS
 //! never serves a change that is not durable, and an acknowledged change is visible to the
 //! next query. At shutdown [`Service::close`] refuses every later change, flushes, and has the
-//! store write its start-up snapshot of the zones, which the next `open` reads if it can.
-//! While serving, [`Service::live_snapshot`] writes the same snapshot once the zones have been
-//! quiet for a moment, without closing anything: the store drops it with the next write to a
-//! zone or record set.
+//! store write its start-up snapshot of the zones (unless the one on disk still stands), which
+//! the next `open` reads if it can. While serving, [`Service::live_snapshot`] writes the same
+//! snapshot once the zones have been quiet for a moment, without closing anything: the store
+//! drops it with the next write to a zone or record set.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,7 @@ use crate::model::{
     HostedZoneId, ResourceRecordSet, RrKey, Vpc, VpcAssociation,
 };
 use crate::resolver::ForwardingRule;
-use crate::store::{Batch, EncodedSets, Store, StoreError, StoredZone, Write};
+use crate::store::{Batch, EncodedSets, ShutdownSnapshot, Store, StoreError, StoredZone, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -889,8 +889,10 @@ impl Service {
 
     /// At shutdown, once the front ends have stopped: refuses every change from now on, makes
     /// everything applied durable, then writes the start-up snapshot of every hosted zone, so
-    /// that the next start need not scan the store. A flush that fails is an error; a
-    /// snapshot that cannot be written is logged and left out (the next start reads the store).
+    /// that the next start need not scan the store; a snapshot that still stands for the store
+    /// (read at this start or written live, no zone or record set written since) is left as
+    /// it is. A flush that fails is an error; a snapshot that cannot be written is logged and
+    /// left out (the next start reads the store).
     pub async fn close(&self) -> Result<(), ServiceError> {
         // Under the writer lock: a writer either queued its change before this (the flush
         // below covers it) or finds the service closed before it touches the state.
@@ -917,13 +919,18 @@ impl Service {
         .await
         .unwrap_or_else(|e| Err(StoreError::Engine(e.to_string())));
         match written {
-            Ok((_, _, 0)) => {}
-            Ok((zones, record_sets, bytes)) => tracing::info!(
+            Ok((_, _, ShutdownSnapshot::Unsupported)) => {}
+            Ok((zones, record_sets, ShutdownSnapshot::Written(bytes))) => tracing::info!(
                 zones,
                 record_sets,
                 bytes,
                 duration_ms = started.elapsed().as_millis() as u64,
                 "start-up snapshot written"
+            ),
+            Ok((zones, record_sets, ShutdownSnapshot::Current)) => tracing::info!(
+                zones,
+                record_sets,
+                "start-up snapshot already current (no zone or record set written since it was made); left as it is"
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "the start-up snapshot was not written; the next start reads the store")
@@ -932,10 +939,11 @@ impl Service {
         Ok(())
     }
 
-    /// While serving: once no zone or record set has been written for `quiet`, and none of
-    /// the changes applied is still on its way to the store, writes a start-up snapshot
-    /// without closing the store, so that a kill -9 after a quiet moment starts from it too.
-    /// Returns whether one was written. The store removes the snapshot's token with the next
+    /// While serving: once the store says one is due ([`Store::live_snapshot_due`]: none
+    /// stands for the store as it is, no zone or record set has been written for `quiet`,
+    /// not too soon after the last one) and none of the changes applied is still on its way
+    /// to the store, writes a start-up snapshot without closing the store, so that a kill -9
+    /// after a quiet moment starts from it too. Returns whether one was written. The store removes the snapshot's token with the next
     /// write to the zones or record sets (in that write's transaction), so the file never
     /// stands for a store that has changed since: a change racing the file's writing makes
     /// it stale, never wrong.
@@ -949,7 +957,7 @@ impl Service {
             if self.closed.load(Ordering::SeqCst) || self.commits.durable() < state.applied {
                 return Ok(false);
             }
-            if !matches!(self.store.zones_quiet_for(), Some(q) if q >= quiet) {
+            if !self.store.live_snapshot_due(quiet) {
                 return Ok(false);
             }
             // The indexes are immutable: holding them costs nothing, whatever changes next.

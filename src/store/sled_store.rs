@@ -9,8 +9,7 @@
 //! The start-up snapshot ([`super::snapshot`]) is tied to sled by a token: a random u64 kept
 //! under [`SNAPSHOT_TOKEN_KEY`] in sled's default tree and in the file. `begin_snapshot` stores
 //! and flushes the token first, then `write_snapshot_file` writes the file; `open` uses a file
-//! only when its token is sled's, and removes both in every case before it returns. So a
-//! snapshot is used at most once.
+//! only when its token is sled's.
 //!
 //! While a token stands, every write that changes what [`Store::load`] returns (the zones and
 //! rrsets trees) removes it *in the same sled transaction*: after a crash either both the write
@@ -18,6 +17,29 @@
 //! write to the zones or record sets was made after it, and the file that carries it holds
 //! exactly what the store does. A write never waits for the file: a file written for a token
 //! that a write has removed meanwhile is simply stale, and ignored at the next start.
+//!
+//! A valid snapshot found at `open` is kept, file and token, and its token becomes the store's
+//! live one before `open` returns, exactly as if this process had just written it: the first
+//! write to the zones or record sets removes it, and until then a start after a crash (or a
+//! clean stop, which leaves it as it is) reads it again. A stale or damaged file is removed
+//! with sled's token. Why a kept snapshot cannot hide a write:
+//! - sled's token is the file's, so nothing `load` reads was written since the file was made
+//!   (the rule above); nothing is written between that check and `live_token` being set,
+//!   since no one else holds the store yet, so every later write removes the token as usual.
+//! - `remove_unfinished_zones` runs before the check: it removes only record sets whose zone
+//!   record was never written (a creation in steps cut short), which `load` never returns, so
+//!   the file still holds what `load` does. A creation in steps writes such invisible record
+//!   sets too, and removes the token in the transaction that writes its zone record: a crash
+//!   before that leaves a valid snapshot and record sets `open` removes.
+//! - A crash between storing a new token and renaming its file into place leaves sled with the
+//!   new token and the disk with the old file (or none): they differ, so the file is stale.
+//! - Two starts in a row with no write read the same file, which still holds what sled does:
+//!   no token was removed because nothing changed.
+//! - A write refused after `write_snapshot` (which closes the store) is refused before it
+//!   touches sled, under the lock `write_snapshot` took exclusively, so the token stands for a
+//!   store that did not change.
+//! - A token of 0 (which `live_token` keeps for "none", so no write would remove it) is never
+//!   stored; a file and sled both holding 0 are treated as stale.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +50,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::codec;
-use super::{Batch, Encoded, EncodedSets, Store, StoreError, StoredZone, Tree, SCHEMA_VERSION};
+use super::{
+    Batch, Encoded, EncodedSets, ShutdownSnapshot, Store, StoreError, StoredZone, Tree,
+    LIVE_SNAPSHOT_SPACING, SCHEMA_VERSION,
+};
 use std::sync::Arc;
 
 use crate::model::{ChangeInfo, Endpoint, HostedZone, HostedZoneId, ResourceRecordSet, Vpc};
@@ -37,8 +62,9 @@ use crate::resolver::ForwardingRule;
 use super::snapshot;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
-/// The token of the start-up snapshot written at the last clean shutdown (u64, big-endian),
-/// present from just before the file is written until the next `open`.
+/// The token of the start-up snapshot (u64, big-endian): stored just before its file is
+/// written, removed by the first write to the zones or record sets after it, or by an `open`
+/// that finds no valid file for it.
 const SNAPSHOT_TOKEN_KEY: &[u8] = b"snapshot_token";
 /// Prefix of the markers (in sled's default tree) of zones being created in steps: see
 /// [`SledStore::create_zone`].
@@ -88,14 +114,13 @@ pub struct SledStore {
     /// while they write, so none is half-way through when a snapshot's token is stored
     /// (`begin_snapshot` holds it exclusively).
     closed: RwLock<bool>,
-    /// The token standing in sled (0: none). Set by `begin_snapshot` under `closed`'s write
-    /// lock; a writer that changes zones or record sets reads it under the read lock, removes
-    /// the token in its transaction when there is one, and clears it. Writers while no token
-    /// stands pay nothing for it.
+    /// The token standing in sled (0: none). Set by `open` when it keeps a valid snapshot,
+    /// and by `begin_snapshot` under `closed`'s write lock; a writer that changes zones or
+    /// record sets reads it under the read lock, removes the token in its transaction when
+    /// there is one, and clears it. Writers while no token stands pay nothing for it.
     live_token: AtomicU64,
-    /// When zones or record sets were last written (or the store opened): how long they have
-    /// been quiet.
-    zones_written: Mutex<Instant>,
+    /// What decides when the next live snapshot is due.
+    live: Mutex<Live>,
     /// Held while a snapshot file is written: one writer of the temporary file at a time.
     file: Mutex<()>,
     db: sled::Db,
@@ -182,17 +207,20 @@ impl SledStore {
         let zones = db.open_tree("zones").map_err(engine)?;
         let rrsets = db.open_tree("rrsets").map_err(engine)?;
         remove_unfinished_zones(&db, &zones, &rrsets)?;
-        let snapshot = claim_snapshot(&db, dir)?;
+        // After remove_unfinished_zones: see the module's comment.
+        let kept = claim_snapshot(&db, dir)?;
+        let token = kept.as_ref().map_or(0, |kept| kept.token);
         let changes = db.open_tree("changes").map_err(engine)?;
         let endpoints = db.open_tree("endpoints").map_err(engine)?;
         let vpcs = db.open_tree("vpcs").map_err(engine)?;
         let rules = db.open_tree("rules").map_err(engine)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            snapshot: Mutex::new(snapshot),
+            snapshot: Mutex::new(kept.map(|kept| kept.zones)),
             closed: RwLock::new(false),
-            live_token: AtomicU64::new(0),
-            zones_written: Mutex::new(Instant::now()),
+            // Before any write can be made: the first one removes the kept snapshot's token.
+            live_token: AtomicU64::new(token),
+            live: Mutex::new(Live::new(token, Instant::now())),
             file: Mutex::new(()),
             rules,
             db,
@@ -218,31 +246,38 @@ impl SledStore {
     }
 }
 
-/// Reads `dir`'s start-up snapshot and keeps its zones if it is whole and its token is sled's;
-/// then, whatever it held (or if there was none), removes the file and sled's token durably.
-/// A damaged or stale snapshot is logged and ignored: the zones are then read from sled. Only
-/// a failure to remove it is an error, since it could otherwise outlive the writes to come.
-fn claim_snapshot(db: &sled::Db, dir: &Path) -> Result<Option<Vec<StoredZone>>, StoreError> {
+/// Reads `dir`'s start-up snapshot and, when it is whole and its token is sled's, keeps it:
+/// the file and sled's token stay (only a temporary file a cut-short write left is removed),
+/// and the snapshot is returned for the store to make its token the live one. Otherwise (a
+/// damaged or stale file, logged and ignored: the zones are then read from sled; a token with
+/// no file, or a file with no token) removes the file and sled's token durably. Only a
+/// failure to remove something is an error, since it could otherwise outlive the writes to
+/// come.
+fn claim_snapshot(db: &sled::Db, dir: &Path) -> Result<Option<snapshot::Snapshot>, StoreError> {
     let token = db.get(SNAPSHOT_TOKEN_KEY).map_err(engine)?;
     let path = snapshot::path(dir);
+    let removing = |e: std::io::Error| engine(format!("removing {}: {e}", path.display()));
     let started = std::time::Instant::now();
-    let kept = match snapshot::read(dir) {
-        Ok(None) => None,
-        Ok(Some(found)) if token.as_deref() == Some(found.token.to_be_bytes().as_slice()) => {
+    match snapshot::read(dir) {
+        Ok(None) => {}
+        Ok(Some(found))
+            if found.token != 0
+                && token.as_deref() == Some(found.token.to_be_bytes().as_slice()) =>
+        {
             tracing::info!(
                 path = %path.display(),
                 zones = found.zones.len(),
                 read_ms = started.elapsed().as_millis() as u64,
                 "start-up snapshot read"
             );
-            Some(found.zones)
+            snapshot::remove_tmp(dir).map_err(removing)?;
+            return Ok(Some(found));
         }
         Ok(Some(_)) => {
             tracing::warn!(
                 path = %path.display(),
                 "the start-up snapshot is stale (the store was written after it, or it is another store's); ignored, reading the store"
             );
-            None
         }
         Err(e) => {
             tracing::warn!(
@@ -250,16 +285,15 @@ fn claim_snapshot(db: &sled::Db, dir: &Path) -> Result<Option<Vec<StoredZone>>, 
                 error = %e,
                 "the start-up snapshot cannot be used; ignored, reading the store"
             );
-            None
         }
-    };
+    }
     // The token first: once it is gone no file can pass for valid, whatever happens next.
     if token.is_some() {
         db.remove(SNAPSHOT_TOKEN_KEY).map_err(engine)?;
         db.flush().map_err(engine)?;
     }
-    snapshot::remove(dir).map_err(|e| engine(format!("removing {}: {e}", path.display())))?;
-    Ok(kept)
+    snapshot::remove(dir).map_err(removing)?;
+    Ok(None)
 }
 
 /// A zone whose creation in steps was cut short (a crash before its zone record was written)
@@ -446,32 +480,42 @@ impl Store for SledStore {
             .take()
     }
 
-    /// At shutdown: closes the store to writes, then a snapshot as `begin_snapshot` and
-    /// `write_snapshot_file` make one.
+    /// At shutdown: closes the store to writes; then, unless a snapshot written whole still
+    /// stands, a snapshot as `begin_snapshot` and `write_snapshot_file` make one.
     fn write_snapshot(
         &self,
         count: usize,
         zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<ShutdownSnapshot, StoreError> {
         let token = {
             let mut closed = self.closed.write().unwrap_or_else(PoisonError::into_inner);
             *closed = true;
+            // No write is half-way (this holds the lock writers share) and none can come
+            // (closed): a snapshot that stands now stands for good.
+            if self.standing() {
+                return Ok(ShutdownSnapshot::Current);
+            }
             self.store_token()?
         };
-        Ok(self.write_snapshot_file(token, count, zones)?.unwrap_or(0))
+        match self.write_snapshot_file(token, count, zones)? {
+            Some(bytes) => Ok(ShutdownSnapshot::Written(bytes)),
+            // Only a write can remove the token, and the store is closed to writes.
+            None => Err(engine(
+                "the start-up snapshot's token was removed while it was written",
+            )),
+        }
     }
 
-    fn zones_quiet_for(&self) -> Option<Duration> {
+    fn live_snapshot_due(&self, quiet: Duration) -> bool {
         let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
-        if *closed || self.live_token.load(Ordering::SeqCst) != 0 {
-            return None;
+        if *closed {
+            return false;
         }
-        Some(
-            self.zones_written
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .elapsed(),
-        )
+        let token = self.live_token.load(Ordering::SeqCst);
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .due(token, Instant::now(), quiet)
     }
 
     fn begin_snapshot(&self) -> Result<Option<u64>, StoreError> {
@@ -486,7 +530,8 @@ impl Store for SledStore {
     /// Writes the file unless `token` is no longer sled's (a write removed it, or another
     /// snapshot replaced it): `None` then, as the file would be stale before it was whole.
     /// A write may still remove the token while the file is written; the file is then stale
-    /// and ignored at the next start.
+    /// and ignored at the next start. Whatever the outcome, records how long the snapshot
+    /// took since its token was stored, and whether it failed, for `live_snapshot_due`.
     fn write_snapshot_file(
         &self,
         token: u64,
@@ -494,17 +539,28 @@ impl Store for SledStore {
         zones: &mut dyn Iterator<Item = Result<StoredZone, StoreError>>,
     ) -> Result<Option<u64>, StoreError> {
         let _file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.live_token.load(Ordering::SeqCst) != token {
-            return Ok(None);
-        }
-        snapshot::write(&self.dir, token, count, zones)
-            .map(Some)
-            .map_err(|e| {
-                engine(format!(
-                    "writing {}: {e}",
-                    snapshot::path(&self.dir).display()
-                ))
-            })
+        let written = if self.live_token.load(Ordering::SeqCst) != token {
+            Ok(None)
+        } else {
+            snapshot::write(&self.dir, token, count, zones)
+                .map(Some)
+                .map_err(|e| {
+                    engine(format!(
+                        "writing {}: {e}",
+                        snapshot::path(&self.dir).display()
+                    ))
+                })
+        };
+        let outcome = match &written {
+            Ok(Some(_)) => Outcome::Written(token),
+            Ok(None) => Outcome::Skipped,
+            Err(_) => Outcome::Failed,
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finished(outcome, Instant::now());
+        written
     }
 }
 
@@ -537,21 +593,124 @@ impl SledStore {
     fn store_token(&self) -> Result<u64, StoreError> {
         // Never 0, which `live_token` keeps for "none".
         let token: u64 = rand::random::<u64>().max(1);
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .began(Instant::now());
         // Set before the insert: should the insert or the flush fail, a later write still
         // removes whatever reached sled.
         self.live_token.store(token, Ordering::SeqCst);
-        self.db
+        let stored = self
+            .db
             .insert(SNAPSHOT_TOKEN_KEY, &token.to_be_bytes())
-            .map_err(engine)?;
-        self.db.flush().map_err(engine)?;
-        Ok(token)
+            .and_then(|_| self.db.flush())
+            .map_err(engine);
+        if stored.is_err() {
+            self.live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .finished(Outcome::Failed, Instant::now());
+        }
+        stored.map(|_| token)
+    }
+
+    /// Whether a snapshot whose file was written whole (or read whole at open) still stands
+    /// in sled: nothing was written to the zones or record sets since it was made.
+    fn standing(&self) -> bool {
+        let token = self.live_token.load(Ordering::SeqCst);
+        token != 0
+            && token
+                == self
+                    .live
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .whole
     }
 
     fn zones_were_written(&self) {
-        *self
-            .zones_written
+        self.live
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            .unwrap_or_else(PoisonError::into_inner)
+            .zones_written = Instant::now();
+    }
+}
+
+/// How a snapshot's file write ended.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// Written whole, for this token.
+    Written(u64),
+    /// Not written: a write removed the token first.
+    Skipped,
+    /// The token could not be stored, or the file not written.
+    Failed,
+}
+
+/// When the next live snapshot is due ([`Live::due`], for [`Store::live_snapshot_due`]).
+#[derive(Debug)]
+struct Live {
+    /// The token whose file was written whole, or read whole at open (0: none). While it is
+    /// also `live_token`, that snapshot stands for the store as it is. A token stored whose
+    /// file write failed, or has not finished, is never this.
+    whole: u64,
+    /// When zones or record sets were last written (or the store opened).
+    zones_written: Instant,
+    /// When the snapshot under way stored its token.
+    began: Option<Instant>,
+    /// When the last snapshot stored its token, and how long it took from then until its
+    /// file was written, skipped or failed.
+    last: Option<(Instant, Duration)>,
+    /// When the last snapshot failed, unless one was written since.
+    failed: Option<Instant>,
+}
+
+impl Live {
+    fn new(whole: u64, now: Instant) -> Self {
+        Self {
+            whole,
+            zones_written: now,
+            began: None,
+            last: None,
+            failed: None,
+        }
+    }
+
+    fn began(&mut self, now: Instant) {
+        self.began = Some(now);
+        self.whole = 0;
+    }
+
+    fn finished(&mut self, outcome: Outcome, now: Instant) {
+        if let Some(began) = self.began.take() {
+            self.last = Some((began, now.saturating_duration_since(began)));
+        }
+        match outcome {
+            Outcome::Written(token) => {
+                self.whole = token;
+                self.failed = None;
+            }
+            Outcome::Skipped => {}
+            Outcome::Failed => self.failed = Some(now),
+        }
+    }
+
+    /// Whether a live snapshot is due at `now`, `token` being the live token (0: none):
+    /// the rules [`Store::live_snapshot_due`] gives.
+    fn due(&self, token: u64, now: Instant, quiet: Duration) -> bool {
+        let since = |then: Instant| now.saturating_duration_since(then);
+        if token != 0 && token == self.whole {
+            return false;
+        }
+        if since(self.zones_written) < quiet {
+            return false;
+        }
+        if self.failed.is_some_and(|failed| since(failed) < quiet) {
+            return false;
+        }
+        match self.last {
+            Some((began, took)) => since(began) >= took.saturating_mul(LIVE_SNAPSHOT_SPACING),
+            None => true,
+        }
     }
 }
 
@@ -719,11 +878,32 @@ mod tests {
         let store = SledStore::open(dir, 1 << 20).unwrap();
         assert!(store.take_snapshot().is_none());
         let zones = store.load().unwrap();
-        let bytes = store
+        let written = store
             .write_snapshot(zones.len(), &mut zones.iter().cloned().map(Ok))
             .unwrap();
-        assert_eq!(std::fs::metadata(snapshot::path(dir)).unwrap().len(), bytes);
+        let size = std::fs::metadata(snapshot::path(dir)).unwrap().len();
+        assert_eq!(written, ShutdownSnapshot::Written(size));
         contents(&zones)
+    }
+
+    /// The snapshot file's identity: a file written again (a new inode by the rename, a new
+    /// modification time) differs.
+    fn file_identity(dir: &Path) -> (u64, std::time::SystemTime, Vec<u8>) {
+        use std::os::unix::fs::MetadataExt;
+        let path = snapshot::path(dir);
+        let meta = std::fs::metadata(&path).unwrap();
+        (
+            meta.ino(),
+            meta.modified().unwrap(),
+            std::fs::read(&path).unwrap(),
+        )
+    }
+
+    /// Whether sled holds the token in `dir`'s snapshot file.
+    fn token_matches_file(store: &SledStore, dir: &Path) -> bool {
+        let file = snapshot::read(dir).unwrap().expect("a snapshot file");
+        store.db.get(SNAPSHOT_TOKEN_KEY).unwrap().as_deref()
+            == Some(file.token.to_be_bytes().as_slice())
     }
 
     /// What a store opened on `dir` loads, and where from.
@@ -742,8 +922,8 @@ mod tests {
         store.flush().unwrap();
     }
 
-    /// After an open, whatever the snapshot held: no file, no token, nothing a later open
-    /// could use.
+    /// After an open that found no usable snapshot (damaged, stale, cut short): no file, no
+    /// token, nothing a later open could use.
     fn assert_no_snapshot_left(store: &SledStore, dir: &Path) {
         assert!(!snapshot::path(dir).exists(), "the snapshot file is gone");
         assert!(!dir.join(snapshot::TMP).exists());
@@ -765,7 +945,7 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_loads_the_same_zones_once_and_is_gone_afterwards() {
+    fn a_snapshot_loads_the_same_zones_and_stays_for_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
         two_zones(dir.path());
         let held = write_snapshot(dir.path());
@@ -780,11 +960,23 @@ mod tests {
             held,
             "sled holds the same"
         );
-        assert_no_snapshot_left(&store, dir.path());
-        drop(store);
+        assert!(store.take_snapshot().is_none(), "handed over once");
+        // Kept, file and token: it stands for the store this start opened.
+        assert!(token_matches_file(&store, dir.path()));
+        assert!(store.standing());
+        assert!(
+            !store.live_snapshot_due(Duration::ZERO),
+            "no live snapshot while it stands"
+        );
+        drop(store); // as after kill -9
 
-        let (_, snapshot) = reopen(dir.path());
-        assert!(snapshot.is_none(), "a snapshot is used by one start only");
+        // A second and a third start with no write in between read it again.
+        for start in ["second", "third"] {
+            let (store, snapshot) = reopen(dir.path());
+            let snapshot = snapshot.unwrap_or_else(|| panic!("{start} start: not used"));
+            assert_eq!(contents(&snapshot), held, "{start} start");
+            assert!(token_matches_file(&store, dir.path()), "{start} start");
+        }
     }
 
     #[test]
@@ -864,8 +1056,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (small, _) = two_zones(dir.path());
         write_snapshot(dir.path());
-        // Kept aside, as if the start below had not removed it (or it were restored from a
-        // backup): it no longer holds everything the store does.
+        // Kept aside, as if the start below had not removed it when it found it stale (or it
+        // were restored from a backup): it no longer holds everything the store does.
         let old = std::fs::read(snapshot::path(dir.path())).unwrap();
         write_after_a_start_from_the_snapshot(
             dir.path(),
@@ -904,6 +1096,7 @@ mod tests {
             small_sets,
             &vec![(*a_set("new.small.example.", "192.0.2.8")).clone()]
         );
+        assert_no_snapshot_left(&store, dir.path());
     }
 
     #[test]
@@ -948,9 +1141,13 @@ mod tests {
         two_zones(dir.path());
         let held = {
             let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-            assert!(store.zones_quiet_for().is_some(), "none stands after open");
+            assert!(
+                store.live_snapshot_due(Duration::ZERO),
+                "none stands after open"
+            );
             assert!(live_snapshot(&store).unwrap() > 0);
-            assert!(store.zones_quiet_for().is_none(), "one stands");
+            assert!(store.standing(), "one stands");
+            assert!(!store.live_snapshot_due(Duration::ZERO));
             // Endpoints, VPCs and change records are not in the snapshot (they are read
             // from the store at every start): writing them leaves it standing.
             let vpc = Vpc {
@@ -961,7 +1158,7 @@ mod tests {
                 .apply(&Batch(vec![Write::PutVpc(vpc)]).encode().unwrap())
                 .unwrap();
             store.flush().unwrap();
-            assert!(store.zones_quiet_for().is_none(), "still stands");
+            assert!(store.standing(), "still stands");
             contents(&store.load().unwrap())
             // Dropped without a shutdown snapshot, as after kill -9.
         };
@@ -971,15 +1168,15 @@ mod tests {
             held
         );
         assert_eq!(store.load_vpcs().unwrap().len(), 1);
-        assert_no_snapshot_left(&store, dir.path());
+        assert!(store.standing(), "kept by the start that read it");
     }
 
     #[test]
-    fn a_write_after_a_live_snapshot_makes_it_stale() {
+    fn a_write_after_a_live_snapshot_or_a_start_from_one_makes_it_stale() {
         let dir = tempfile::tempdir().unwrap();
         let (small, large) = two_zones(dir.path());
         // A record set written, a large zone created in steps, a zone deleted: each after a
-        // live snapshot, then a crash.
+        // live snapshot, or after a start that read a snapshot and kept it, then a crash.
         let writes: [&dyn Fn(&SledStore); 3] = [
             &|store| {
                 store
@@ -998,20 +1195,189 @@ mod tests {
             },
         ];
         for (i, write) in writes.iter().enumerate() {
-            let held = {
-                let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-                assert!(live_snapshot(&store).is_some());
-                write(&store);
-                store.flush().unwrap();
-                assert!(
-                    store.zones_quiet_for().is_some(),
-                    "{i}: it no longer stands"
-                );
-                assert!(snapshot::path(dir.path()).exists());
-                contents(&store.load().unwrap())
-            };
-            assert_reopened_from_the_store(dir.path(), &held, &format!("{i}: stale, live"));
+            for kept in [false, true] {
+                let what = format!("{i}: stale, {}", if kept { "kept" } else { "live" });
+                if kept {
+                    write_snapshot(dir.path());
+                }
+                let held = {
+                    let (store, snapshot) = reopen(dir.path());
+                    assert_eq!(snapshot.is_some(), kept, "{what}");
+                    if !kept {
+                        assert!(live_snapshot(&store).is_some());
+                    }
+                    assert!(store.standing(), "{what}");
+                    write(&store);
+                    store.flush().unwrap();
+                    assert!(!store.standing(), "{what}: it no longer stands");
+                    assert_eq!(store.db.get(SNAPSHOT_TOKEN_KEY).unwrap(), None, "{what}");
+                    assert!(snapshot::path(dir.path()).exists());
+                    contents(&store.load().unwrap())
+                };
+                assert_reopened_from_the_store(dir.path(), &held, &what);
+            }
         }
+    }
+
+    #[test]
+    fn a_clean_stop_leaves_a_standing_snapshot_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, _) = two_zones(dir.path());
+        let held = write_snapshot(dir.path());
+        let stop = |store: &SledStore| {
+            let zones = store.load().unwrap();
+            store
+                .write_snapshot(zones.len(), &mut zones.into_iter().map(Ok))
+                .unwrap()
+        };
+
+        // Read at open, nothing written since; then a live one, nothing written since.
+        for standing in ["read at open", "written live"] {
+            let (store, snapshot) = reopen(dir.path());
+            assert!(snapshot.is_some(), "{standing}");
+            if standing == "written live" {
+                store
+                    .apply(&put(&small, "x.small.example.", "192.0.2.1"))
+                    .unwrap();
+                store.flush().unwrap();
+                assert!(live_snapshot(&store).is_some());
+            }
+            let before = file_identity(dir.path());
+            // The zones handed in are not read: none is there to read.
+            let written = store.write_snapshot(2, &mut std::iter::empty()).unwrap();
+            assert_eq!(written, ShutdownSnapshot::Current, "{standing}");
+            assert_eq!(file_identity(dir.path()), before, "{standing}: untouched");
+            assert!(
+                store
+                    .apply(&put(&small, "late.small.example.", "192.0.2.7"))
+                    .is_err(),
+                "{standing}: closed to writes all the same"
+            );
+        }
+        let (store, snapshot) = reopen(dir.path());
+        let snapshot = snapshot.expect("the next start reads it");
+        assert_eq!(contents(&snapshot), contents(&store.load().unwrap()));
+        assert_ne!(
+            contents(&snapshot),
+            held,
+            "the write before the live one is in"
+        );
+
+        // A write since: a new one is written.
+        store
+            .apply(&put(&small, "y.small.example.", "192.0.2.2"))
+            .unwrap();
+        store.flush().unwrap();
+        let before = file_identity(dir.path());
+        assert!(matches!(stop(&store), ShutdownSnapshot::Written(_)));
+        assert_ne!(file_identity(dir.path()), before);
+        drop(store);
+
+        // A live snapshot whose token was stored but whose file was not written (failed, or
+        // cut short): it does not count, and a new one is written.
+        let (store, snapshot) = reopen(dir.path());
+        assert!(snapshot.is_some());
+        store
+            .apply(&put(&small, "z.small.example.", "192.0.2.3"))
+            .unwrap();
+        store.flush().unwrap();
+        store.begin_snapshot().unwrap().expect("a token");
+        assert!(!store.standing(), "its file is not written");
+        let written = stop(&store);
+        assert!(
+            matches!(written, ShutdownSnapshot::Written(_)),
+            "{written:?}"
+        );
+        let held = contents(&store.load().unwrap());
+        drop(store);
+        let (_, snapshot) = reopen(dir.path());
+        assert_eq!(contents(&snapshot.expect("read")), held);
+    }
+
+    #[test]
+    fn a_failed_live_snapshot_is_retried_after_the_next_quiet_period() {
+        let quiet = Duration::from_millis(300);
+        let dir = tempfile::tempdir().unwrap();
+        two_zones(dir.path());
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        // A directory where the temporary file must go: the file cannot be created.
+        let tmp = dir.path().join(snapshot::TMP);
+        std::fs::create_dir(&tmp).unwrap();
+        std::thread::sleep(quiet);
+        assert!(store.live_snapshot_due(quiet));
+        let zones = store.load().unwrap();
+        let token = store.begin_snapshot().unwrap().unwrap();
+        let written =
+            store.write_snapshot_file(token, zones.len(), &mut zones.clone().into_iter().map(Ok));
+        assert!(written.is_err(), "{written:?}");
+        let failed = Instant::now();
+        assert!(!snapshot::path(dir.path()).exists());
+        assert!(!store.standing());
+        assert!(
+            !store.live_snapshot_due(quiet),
+            "not retried at once after a failure"
+        );
+
+        std::fs::remove_dir(&tmp).unwrap();
+        // Due again once `quiet` has passed since the failure (the spacing rule may add a
+        // moment), with no write to the zones in between.
+        let deadline = failed + Duration::from_secs(10);
+        while !store.live_snapshot_due(quiet) {
+            assert!(Instant::now() < deadline, "never retried");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(failed.elapsed() >= quiet, "retried within a quiet period");
+        assert!(live_snapshot(&store).is_some(), "the retry is written");
+        assert!(store.standing());
+        assert!(!store.live_snapshot_due(quiet));
+        let held = contents(&zones);
+        drop(store);
+        let (_, snapshot) = reopen(dir.path());
+        assert_eq!(contents(&snapshot.expect("the retry is read")), held);
+    }
+
+    /// The rules of `Live::due` at chosen moments: quiet, a failure, the spacing.
+    #[test]
+    fn a_live_snapshot_is_due_when_quiet_and_no_sooner_than_20_times_the_last_one_took() {
+        let quiet = Duration::from_secs(2);
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut live = Live::new(0, t0);
+        assert!(!live.due(0, t0 + ms(1999), quiet), "not yet quiet");
+        assert!(live.due(0, t0 + quiet, quiet));
+
+        // A snapshot begun at 2 s that took 200 ms, then a write at 2.3 s: quiet again from
+        // 4.3 s, but not due before 2 s + 20 x 200 ms = 6 s.
+        live.began(t0 + ms(2000));
+        live.finished(Outcome::Written(7), t0 + ms(2200));
+        assert!(!live.due(7, t0 + ms(9000), quiet), "it stands");
+        assert!(live.due(8, t0 + ms(9000), quiet), "another token is not it");
+        live.zones_written = t0 + ms(2300);
+        assert!(!live.due(0, t0 + ms(4299), quiet), "not yet quiet");
+        assert!(!live.due(0, t0 + ms(4300), quiet), "quiet, too soon");
+        assert!(!live.due(0, t0 + ms(5999), quiet), "quiet, too soon");
+        assert!(live.due(0, t0 + ms(6000), quiet));
+
+        // A failure at 6.1 s, 100 ms after it began: not before 8.1 s (quiet since the
+        // failure), though the spacing (2 s after 6 s) would allow it earlier.
+        live.began(t0 + ms(6000));
+        live.finished(Outcome::Failed, t0 + ms(6100));
+        assert!(!live.due(9, t0 + ms(8099), quiet), "not retried at once");
+        assert!(live.due(9, t0 + ms(8100), quiet), "retried");
+
+        // Skipped (a write removed the token first): the write's quiet period rules.
+        live.began(t0 + ms(8100));
+        live.zones_written = t0 + ms(8101);
+        live.finished(Outcome::Skipped, t0 + ms(8102));
+        assert!(!live.due(0, t0 + ms(10100), quiet));
+        assert!(live.due(0, t0 + ms(10101), quiet));
+
+        // A 1 s snapshot (a slow disk): 20 s apart, however quiet.
+        live.began(t0 + ms(20_000));
+        live.finished(Outcome::Written(3), t0 + ms(21_000));
+        live.zones_written = t0 + ms(21_000);
+        assert!(!live.due(0, t0 + ms(39_999), quiet));
+        assert!(live.due(0, t0 + ms(40_000), quiet));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ~0.9 s and left ~130 MB resident).
 //!
 //! This file knows the format and how to write, read and remove it durably; whether a file may
-//! be used (its token against sled's, once only) is [`super::SledStore`]'s business. It never
+//! be used (its token against sled's) and kept is [`super::SledStore`]'s business. It never
 //! decides that a snapshot is valid beyond its own framing and checksum.
 //!
 //! Layout, integers big-endian:
@@ -258,8 +258,18 @@ impl<R: Read> Reader<R> {
 /// Removes `dir`'s snapshot and any temporary file a cut-short write left, and makes the
 /// removal durable (fsync of the dir) when there was something to remove.
 pub(crate) fn remove(dir: &Path) -> io::Result<()> {
+    remove_files(dir, &[FILE, TMP])
+}
+
+/// Removes only the temporary file a cut-short write left, if any (durably, as [`remove`]):
+/// for a start that keeps the snapshot itself.
+pub(crate) fn remove_tmp(dir: &Path) -> io::Result<()> {
+    remove_files(dir, &[TMP])
+}
+
+fn remove_files(dir: &Path, names: &[&str]) -> io::Result<()> {
     let mut removed = false;
-    for name in [FILE, TMP] {
+    for name in names {
         match std::fs::remove_file(dir.join(name)) {
             Ok(()) => removed = true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -1,10 +1,11 @@
 //! The start-up snapshot end to end with the `r53` binary: a SIGTERM leaves
 //! `<data-dir>/r53-snapshot` behind, the next start loads its zones from it (and says so) and
-//! removes it, and a change made after that start survives a kill -9, read back from the store.
-//! In process: a change that arrives once shutdown has begun is refused, so the snapshot and
-//! the store hold the same. While serving, once the zones have been quiet for a moment, a live
-//! snapshot is written: a kill -9 then starts from it, and a change made after it (the next
-//! start finds it stale) is read from the store.
+//! keeps it, so a kill -9 straight after that start starts from it again, and a clean stop
+//! with nothing written leaves it as it is; a change made after a start from it survives a
+//! kill -9, read back from the store. In process: a change that arrives once shutdown has
+//! begun is refused, so the snapshot and the store hold the same. While serving, once the
+//! zones have been quiet for a moment, a live snapshot is written: a kill -9 then starts from
+//! it, and a change made after it (the next start finds it stale) is read from the store.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -158,12 +159,9 @@ async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9()
     assert!(log.contains("start-up snapshot written"), "{log}");
     assert!(snapshot.exists(), "SIGTERM leaves {}", snapshot.display());
 
-    // A clean restart: the zones come from the snapshot, which is then gone.
+    // A clean restart: the zones come from the snapshot, which is kept.
     let server = Server::start(&data);
-    assert!(
-        !snapshot.exists(),
-        "the snapshot is removed when it is read"
-    );
+    assert!(snapshot.exists(), "the snapshot is kept when it is read");
     assert_eq!(server.answer("www.snap.test.", RecordType::A).await, www);
     assert_eq!(
         server.answer("api.snap.test.", RecordType::A).await,
@@ -197,8 +195,8 @@ async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9()
     let line = loaded_line(&log);
     assert!(line.contains("from=snapshot"), "{line}");
     assert!(line.contains("record_sets=4"), "{line}");
-    assert!(!snapshot.exists());
 
+    // The snapshot is still on disk, and stale: the change is read from the store.
     let server = Server::start(&data);
     assert_eq!(
         server.answer("www.snap.test.", RecordType::A).await,
@@ -211,8 +209,100 @@ async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9()
     let log = server.terminate();
     let line = loaded_line(&log);
     assert!(line.contains("from=store"), "{line}");
+    assert!(log.contains("the start-up snapshot is stale"), "{log}");
     assert!(!log.contains("start-up snapshot read"), "{log}");
+    assert!(log.contains("start-up snapshot written"), "{log}");
     assert!(snapshot.exists());
+}
+
+/// The snapshot file's inode and modification time: a file written again differs in both.
+fn file_identity(path: &Path) -> (u64, std::time::SystemTime) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.ino(), meta.modified().unwrap())
+}
+
+#[tokio::test]
+async fn a_kill_9_right_after_a_start_from_the_snapshot_starts_from_it_again_until_a_change() {
+    // The default quiet period: every kill -9 below comes well within it, before any live
+    // snapshot could be written.
+    const QUIET_MS: u64 = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let snapshot = data.join(SNAPSHOT_FILE);
+    let www = || ["www.kept.test. 300 A 192.0.2.10"];
+    let api = || ["api.kept.test. 300 A 192.0.2.11"];
+
+    let server = Server::start_with(&data, QUIET_MS);
+    let (_, rrset) = zone_with_two_hosts(&server, "kept").await;
+    let log = server.terminate();
+    assert!(log.contains("start-up snapshot written"), "{log}");
+    let written = file_identity(&snapshot);
+
+    // (1) A start from the snapshot, killed as soon as it serves.
+    let server = Server::start_with(&data, QUIET_MS);
+    assert_eq!(server.answer("www.kept.test.", RecordType::A).await, www());
+    let log = server.kill();
+    assert!(log.contains("start-up snapshot read"), "{log}");
+    assert!(loaded_line(&log).contains("from=snapshot"), "{log}");
+
+    // (2) The next start reads the same file again, and serves its data.
+    let server = Server::start_with(&data, QUIET_MS);
+    assert_eq!(server.answer("www.kept.test.", RecordType::A).await, www());
+    assert_eq!(server.answer("api.kept.test.", RecordType::A).await, api());
+    assert!(!server.answer("kept.test.", RecordType::NS).await.is_empty());
+    assert_eq!(file_identity(&snapshot), written, "the same file");
+    // Then an acknowledged change, and kill -9 at once.
+    let (status, body) = http(
+        server.api,
+        "POST",
+        &rrset,
+        Some(change("UPSERT", "www.kept.test", "192.0.2.20")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let log = server.kill();
+    assert!(log.contains("start-up snapshot read"), "{log}");
+    let line = loaded_line(&log);
+    assert!(line.contains("from=snapshot"), "{line}");
+    assert!(line.contains("record_sets=4"), "{line}");
+    assert!(
+        !log.contains("live start-up snapshot written"),
+        "no live snapshot within the quiet period: {log}"
+    );
+
+    // (3) The change is there: the snapshot was stale, the store read.
+    let server = Server::start_with(&data, QUIET_MS);
+    assert_eq!(
+        server.answer("www.kept.test.", RecordType::A).await,
+        ["www.kept.test. 300 A 192.0.2.20"]
+    );
+    assert_eq!(server.answer("api.kept.test.", RecordType::A).await, api());
+    let log = server.terminate();
+    assert!(log.contains("the start-up snapshot is stale"), "{log}");
+    assert!(loaded_line(&log).contains("from=store"), "{log}");
+    assert!(log.contains("start-up snapshot written"), "{log}");
+    let written = file_identity(&snapshot);
+
+    // (4) A start from that snapshot and a clean stop with no change: the file is left as
+    // it is, and still read by the start after.
+    let server = Server::start_with(&data, QUIET_MS);
+    assert_eq!(
+        server.answer("www.kept.test.", RecordType::A).await,
+        ["www.kept.test. 300 A 192.0.2.20"]
+    );
+    let log = server.terminate();
+    assert!(loaded_line(&log).contains("from=snapshot"), "{log}");
+    assert!(log.contains("start-up snapshot already current"), "{log}");
+    assert!(!log.contains("start-up snapshot written"), "{log}");
+    assert_eq!(file_identity(&snapshot), written, "left as it is");
+    let server = Server::start_with(&data, QUIET_MS);
+    assert_eq!(
+        server.answer("www.kept.test.", RecordType::A).await,
+        ["www.kept.test. 300 A 192.0.2.20"]
+    );
+    let log = server.terminate();
+    assert!(loaded_line(&log).contains("from=snapshot"), "{log}");
 }
 
 /// A change that reaches the service after shutdown began (an API handler runs to the end in
@@ -389,22 +479,28 @@ async fn values_as_entered_survive_a_clean_restart_and_kill_9() {
     assert!(loaded_line(&log).contains("from=store"), "{log}");
 }
 
-/// Waits until `<data>/r53-snapshot` was last written at least `after` past `since`: a live
-/// snapshot begun once the zones had been quiet for `after` since the write acknowledged at
-/// `since` (one begun before that write is skipped or made stale by it, and written within
-/// moments of it).
-fn wait_for_live_snapshot(data: &Path, since: std::time::SystemTime, after: Duration) {
+/// Waits until `<data>/r53-snapshot` holds a record set named `last` (in the store's wire
+/// form): a live snapshot begun after `last`, the last record set written, was written (one
+/// begun before that write cannot hold it). Its file is renamed into place before the server
+/// logs it, so a kill at once may come before the log line.
+fn wait_for_live_snapshot(data: &Path, last: &str) {
     let path = data.join(SNAPSHOT_FILE);
+    let mut wire = Vec::new();
+    for label in last.trim_end_matches('.').split('.') {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label.as_bytes());
+    }
+    wire.push(0);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) {
-            if modified >= since + after {
+        if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(wire.len()).any(|w| w == wire.as_slice()) {
                 return;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "no live snapshot within 30 s: {}",
+            "no live snapshot holding {last} within 30 s: {}",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -422,17 +518,13 @@ async fn after_a_quiet_moment_kill_9_starts_from_the_live_snapshot_and_a_later_c
 
     let server = Server::start_with(&data, QUIET_MS);
     let (_, rrset) = zone_with_two_hosts(&server, "live").await;
-    let acknowledged = std::time::SystemTime::now();
-    wait_for_live_snapshot(&data, acknowledged, quiet);
-    let log = server.kill();
-    assert!(log.contains("live start-up snapshot written"), "{log}");
+    // `api` is the last record set zone_with_two_hosts writes.
+    wait_for_live_snapshot(&data, "api.live.test.");
+    server.kill();
 
-    // (1) kill -9 after a quiet moment: the next start reads the live snapshot.
+    // (1) kill -9 after a quiet moment: the next start reads the live snapshot, and keeps it.
+    let written = file_identity(&snapshot);
     let server = Server::start_with(&data, QUIET_MS);
-    assert!(
-        !snapshot.exists(),
-        "the snapshot is removed when it is read"
-    );
     assert_eq!(
         server.answer("www.live.test.", RecordType::A).await,
         ["www.live.test. 300 A 192.0.2.10"]
@@ -442,10 +534,10 @@ async fn after_a_quiet_moment_kill_9_starts_from_the_live_snapshot_and_a_later_c
         ["api.live.test. 300 A 192.0.2.11"]
     );
     assert!(!server.answer("live.test.", RecordType::NS).await.is_empty());
-    // This start writes a live snapshot of its own once quiet (nothing was written since it
-    // began, so any file now is this start's).
-    let started = std::time::SystemTime::now();
-    wait_for_live_snapshot(&data, started, Duration::ZERO);
+    // The snapshot it read stands for the store: no live snapshot is written over it, however
+    // quiet the zones are.
+    std::thread::sleep(quiet * 2);
+    assert_eq!(file_identity(&snapshot), written, "not written again");
 
     // (2) One more acknowledged change after it, then kill -9 at once.
     let (status, body) = http(
@@ -462,7 +554,12 @@ async fn after_a_quiet_moment_kill_9_starts_from_the_live_snapshot_and_a_later_c
     assert!(line.contains("record_sets=4"), "{line}");
     assert!(log.contains("start-up snapshot read"), "{log}");
     assert!(
-        snapshot.exists(),
+        !log.contains("live start-up snapshot written"),
+        "nothing rewritten while it stood: {log}"
+    );
+    assert_eq!(
+        file_identity(&snapshot),
+        written,
         "the live snapshot made before the change"
     );
 
