@@ -497,13 +497,32 @@ if [ "$MILLION" = 1 ]; then
   }
   timed_start r53-import "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_imp _ _ <<<"$TS"
   timed_start r53 "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_t r_rss r_pss <<<"$TS"
-  # The stop above wrote the start-up snapshot, which that start read (and removed). A
+  # The stops above wrote the start-up snapshot, which every start since has read and kept:
+  # it stands until the first change to a zone or record set, so a kill -9 of a start with no
+  # change starts from it again. Each kill -9 below comes after an acknowledged change (an
+  # UPSERT of one record to bench.test. through the API), which makes that snapshot stale. A
   # running r53 writes a live one once its zones have been quiet for 2 s
-  # (--snapshot-quiet-ms): kill -9 one 5 s after its first answer and time the start that
-  # reads it. Then kill -9 one at once, before it has written one: the next start scans sled.
-  crash_start() { # seconds to wait after the first answer, then kill -9
+  # (--snapshot-quiet-ms): kill -9 one 5 s after its change and time the start that reads it.
+  # Then kill -9 one as soon as its change is acknowledged, before a live snapshot: the next
+  # start scans sled.
+  BIG_API="http://127.0.0.1:$API_PORT"
+  CRASH_N=0
+  big_upsert() { # one acknowledged UPSERT to bench.test. (a new address each time)
+    local zid="" i
+    CRASH_N=$((CRASH_N + 1))
+    for i in $(seq 1 200); do # the API is bound just after DNS
+      zid=$(curl -sf "$BIG_API/2013-04-01/hostedzone" | python3 -c 'import json,sys; print(next(z["Id"].split("/")[-1] for z in json.load(sys.stdin)["HostedZones"] if z["Name"] == "bench.test."))' 2>/dev/null) && break
+      sleep 0.05
+    done
+    [ -n "$zid" ] || { echo "r53's API did not list bench.test.; its log is in $B" >&2; exit 1; }
+    curl -sf -XPOST "$BIG_API/2013-04-01/hostedzone/$zid/rrset" -H 'Content-Type: application/json' \
+      -d "{\"ChangeBatch\":{\"Changes\":[{\"Action\":\"UPSERT\",\"ResourceRecordSet\":{\"Name\":\"crash.bench.test.\",\"Type\":\"A\",\"TTL\":60,\"ResourceRecords\":[{\"Value\":\"192.0.2.$CRASH_N\"}]}}]}}" |
+      grep -q INSYNC || { echo "the UPSERT to bench.test. was not acknowledged; r53's log is in $B" >&2; exit 1; }
+  }
+  crash_start() { # seconds to wait after an acknowledged change, then kill -9
     RUST_LOG=warn "$R53_BIN" "${BIG_ARGS[@]}" >"$B/r53-crash.log" 2>&1 & crash_pid=$!; PIDS+=("$crash_pid")
     wait_dns "$R53_PORT" "r53 (to be killed)" "$crash_pid" 600
+    big_upsert
     sleep "$1"
     kill -9 "$crash_pid"; wait "$crash_pid" 2>/dev/null || true
   }
@@ -513,7 +532,7 @@ if [ "$MILLION" = 1 ]; then
   timed_start r53-scan "$R53_PORT" "$R53_BIN" "${BIG_ARGS[@]}"; read -r r_scan_t r_scan_rss _ <<<"$TS"
   timed_start nsd "$NSD_PORT" nsd -d -c "$B/nsd/nsd.conf"; read -r n_t n_rss n_pss <<<"$TS"
   timed_start knot "$KNOT_PORT" knotd -c "$B/knot/knot.conf"; read -r k_t k_rss k_pss <<<"$TS"
-  BIG_LINE="$BIG_RECORDS records: start-up to first answer / RSS / PSS: r53 (data in sled, after a clean stop: from the start-up snapshot) $r_t s / $r_rss MiB / $r_pss MiB (after a kill -9 once quiet, from the live snapshot: $r_live_t s / $r_live_rss MiB; after a kill -9 within 2 s of a start, scanning sled: $r_scan_t s / $r_scan_rss MiB; first start, importing the zone file: $r_imp s); NSD (zone file) $n_t s / $n_rss MiB / $n_pss MiB; Knot (zone file) $k_t s / $k_rss MiB / $k_pss MiB"
+  BIG_LINE="$BIG_RECORDS records: start-up to first answer / RSS / PSS: r53 (data in sled, after a clean stop: from the start-up snapshot) $r_t s / $r_rss MiB / $r_pss MiB (after a kill -9 once quiet after a change, from the live snapshot: $r_live_t s / $r_live_rss MiB; after a kill -9 right after an acknowledged change, scanning sled: $r_scan_t s / $r_scan_rss MiB; first start, importing the zone file: $r_imp s); NSD (zone file) $n_t s / $n_rss MiB / $n_pss MiB; Knot (zone file) $k_t s / $k_rss MiB / $k_pss MiB"
   BIG_KV="r53_t=$r_t r53_rss=$r_rss r53_live_t=$r_live_t r53_live_rss=$r_live_rss r53_scan_t=$r_scan_t r53_scan_rss=$r_scan_rss knot_t=$k_t knot_rss=$k_rss"
   echo "   $BIG_LINE" >&2
 fi
