@@ -308,7 +308,7 @@ async fn live_snapshots(service: Arc<Service>, quiet: Duration, shutdown: Cancel
     // file cut short is never used.
     every(period, shutdown, || async {
         if let Err(e) = service.live_snapshot(quiet).await {
-            warn!(error = %e, "the live start-up snapshot was not written; the next start after a crash reads the store");
+            warn!(error = %e, "the live start-up snapshot was not written; tried again after another quiet period (until then a start after a crash reads the store)");
         }
     })
     .await;
