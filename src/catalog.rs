@@ -39,6 +39,7 @@ fn label_count(name: &Name) -> usize {
 }
 
 mod nodes;
+mod order;
 
 use nodes::{Nodes, Stored};
 
@@ -533,7 +534,12 @@ impl Endpoints {
         Self {
             by_name: endpoints
                 .into_iter()
-                .map(|e| (e.dns_name.clone(), e))
+                .map(|mut e| {
+                    // Answers send an endpoint's addresses in canonical order, as the zones'
+                    // records (see `order`); an address's octets compare as the number does.
+                    e.addresses.sort_by_key(|a| a.address);
+                    (e.dns_name.clone(), e)
+                })
                 .collect(),
             soas,
         }

@@ -2,7 +2,8 @@
 //! in the memory other servers use for them.
 //!
 //! A record set is kept as the store keeps it, its records in wire form (a few bytes for an
-//! address, inline), and decoded when a query or the API reads it; an Alias set, which
+//! address, inline) but in the order answers send them (see [`order`]), and decoded when a
+//! query or the API reads it; an Alias set, which
 //! answering follows, stays decoded. The names live in a [`Base`] built in one go (all keys in
 //! one buffer, a hash table of indexes into it) and an [`Overlay`] of what changed since,
 //! which lookups consult first. The overlay is a persistent map: successive indexes of a zone
@@ -23,6 +24,8 @@ use crate::model::ResourceRecordSet;
 use crate::store::codec::{self, RawRrset};
 use crate::store::StoreError;
 
+use super::order;
+
 /// Records of up to this many bytes (lengths included) are kept inline: an A record (6) and
 /// an AAAA record (18) both fit.
 const INLINE: usize = 24;
@@ -30,19 +33,35 @@ const INLINE: usize = 24;
 /// One record set as the index keeps it.
 #[derive(Clone, Debug)]
 pub(super) enum Stored {
-    /// Its records as [`codec::push_rdata`] writes them: each a u16 length and the RDATA.
-    /// A set entered through the API (`texts`) also keeps the values as they were entered, in
-    /// the same buffer: `data` is then the records' length (u32), the records, and the values
-    /// as [`codec::push_texts`] writes them. The flag sits in padding, so a set without them
-    /// (every zone file's) costs not a byte more.
+    /// Its records as [`codec::push_rdata`] writes them (each a u16 length and the RDATA), in
+    /// the order DNS answers send them ([`order`]: Knot's, canonical).
+    ///
+    /// Two things a listing needs may follow them in the same buffer, each behind a flag in
+    /// padding, so a set without them costs not a byte more: `entered`, the order the records
+    /// were entered in when it is not that one (a u16 per record, in the order entered: where
+    /// that record is among the records), and `texts`, the values as an API client entered
+    /// them, in that order, as [`codec::push_texts`] writes them (a set entered otherwise whose
+    /// names answers lower-case keeps its records' presentation form there instead, so that
+    /// it lists as before). With either, `data` is the records' length (u32), the records, the
+    /// order, then the values.
     Wire {
         rtype: u16,
         texts: bool,
+        entered: bool,
         ttl: u32,
         data: SmallVec<[u8; INLINE]>,
     },
     /// An Alias record set, which has no records; answering follows its target.
     Alias(Arc<ResourceRecordSet>),
+}
+
+/// A wire set's buffer taken apart (see [`Stored::Wire`]).
+struct Parts<'a> {
+    /// In the order answers send them.
+    records: &'a [u8],
+    /// Per record entered, its index in `records`, as u16s; `None`: in the order entered.
+    entered: Option<&'a [u8]>,
+    texts: Option<&'a [u8]>,
 }
 
 impl Stored {
@@ -68,14 +87,32 @@ impl Stored {
         ))
     }
 
+    /// A set from its records and values in the order they were entered.
     fn wire(rtype: u16, ttl: u32, records: &[u8], texts: Option<&[u8]>) -> Self {
+        let canonical = order::canonical(rtype, records);
+        // A set that lists in presentation form (it has no values as entered) keeps the form
+        // it listed in before its names were lower-cased for answers: the values, as text.
+        let presented = match (&canonical, texts) {
+            (Some(c), None) if c.lowered => Self::presentation(rtype, records),
+            _ => None,
+        };
+        let texts = texts.or(presented.as_deref());
+        let (records, entered) = match &canonical {
+            Some(c) => (&c.records[..], c.entered.as_deref()),
+            None => (records, None),
+        };
         // Inline whenever the bytes fit, whatever capacity a Vec grew to.
-        let data = match texts {
-            None => SmallVec::from_slice(records),
-            Some(texts) => {
-                let mut data = SmallVec::with_capacity(4 + records.len() + texts.len());
+        let data = match (entered, texts) {
+            (None, None) => SmallVec::from_slice(records),
+            _ => {
+                let order = entered.map_or(0, |e| 2 * e.len());
+                let texts = texts.unwrap_or_default();
+                let mut data = SmallVec::with_capacity(4 + records.len() + order + texts.len());
                 data.extend_from_slice(&(records.len() as u32).to_be_bytes());
                 data.extend_from_slice(records);
+                for index in entered.unwrap_or_default() {
+                    data.extend_from_slice(&index.to_be_bytes());
+                }
                 data.extend_from_slice(texts);
                 data
             }
@@ -83,23 +120,75 @@ impl Stored {
         Self::Wire {
             rtype,
             texts: texts.is_some(),
+            entered: entered.is_some(),
             ttl,
             data,
         }
     }
 
-    /// A wire set's records and, when it was entered through the API, its values as entered.
-    fn parts(texts: bool, data: &[u8]) -> (&[u8], Option<&[u8]>) {
-        if !texts {
-            return (data, None);
+    /// `records` in presentation form, as [`codec::push_texts`] writes values; `None` when
+    /// one does not decode.
+    fn presentation(rtype: u16, records: &[u8]) -> Option<Vec<u8>> {
+        let texts = codec::read_rdata(records, RecordType::from(rtype))
+            .map(|r| r.ok().map(|rdata| crate::zonefile::rdata_text(&rdata)))
+            .collect::<Option<Vec<String>>>()?;
+        let mut out = Vec::new();
+        codec::push_texts(&mut out, texts.iter().map(|t| &**t)).ok()?;
+        Some(out)
+    }
+
+    /// A wire set's records, the order they were entered in and the values as entered.
+    fn parts(texts: bool, entered: bool, data: &[u8]) -> Parts<'_> {
+        if !texts && !entered {
+            return Parts {
+                records: data,
+                entered: None,
+                texts: None,
+            };
         }
-        // `wire` wrote the length; a short buffer cannot occur, but reads as no records.
+        // `wire` wrote what is read here; a short buffer cannot occur, but reads as no records.
         let Some((len, rest)) = data.split_first_chunk::<4>() else {
-            return (&[], None);
+            return Parts {
+                records: &[],
+                entered: None,
+                texts: None,
+            };
         };
         let len = (u32::from_be_bytes(*len) as usize).min(rest.len());
-        let (records, texts) = rest.split_at(len);
-        (records, Some(texts))
+        let (records, mut rest) = rest.split_at(len);
+        let mut order = None;
+        if entered {
+            let count = order::split(records).map_or(0, |r| r.len());
+            let (o, after) = rest.split_at((2 * count).min(rest.len()));
+            order = Some(o);
+            rest = after;
+        }
+        Parts {
+            records,
+            entered: order,
+            texts: texts.then_some(rest),
+        }
+    }
+
+    /// The records in the order they were entered, as [`codec::push_rdata`] writes them.
+    fn records_as_entered<'a>(parts: &Parts<'a>) -> Cow<'a, [u8]> {
+        let Some(entered) = parts.entered else {
+            return Cow::Borrowed(parts.records);
+        };
+        let Some(records) = order::split(parts.records) else {
+            return Cow::Borrowed(parts.records);
+        };
+        let mut out = Vec::with_capacity(parts.records.len());
+        for index in entered.chunks_exact(2) {
+            let index = usize::from(u16::from_be_bytes([index[0], index[1]]));
+            // `wire` wrote an index per record, each below their count.
+            let Some(rdata) = records.get(index) else {
+                return Cow::Borrowed(parts.records);
+            };
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(rdata);
+        }
+        Cow::Owned(out)
     }
 
     /// The set a stored value holds, with its owner's key.
@@ -117,22 +206,24 @@ impl Stored {
         Ok((super::key_of(&set.name), Self::pack(&set)?))
     }
 
-    /// The stored form of this set, owned by `key` (the inverse of [`from_value`]).
+    /// The stored form of this set, owned by `key` (the inverse of [`from_value`]): its
+    /// records in the order they were entered, as the store keeps them.
     pub(super) fn to_value(&self, key: &[u8]) -> Result<Vec<u8>, StoreError> {
         match self {
             Self::Wire {
                 rtype,
                 texts,
+                entered,
                 ttl,
                 data,
             } => {
-                let (records, texts) = Self::parts(*texts, data);
+                let parts = Self::parts(*texts, *entered, data);
                 Ok(codec::encode_raw_rrset(&RawRrset {
                     name: key,
                     rtype: *rtype,
                     ttl: *ttl,
-                    records,
-                    texts,
+                    records: &Self::records_as_entered(&parts),
+                    texts: parts.texts,
                 }))
             }
             Self::Alias(set) => codec::encode_rrset(set),
@@ -146,46 +237,61 @@ impl Stored {
         }
     }
 
-    /// The record set, owned by `key`'s name, as DNS answers it: decoded, or borrowed when it
-    /// is kept decoded. Records that do not decode (never written so by r53) are left out, and
-    /// so are the values as entered, which only a listing shows (see [`listed`](Self::listed)).
+    /// The record set, owned by `key`'s name, as DNS answers it: decoded, its records in the
+    /// order answers send them, or borrowed when it is kept decoded. Records that do not decode
+    /// (never written so by r53) are left out, and so are the values as entered, which only a
+    /// listing shows (see [`listed`](Self::listed)).
     pub(super) fn view(&self, key: &[u8]) -> Cow<'_, ResourceRecordSet> {
         match self {
             Self::Alias(set) => Cow::Borrowed(set),
             Self::Wire {
                 rtype,
                 texts,
+                entered,
                 ttl,
                 data,
             } => {
                 let rtype = RecordType::from(*rtype);
-                let (records, _) = Self::parts(*texts, data);
-                Cow::Owned(ResourceRecordSet {
-                    name: name_of(key),
-                    rtype,
-                    ttl: *ttl,
-                    records: codec::read_rdata(records, rtype)
-                        .filter_map(Result::ok)
-                        .collect(),
-                    alias: None,
-                    texts: None,
-                })
+                let records = Self::parts(*texts, *entered, data).records;
+                Cow::Owned(Self::decoded(key, rtype, *ttl, records))
             }
         }
     }
 
-    /// The record set as the API lists it: [`view`](Self::view) with the values as they were
-    /// entered, when they were, shared.
+    fn decoded(key: &[u8], rtype: RecordType, ttl: u32, records: &[u8]) -> ResourceRecordSet {
+        ResourceRecordSet {
+            name: name_of(key),
+            rtype,
+            ttl,
+            records: codec::read_rdata(records, rtype)
+                .filter_map(Result::ok)
+                .collect(),
+            alias: None,
+            texts: None,
+        }
+    }
+
+    /// The record set as the API lists it: its records in the order they were entered, with
+    /// the values as they were entered, when they were.
     pub(super) fn listed(&self, key: &[u8]) -> Arc<ResourceRecordSet> {
         match self {
             Self::Alias(set) => set.clone(),
-            Self::Wire { texts, data, .. } => {
-                let mut set = self.view(key).into_owned();
-                if let (records, Some(texts)) = Self::parts(*texts, data) {
+            Self::Wire {
+                rtype,
+                texts,
+                entered,
+                ttl,
+                data,
+            } => {
+                let rtype = RecordType::from(*rtype);
+                let parts = Self::parts(*texts, *entered, data);
+                let records = Self::records_as_entered(&parts);
+                let mut set = Self::decoded(key, rtype, *ttl, &records);
+                if let Some(texts) = parts.texts {
                     let texts: Box<[Box<str>]> = codec::read_texts(texts).map(Box::from).collect();
-                    // A record that did not decode was left out of the view: its value would
+                    // A record that did not decode was left out of the set: its value would
                     // no longer pair off with its record, so the set lists as decoded.
-                    let whole = codec::read_rdata(records, set.rtype).count() == set.records.len();
+                    let whole = codec::read_rdata(&records, rtype).count() == set.records.len();
                     if whole && texts.len() == set.records.len() {
                         set.texts = Some(texts);
                     }

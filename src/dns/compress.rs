@@ -30,7 +30,7 @@
 
 use hickory_proto::rr::rdata::{CNAME, NS, PTR};
 use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_proto::ProtoError;
 
 /// The largest offset a compression pointer can hold (14 bits).
@@ -161,9 +161,10 @@ impl Names {
         Ok(())
     }
 
-    /// Writes a record's RDATA: the names of NS, CNAME, PTR, MX and SOA compressed (RFC 3597
-    /// §4 lists them; Knot compresses these and no others hickory knows), everything else as
-    /// hickory writes it, names in full. `hint`: the record is one of the first of an answer
+    /// Writes a record's RDATA: the names of NS, CNAME, PTR, MX, SOA and MINFO compressed (RFC
+    /// 3597 §4 lists them with MD, MF, MB, MG and MR; Knot 3.2 compresses these six and writes
+    /// the other five in full, as it writes every later type), everything else as hickory
+    /// writes it, names in full. `hint`: the record is one of the first of an answer
     /// or authority RRset, and its first name is noted for the additional section's owners.
     pub(super) fn emit_rdata(
         &mut self,
@@ -199,6 +200,21 @@ impl Names {
                 rdata.emit(encoder)?;
                 Some(start + 6)
             }
+            // hickory does not know MINFO: its two names come as the bytes of an unknown
+            // type, compressed when they are two whole names uncompressed. (A MINFO whose names
+            // an upstream compressed holds pointers into the upstream's message, which hickory
+            // keeps as bytes: written as they came, as before.) Knot hints no additional
+            // record with them.
+            RData::Unknown { code, rdata } if u16::from(*code) == MINFO => {
+                match two_names(&rdata.anything) {
+                    Some((rmailbx, emailbx)) => {
+                        self.emit_name(encoder, &rmailbx)?;
+                        self.emit_name(encoder, &emailbx)?;
+                    }
+                    None => rdata.emit(encoder)?,
+                }
+                None
+            }
             _ => {
                 rdata.emit(encoder)?;
                 None
@@ -213,6 +229,28 @@ impl Names {
         }
         Ok(())
     }
+}
+
+/// RFC 1035 §3.3.7's MINFO, which hickory reads as an unknown type.
+const MINFO: u16 = 14;
+
+/// The two names that make up `rdata`, each whole and uncompressed, and nothing after them.
+fn two_names(rdata: &[u8]) -> Option<(Name, Name)> {
+    let uncompressed_end = |at: usize| -> Option<usize> {
+        let mut at = at;
+        loop {
+            match *rdata.get(at)? {
+                0 => return Some(at + 1),
+                len @ 1..=63 => at += 1 + usize::from(len),
+                _ => return None,
+            }
+        }
+    };
+    let middle = uncompressed_end(0)?;
+    let end = uncompressed_end(middle)?;
+    let read = |bytes: &[u8]| Name::read(&mut BinDecoder::new(bytes)).ok();
+    (end == rdata.len()).then_some(())?;
+    Some((read(&rdata[..middle])?, read(&rdata[middle..])?))
 }
 
 /// Whether the `index`th record of an RRset leaves a hint.
@@ -416,6 +454,44 @@ mod tests {
         assert_eq!(read(&wire, at[4]), name("mx20.example.com."));
         // Another owner is compressed against the question.
         assert_eq!(&wire[at[5]..], b"\x05other\xc0\x0c");
+    }
+
+    /// Knot 3.2.6 (knotd, checked by hand) answers `minfo.t.test MINFO` with both names
+    /// compressed against the question and `mb.t.test MB` with the name in full; MD, MF, MG
+    /// and MR as MB.
+    #[test]
+    fn minfo_names_are_compressed_and_mb_names_are_not() {
+        let unknown = |code: u16, names: &[&str]| {
+            let mut bytes = Vec::new();
+            for n in names {
+                bytes.extend(name(n).to_bytes().unwrap());
+            }
+            RData::Unknown {
+                code: code.into(),
+                rdata: hickory_proto::rr::rdata::NULL::with(bytes),
+            }
+        };
+        let minfo = unknown(MINFO, &["rmail.t.test.", "email.t.test."]);
+        let wire = compose("minfo.t.test.", |names, e| {
+            names.emit_rdata(e, &minfo, true).unwrap();
+        });
+        assert_eq!(&wire[26..], b"\x05rmail\xc0\x12\x05email\xc0\x12");
+        assert_eq!(read(&wire, 26), name("rmail.t.test."));
+        assert_eq!(read(&wire, 34), name("email.t.test."));
+        let mb = unknown(7, &["mail.t.test."]);
+        let wire = compose("mb.t.test.", |names, e| {
+            names.emit_rdata(e, &mb, true).unwrap();
+        });
+        assert_eq!(&wire[23..], b"\x04mail\x01t\x04test\x00");
+        // Bytes that are not two whole names stay as they came.
+        let odd = RData::Unknown {
+            code: MINFO.into(),
+            rdata: hickory_proto::rr::rdata::NULL::with(b"\x01a\xc0\x0c".to_vec()),
+        };
+        let wire = compose("minfo.t.test.", |names, e| {
+            names.emit_rdata(e, &odd, true).unwrap();
+        });
+        assert_eq!(&wire[26..], b"\x01a\xc0\x0c");
     }
 
     #[test]
