@@ -16,6 +16,7 @@ pub mod message;
 mod mmsg;
 pub mod rrl;
 pub mod server;
+mod steer;
 
 pub use message::{respond, Outcome, Recursion, RecursionPolicy, Transport, SERVER_UDP_PAYLOAD};
 pub use rrl::RrlConfig;

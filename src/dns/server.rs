@@ -39,6 +39,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::steer::{Steering, ThreadSteering};
+
 use super::cache::{Key, PlainQuery, ResponseCache};
 use super::message::{
     respond_noting, ClientContext, Outcome, Recursion, RecursionPolicy, Transport,
@@ -114,6 +116,13 @@ impl DnsListeners {
                 "response-rate limiting on UDP"
             );
         }
+        let steering = Steering::new(&self.udp).map(Arc::new);
+        if steering.is_some() {
+            info!(
+                sockets = self.udp.len(),
+                "UDP queries answered on the CPU they arrive on while no socket is busy"
+            );
+        }
         for (i, socket) in self.udp.into_iter().enumerate() {
             let socket = Arc::new(socket);
             let stop = shutdown.child_token();
@@ -125,6 +134,8 @@ impl DnsListeners {
                 rrl: rrl.clone(),
                 stop: stop.clone(),
                 runtime: tokio::runtime::Handle::current(),
+                steering: steering.clone(),
+                index: i,
             };
             std::thread::Builder::new()
                 .name(format!("r53-udp-{i}"))
@@ -222,50 +233,15 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Makes the kernel hand each datagram for `socket`'s SO_REUSEPORT group of `sockets` to a
 /// socket picked at random, with a classic BPF program (`ld rand; mod #sockets; ret a`: the
-/// index of a socket in the group, in the order they were bound).
+/// index of a socket in the group, in the order they were bound). [`Steering`] replaces it
+/// with its own while no socket is busy, where it can.
 ///
 /// Without it the kernel picks by the hash of the client's address and port, so a few busy
 /// clients (a load balancer, a load generator: dnsperf's 4 sockets) can land 3 to 1 or 4 to 0
 /// on two sockets, leaving one thread short of work and the other behind; the benchmark moved
 /// by ±10% from run to run with the draw. DNS over UDP needs no order between datagrams.
 fn spread_at_random(socket: &UdpSocket, sockets: usize) -> io::Result<()> {
-    let program = [
-        bpf(
-            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-            (libc::SKF_AD_OFF + libc::SKF_AD_RANDOM) as u32,
-        ),
-        bpf(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, sockets as u32),
-        bpf(libc::BPF_RET | libc::BPF_A, 0),
-    ];
-    let fprog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr().cast_mut(),
-    };
-    // SAFETY: setsockopt reads the sock_fprog and the program it points to (both alive on
-    // this stack frame) during the call; the kernel keeps its own copy.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(socket),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_REUSEPORT_CBPF,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// One classic BPF instruction without jumps.
-fn bpf(code: u32, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    super::steer::select_socket_by(socket, libc::SKF_AD_RANDOM, sockets)
 }
 
 /// Binds UDP and TCP on `addr`. With port 0 the kernel picks a port for UDP and TCP takes the
@@ -479,8 +455,9 @@ impl Pace {
         !self.busy
     }
 
-    /// Notes a batch of `n` datagrams; `now` is read only when a rate window closes.
-    fn received(&mut self, n: usize, now: impl FnOnce() -> Instant) {
+    /// Notes a batch of `n` datagrams; `now` is read only when a rate window closes, and then
+    /// the window's datagrams and that time are returned.
+    fn received(&mut self, n: usize, now: impl FnOnce() -> Instant) -> Option<(usize, Instant)> {
         self.busy = if self.paused {
             n >= BUSY_STAYS
         } else {
@@ -489,17 +466,18 @@ impl Pace {
         self.paused = false;
         self.yields = 0;
         self.window_count += n;
-        if self.window_count >= RATE_WINDOW {
-            let now = now();
-            let elapsed = now.saturating_duration_since(self.window_start);
-            let window_fast = self.window_count as u128 * 1_000_000_000
-                >= u128::from(FAST_RATE) * elapsed.as_nanos();
-            // Fast only after two fast windows in a row: one burst is not a rate.
-            self.fast = window_fast && self.last_window_fast;
-            self.last_window_fast = window_fast;
-            self.window_start = now;
-            self.window_count = 0;
+        if self.window_count < RATE_WINDOW {
+            return None;
         }
+        let now = now();
+        let elapsed = now.saturating_duration_since(self.window_start);
+        let window_fast =
+            self.window_count as u128 * 1_000_000_000 >= u128::from(FAST_RATE) * elapsed.as_nanos();
+        // Fast only after two fast windows in a row: one burst is not a rate.
+        self.fast = window_fast && self.last_window_fast;
+        self.last_window_fast = window_fast;
+        self.window_start = now;
+        Some((std::mem::take(&mut self.window_count), now))
     }
 
     /// The busy loop's receive found the socket empty: what to do before looking again.
@@ -556,6 +534,9 @@ struct UdpLoop {
     stop: CancellationToken,
     /// Where questions that wait for an upstream are resolved.
     runtime: tokio::runtime::Handle,
+    /// The group's steering, when it has one ([`Steering`]), and this socket's index in it.
+    steering: Option<Arc<Steering>>,
+    index: usize,
 }
 
 impl UdpLoop {
@@ -567,6 +548,8 @@ impl UdpLoop {
             rrl,
             stop,
             runtime,
+            steering,
+            index,
         } = self;
         // Questions the resolver must ask upstreams about wait, so they run in tasks of their
         // own, as many at once as this allows; every other answer (authoritative, or from
@@ -583,12 +566,19 @@ impl UdpLoop {
         // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer and touches no memory.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
         let mut pace = Pace::new(Instant::now());
+        let mut thread_steering = ThreadSteering::default();
+        if let Some(steering) = &steering {
+            steering.follow(index, &mut thread_steering);
+        }
         while !stop.is_cancelled() {
             let received = match batch.recv(&socket, pace.blocks()) {
                 // No datagram, not even an empty one: the socket was shut down (`StopUdpLoop`).
                 Ok(0) => break,
                 Ok(n) => {
-                    pace.received(n, Instant::now);
+                    let window = pace.received(n, Instant::now);
+                    if let (Some((datagrams, at)), Some(steering)) = (window, &steering) {
+                        steering.note(index, datagrams as u64, at, &mut thread_steering);
+                    }
                     n
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
