@@ -632,40 +632,104 @@ async fn after_a_flood_the_udp_threads_sleep_until_the_next_question() {
     );
 }
 
-/// Each datagram goes to one of the UDP sockets at random (`spread_at_random` in
-/// src/dns/server.rs), not by the client's address and port: a single client's questions,
-/// asked one after another from one socket, wake both threads.
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; sched_getaffinity writes at most its
+    // size into it, and CPU_ISSET reads a bit of it below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+/// Pins the calling thread to `cpus`.
+fn pin(cpus: &[usize]) {
+    // SAFETY: as in `allowed_cpus`; CPU_SET writes a bit below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+/// How many times each UDP thread of `child` woke while one client asked 200 questions one
+/// after another, from the calling thread.
+fn wakes_for_200_questions(child: &Child, dns: SocketAddr) -> Vec<u64> {
+    let before = child.udp_thread_switches();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(dns).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let probe = query("www.example.com.", RecordType::A).to_vec().unwrap();
+    let mut buf = [0u8; 512];
+    for i in 0..200 {
+        socket.send(&probe).unwrap();
+        socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("question {i} unanswered: {e}"));
+    }
+    let after = child.udp_thread_switches();
+    after.iter().zip(&before).map(|(a, b)| a - b).collect()
+}
+
+/// Which UDP thread answers (src/dns/steer.rs): with one socket per CPU (here
+/// `--udp-sockets 2` on a 2-CPU machine), a quiet server answers each question on the CPU
+/// it arrived on (on loopback, the client's): a client pinned to a CPU wakes that CPU's
+/// thread alone. Otherwise a datagram goes to a socket at random (`spread_at_random` in
+/// src/dns/server.rs), not by the client's address and port: a single client's questions
+/// wake both threads.
 #[tokio::test]
-async fn one_clients_questions_are_shared_by_every_udp_thread() {
+async fn which_udp_thread_answers_follows_the_cpu_or_chance_never_the_clients_address() {
     let dir = tempfile::tempdir().unwrap();
     let (child, dns, _) = spawn_server(dir.path()).await;
-    let before = child.udp_thread_switches();
     assert_eq!(
-        before.len(),
+        child.udp_thread_switches().len(),
         2,
         "one thread per UDP socket (--udp-sockets 2)"
     );
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.connect(dns).await.unwrap();
-    let probe = query("www.example.com.", RecordType::A).to_vec().unwrap();
-    let mut buf = [0u8; 512];
-    let mut answered = 0;
-    for _ in 0..400 {
-        socket.send(&probe).await.unwrap();
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await
-        {
-            answered += 1;
+    let cpus = allowed_cpus();
+    let woken = tokio::task::spawn_blocking(move || {
+        if cpus.len() == 2 {
+            cpus.iter()
+                .map(|&cpu| {
+                    pin(&[cpu]);
+                    (cpu, wakes_for_200_questions(&child, dns))
+                })
+                .collect::<Vec<_>>()
+        } else {
+            vec![(usize::MAX, wakes_for_200_questions(&child, dns))]
+        }
+    })
+    .await
+    .unwrap();
+    for (cpu, woken) in woken {
+        if cpu == usize::MAX {
+            // By the client's hash, one thread would take all 200 and the other none; at
+            // random each takes about 100.
+            assert!(
+                woken.iter().all(|&w| w >= 25),
+                "one client's 200 questions woke the UDP threads {woken:?} times"
+            );
+        } else {
+            let (mine, other) = (woken[cpu % 2], woken[1 - cpu % 2]);
+            assert!(
+                mine >= 150 && other < 50,
+                "a client on CPU {cpu} woke the UDP threads {woken:?} times"
+            );
         }
     }
-    assert_eq!(answered, 400);
-    let after = child.udp_thread_switches();
-    let woken: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    // By the client's hash, one thread would take all 400 and the other none; at random each
-    // takes about 200.
-    assert!(
-        woken.iter().all(|&w| w >= 50),
-        "one client's 400 questions woke the UDP threads {woken:?} times"
-    );
 }
 
 /// One API request of a mixed flood: listings, unknown routes, junk bodies, bad ids.
