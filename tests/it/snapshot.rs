@@ -114,6 +114,18 @@ fn change(action: &str, name: &str, value: &str) -> serde_json::Value {
     }]}})
 }
 
+/// An acknowledged UPSERT of `name` A `value` through `rrset` (a ChangeResourceRecordSets path).
+async fn upsert(server: &Server, rrset: &str, name: &str, value: &str) {
+    let (status, body) = http(
+        server.api,
+        "POST",
+        rrset,
+        Some(change("UPSERT", name, value)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// Creates the hosted zone `<label>.test` through the API, with `www` A 192.0.2.10 and `api` A
 /// 192.0.2.11 in it; its id and its ChangeResourceRecordSets path.
 async fn zone_with_two_hosts(server: &Server, label: &str) -> (String, String) {
@@ -179,14 +191,7 @@ async fn a_clean_restart_loads_the_snapshot_and_a_later_change_survives_kill_9()
     assert_eq!(body["HostedZone"]["ResourceRecordSetCount"], 4, "{body}");
 
     // A change after that start, then kill -9: no snapshot can hide it.
-    let (status, body) = http(
-        server.api,
-        "POST",
-        &rrset,
-        Some(change("UPSERT", "www.snap.test", "192.0.2.20")),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    upsert(&server, &rrset, "www.snap.test", "192.0.2.20").await;
     assert_eq!(
         server.answer("www.snap.test.", RecordType::A).await,
         ["www.snap.test. 300 A 192.0.2.20"]
@@ -253,14 +258,7 @@ async fn a_kill_9_right_after_a_start_from_the_snapshot_starts_from_it_again_unt
     assert!(!server.answer("kept.test.", RecordType::NS).await.is_empty());
     assert_eq!(file_identity(&snapshot), written, "the same file");
     // Then an acknowledged change, and kill -9 at once.
-    let (status, body) = http(
-        server.api,
-        "POST",
-        &rrset,
-        Some(change("UPSERT", "www.kept.test", "192.0.2.20")),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    upsert(&server, &rrset, "www.kept.test", "192.0.2.20").await;
     let log = server.kill();
     assert!(log.contains("start-up snapshot read"), "{log}");
     let line = loaded_line(&log);
@@ -541,14 +539,7 @@ async fn after_a_quiet_moment_kill_9_starts_from_the_live_snapshot_and_a_later_c
     assert_eq!(file_identity(&snapshot), written, "not written again");
 
     // (2) One more acknowledged change after it, then kill -9 at once.
-    let (status, body) = http(
-        server.api,
-        "POST",
-        &rrset,
-        Some(change("UPSERT", "www.live.test", "192.0.2.20")),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    upsert(&server, &rrset, "www.live.test", "192.0.2.20").await;
     let log = server.kill();
     let line = loaded_line(&log);
     assert!(line.contains("from=snapshot"), "{line}");
@@ -682,14 +673,7 @@ async fn values_list_in_the_order_entered_across_restarts_while_answers_are_cano
     let server = Server::start(&data);
     check(&server, zone.clone()).await;
     // A change elsewhere makes the snapshot stale; then kill -9.
-    let (status, body) = http(
-        server.api,
-        "POST",
-        &rrset,
-        Some(change("UPSERT", "other.order.test", "192.0.2.1")),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    upsert(&server, &rrset, "other.order.test", "192.0.2.1").await;
     let log = server.kill();
     assert!(loaded_line(&log).contains("from=snapshot"), "{log}");
 
