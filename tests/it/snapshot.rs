@@ -23,8 +23,10 @@ const SNAPSHOT_FILE: &str = "r53-snapshot";
 
 /// A server on `data` with fresh ports, serving once its API accepts connections (it binds the
 /// API last).
+/// Killed on drop (a failing test leaves no server behind).
 struct Server {
-    child: Child,
+    /// `None` once `terminate` or `kill` has taken it.
+    child: Option<Child>,
     dns: SocketAddr,
     api: SocketAddr,
 }
@@ -59,7 +61,11 @@ impl Server {
             assert!(Instant::now() < deadline, "r53 did not start within 30 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, dns, api }
+        Self {
+            child: Some(child),
+            dns,
+            api,
+        }
     }
 
     /// The answer section for `name`, as `rrs` prints it.
@@ -76,14 +82,15 @@ impl Server {
     }
 
     /// SIGTERM; the exit must be clean. Returns the log.
-    fn terminate(self) -> String {
-        let pid = self.child.id().to_string();
+    fn terminate(mut self) -> String {
+        let child = self.child.take().expect("running");
+        let pid = child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success());
-        let out = self.child.wait_with_output().unwrap();
+        let out = child.wait_with_output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "r53 exit {}:\n{log}", out.status);
         log
@@ -91,9 +98,19 @@ impl Server {
 
     /// SIGKILL. Returns the log.
     fn kill(mut self) -> String {
-        self.child.kill().unwrap();
-        let out = self.child.wait_with_output().unwrap();
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
