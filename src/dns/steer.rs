@@ -3,8 +3,9 @@
 //! The kernel hands each datagram for a group to the socket a classic BPF program picks (by
 //! its index in the group, in the order the sockets were bound). Two programs, two modes:
 //!
-//! - **Local**, while no socket is busy: the socket whose index is the CPU the datagram was
-//!   received on (on loopback, the sender's CPU), each socket's thread pinned to that CPU.
+//! - **Local**, while no socket is busy: the socket whose index is the number of the CPU the
+//!   datagram was received on (on loopback, the sender's CPU) modulo the number of sockets,
+//!   each socket's thread pinned to that CPU.
 //!   A query is then answered on the CPU it arrived on: the wake-up is a local one, with no
 //!   interrupt to another CPU (costly in a virtual machine) and no cache to move.
 //! - **Spread**, once a socket takes [`SPREAD_RATE`] datagrams a second or more: a socket at
@@ -13,15 +14,18 @@
 //!   (`Pace::follow_group` in [`super::server`]).
 //!
 //! Measured by hand on 2 CPUs with dnsperf on the same machine (`bench/`'s zone and queries,
-//! rounds of 8 s in turn with NSD): at 78,000 queries a second, the 99th percentile latency
-//! was 0.67–0.85 ms in local mode against 0.76–1.38 ms with the random spread alone (NSD
-//! 0.82–1.87 ms); local mode at full load peaked ~10% lower than the spread (182k against
-//! 203k q/s), which is why the mode follows the load.
+//! six rounds of 8 s in turn with NSD): at 78,000 queries a second, the 99th percentile
+//! latency was 0.57–0.77 ms with steering against 0.63–1.12 ms with the random spread alone
+//! (NSD 0.67–1.32 ms). Pinned for good, at full load the rate peaked ~10% lower than with
+//! the random spread (means of 182k against 203k q/s), which is why the mode follows the
+//! load.
 //!
 //! Local mode needs one socket per CPU the process may run on, the CPUs' numbers distinct
-//! modulo the number of sockets (socket `cpu % n` for CPU `cpu`): otherwise, or when a
-//! program cannot be attached or a thread pinned, the group keeps the random spread
-//! ([`super::server`]'s `spread_at_random`) and nothing here runs.
+//! modulo the number of sockets (socket `cpu % n` for CPU `cpu`): otherwise, or when the
+//! program cannot be attached, the group keeps the random spread ([`super::server`]'s
+//! `spread_at_random`) and nothing here runs. A thread that cannot be pinned (logged at
+//! debug) runs where the scheduler puts it: its datagrams still come by CPU, answered all
+//! the same.
 
 use std::io;
 use std::net::UdpSocket;
