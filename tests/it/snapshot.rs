@@ -143,9 +143,9 @@ async fn upsert(server: &Server, rrset: &str, name: &str, value: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// Creates the hosted zone `<label>.test` through the API, with `www` A 192.0.2.10 and `api` A
-/// 192.0.2.11 in it; its id and its ChangeResourceRecordSets path.
-async fn zone_with_two_hosts(server: &Server, label: &str) -> (String, String) {
+/// Creates the empty hosted zone `<label>.test` through the API; its id and its
+/// ChangeResourceRecordSets path.
+async fn empty_zone(server: &Server, label: &str) -> (String, String) {
     let (status, body) = http(
         server.api,
         "POST",
@@ -156,6 +156,13 @@ async fn zone_with_two_hosts(server: &Server, label: &str) -> (String, String) {
     assert_eq!(status, 201, "{body}");
     let zone = bare_id(&body["HostedZone"]["Id"]);
     let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
+    (zone, rrset)
+}
+
+/// Creates the hosted zone `<label>.test` through the API, with `www` A 192.0.2.10 and `api` A
+/// 192.0.2.11 in it; its id and its ChangeResourceRecordSets path.
+async fn zone_with_two_hosts(server: &Server, label: &str) -> (String, String) {
+    let (zone, rrset) = empty_zone(server, label).await;
     for (host, value) in [("www", "192.0.2.10"), ("api", "192.0.2.11")] {
         let name = format!("{host}.{label}.test");
         let (status, body) = http(
@@ -430,16 +437,7 @@ async fn values_as_entered_survive_a_clean_restart_and_kill_9() {
     };
 
     let server = Server::start(&data);
-    let (status, body) = http(
-        server.api,
-        "POST",
-        "/2013-04-01/hostedzone",
-        Some(json!({"Name": "entered.test", "CallerReference": "entered-1"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let zone = bare_id(&body["HostedZone"]["Id"]);
-    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
+    let (zone, rrset) = empty_zone(&server, "entered").await;
     let (status, body) = http(
         server.api,
         "POST",
@@ -657,16 +655,7 @@ async fn values_list_in_the_order_entered_across_restarts_while_answers_are_cano
     };
 
     let server = Server::start(&data);
-    let (status, body) = http(
-        server.api,
-        "POST",
-        "/2013-04-01/hostedzone",
-        Some(json!({"Name": "order.test", "CallerReference": "order-1"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let zone = bare_id(&body["HostedZone"]["Id"]);
-    let rrset = format!("/2013-04-01/hostedzone/{zone}/rrset");
+    let (zone, rrset) = empty_zone(&server, "order").await;
     let changes: Vec<_> = sets
         .iter()
         .map(|(rtype, values)| {
