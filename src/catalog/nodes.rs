@@ -253,22 +253,34 @@ impl Stored {
             } => {
                 let rtype = RecordType::from(*rtype);
                 let records = Self::parts(*texts, *entered, data).records;
-                Cow::Owned(Self::decoded(key, rtype, *ttl, records))
+                Cow::Owned(Self::decoded(key, rtype, *ttl, records).0)
             }
         }
     }
 
-    fn decoded(key: &[u8], rtype: RecordType, ttl: u32, records: &[u8]) -> ResourceRecordSet {
-        ResourceRecordSet {
+    /// The set with the records that decode, and whether every record did.
+    fn decoded(
+        key: &[u8],
+        rtype: RecordType,
+        ttl: u32,
+        records: &[u8],
+    ) -> (ResourceRecordSet, bool) {
+        let mut whole = true;
+        let records = codec::read_rdata(records, rtype)
+            .filter_map(|r| {
+                whole &= r.is_ok();
+                r.ok()
+            })
+            .collect();
+        let set = ResourceRecordSet {
             name: name_of(key),
             rtype,
             ttl,
-            records: codec::read_rdata(records, rtype)
-                .filter_map(Result::ok)
-                .collect(),
+            records,
             alias: None,
             texts: None,
-        }
+        };
+        (set, whole)
     }
 
     /// The record set as the API lists it: its records in the order they were entered, with
@@ -286,12 +298,11 @@ impl Stored {
                 let rtype = RecordType::from(*rtype);
                 let parts = Self::parts(*texts, *entered, data);
                 let records = Self::records_as_entered(&parts);
-                let mut set = Self::decoded(key, rtype, *ttl, &records);
+                let (mut set, whole) = Self::decoded(key, rtype, *ttl, &records);
                 if let Some(texts) = parts.texts {
                     let texts: Box<[Box<str>]> = codec::read_texts(texts).map(Box::from).collect();
                     // A record that did not decode was left out of the set: its value would
                     // no longer pair off with its record, so the set lists as decoded.
-                    let whole = codec::read_rdata(&records, rtype).count() == set.records.len();
                     if whole && texts.len() == set.records.len() {
                         set.texts = Some(texts);
                     }
