@@ -119,14 +119,11 @@ impl Steering {
         let allowed = current_affinity().ok()?;
         let mut cpus = vec![None; n];
         let mut found = 0;
-        for cpu in 0..libc::CPU_SETSIZE as usize {
-            // SAFETY: CPU_ISSET reads a bit of the set, `cpu` below CPU_SETSIZE.
-            if unsafe { libc::CPU_ISSET(cpu, &allowed) } {
-                found += 1;
-                let slot = cpus.get_mut(cpu % n)?;
-                if slot.replace(cpu).is_some() {
-                    return None;
-                }
+        for cpu in cpus_in(&allowed) {
+            found += 1;
+            let slot = cpus.get_mut(cpu % n)?;
+            if slot.replace(cpu).is_some() {
+                return None;
             }
         }
         if found != n {
@@ -236,6 +233,12 @@ fn current_affinity() -> io::Result<libc::cpu_set_t> {
     }
 }
 
+/// The CPUs in `set`, in order.
+fn cpus_in(set: &libc::cpu_set_t) -> impl Iterator<Item = usize> + '_ {
+    // SAFETY: CPU_ISSET reads a bit of the set, `cpu` below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).filter(move |&cpu| unsafe { libc::CPU_ISSET(cpu, set) })
+}
+
 fn cpu_set_of(cpu: usize) -> libc::cpu_set_t {
     // SAFETY: as in `current_affinity`; CPU_SET writes a bit of the set, `cpu` came from
     // one below CPU_SETSIZE.
@@ -297,11 +300,7 @@ mod tests {
     use std::net::SocketAddr;
 
     fn allowed_cpus() -> Vec<usize> {
-        let set = current_affinity().unwrap();
-        (0..libc::CPU_SETSIZE as usize)
-            // SAFETY: reads a bit of a live set, below CPU_SETSIZE.
-            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-            .collect()
+        cpus_in(&current_affinity().unwrap()).collect()
     }
 
     /// `n` UDP sockets of one SO_REUSEPORT group on a port of 127.0.0.1.
