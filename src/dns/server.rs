@@ -430,7 +430,7 @@ struct Pace {
     /// Yields since the socket was last found holding datagrams, or since the last pause.
     yields: usize,
     /// The socket took at least [`FAST_RATE`] datagrams a second over each of the last two
-    /// windows.
+    /// windows; with [`Steering`], the group is spread ([`Pace::follow_group`]).
     fast: bool,
     /// The last window alone was fast.
     last_window_fast: bool,
